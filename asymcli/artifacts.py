@@ -1,0 +1,293 @@
+"""Parquet artifacts: declared schemas, atomic writes, checked reads, footer metadata.
+
+Every stage reads and writes through this module so that
+- a write never leaves a partial file under the final name (temp file + fsync + rename),
+- a read checks the file is a complete Parquet file with the declared columns and types
+  and names the file and the problem when it is not,
+- the footer carries the run config, its hash, the package version and the git commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .errors import ArtifactError
+
+META_KEY = b"asym"
+
+# ---------------------------------------------------------------------------
+# Declared schemas. Columns may be added at the end by later versions; a reader
+# checks that every declared column is present with a compatible type.
+# ---------------------------------------------------------------------------
+
+PROMPTS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("split", pa.string()),  # train | heldout | test
+        ("source", pa.string()),  # e.g. arith, math500, aime24
+        ("difficulty", pa.string()),  # tier name or level; "" when unknown
+        ("prompt", pa.string()),  # the user message (template already applied)
+        ("answer", pa.string()),  # gold final answer (no \boxed)
+        ("solution", pa.string()),  # worked solution for supervised warm-up; "" when none
+    ]
+)
+
+METRICS = pa.schema(
+    [
+        ("step", pa.int64()),
+        ("reward_mean", pa.float64()),
+        ("entropy", pa.float64()),
+        ("kappa", pa.float64()),  # NaN when the batch has no mixed group
+        ("none_solved_frac", pa.float64()),
+        ("all_solved_frac", pa.float64()),
+        ("mixed_frac", pa.float64()),
+        ("logprob_gain_correct", pa.float64()),  # per-sequence sum, mean over correct rollouts
+        ("logprob_gain_correct_tok", pa.float64()),  # per-token mean
+        ("clipfrac_low", pa.float64()),
+        ("clipfrac_high", pa.float64()),
+        ("approx_kl", pa.float64()),
+        ("loss", pa.float64()),
+        ("adv_pos_mass", pa.float64()),
+        ("adv_neg_mass", pa.float64()),
+        ("response_len_mean", pa.float64()),
+        ("grad_norm", pa.float64()),
+        ("lr", pa.float64()),
+        ("rollout_s", pa.float64()),
+        ("update_s", pa.float64()),
+        ("tokens_per_s", pa.float64()),
+        ("eval_greedy_acc", pa.float64()),  # NaN on steps without evaluation
+        ("p_hist", pa.list_(pa.int64())),  # groups per k correct, k = 0..G
+        ("w_pos_hist", pa.list_(pa.float64())),  # positive advantage mass per k
+        ("w_neg_hist", pa.list_(pa.float64())),  # |negative| advantage mass per k
+    ]
+)
+
+SAMPLES = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("method", pa.string()),
+        ("beta_pos", pa.float64()),
+        ("beta_neg", pa.float64()),
+        ("seed", pa.int64()),
+        ("step", pa.int64()),
+        ("benchmark", pa.string()),
+        ("problem_id", pa.string()),
+        ("difficulty", pa.string()),
+        ("sample_idx", pa.int64()),
+        ("temperature", pa.float64()),
+        ("response", pa.string()),
+        ("extracted", pa.string()),
+        ("verdict", pa.string()),  # correct | wrong | no_answer | unparsable | timeout
+        ("correct", pa.bool_()),
+        ("n_tokens", pa.int64()),
+        ("finish_reason", pa.string()),  # stop | length
+    ]
+)
+
+BASE_STATS = pa.schema(
+    [
+        ("k_correct", pa.int64()),  # number of correct rollouts in a group of size G
+        ("groups", pa.int64()),
+        ("group_size", pa.int64()),
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "prompts": PROMPTS,
+    "metrics": METRICS,
+    "samples": SAMPLES,
+    "base_stats": BASE_STATS,
+}
+
+
+# ---------------------------------------------------------------------------
+# Provenance
+# ---------------------------------------------------------------------------
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Stable short hash of a JSON-able config (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """The commit of the asym checkout, or "" outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def provenance(config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """Footer metadata: config, its hash, package version, git commit, plus extras."""
+    meta: dict[str, Any] = {"asym_version": __version__, "git_commit": git_commit()}
+    if config is not None:
+        meta["config"] = dict(config)
+        meta["config_hash"] = config_hash(config)
+    meta.update(extra)
+    return meta
+
+
+# ---------------------------------------------------------------------------
+# Atomic file writes
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path in the same folder; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched, so a
+    reader never sees a partial artifact under its final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Atomically write a text file."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Atomically write a JSON file."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+# ---------------------------------------------------------------------------
+# Parquet
+# ---------------------------------------------------------------------------
+
+
+def to_table(rows: Sequence[Mapping[str, Any]] | pa.Table, schema: pa.Schema) -> pa.Table:
+    """Build a table with exactly ``schema``'s columns (extra keys are an error)."""
+    if isinstance(rows, pa.Table):
+        missing = [n for n in schema.names if n not in rows.column_names]
+        if missing:
+            raise ArtifactError(f"table is missing declared columns {missing}")
+        return rows.select(schema.names).cast(schema)
+    cols: dict[str, list[Any]] = {name: [] for name in schema.names}
+    for i, row in enumerate(rows):
+        extra = set(row) - set(cols)
+        if extra:
+            raise ArtifactError(f"row {i} has undeclared columns {sorted(extra)}")
+        for name in schema.names:
+            cols[name].append(row.get(name))
+    return pa.table(cols, schema=schema)
+
+
+def write_parquet(
+    path: str | os.PathLike[str],
+    rows: Sequence[Mapping[str, Any]] | pa.Table,
+    schema: pa.Schema,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Atomically write ``rows`` as Parquet with ``schema`` and JSON footer metadata."""
+    table = to_table(rows, schema)
+    meta = dict(table.schema.metadata or {})
+    meta[META_KEY] = json.dumps(dict(metadata or {}), sort_keys=True, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The asym footer metadata of a Parquet artifact ({} if none)."""
+    path = Path(path)
+    try:
+        md = pq.read_schema(path).metadata or {}
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: artifact does not exist") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ArtifactError(f"{path}: not a readable Parquet file ({_short(exc)})") from None
+    raw = md.get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def read_parquet(path: str | os.PathLike[str], schema: pa.Schema | None = None) -> pa.Table:
+    """Read a Parquet artifact, checking it is complete and has ``schema``'s columns.
+
+    Raises :class:`ArtifactError` naming the file and what is wrong (missing,
+    truncated/corrupt, missing column, wrong type).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: artifact does not exist")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ArtifactError(f"{path}: truncated or corrupted Parquet file ({_short(exc)})") from None
+    if schema is not None:
+        check_schema(table, schema, str(path))
+        table = table.select(schema.names)
+    return table
+
+
+def check_schema(table: pa.Table, schema: pa.Schema, where: str) -> None:
+    for field in schema:
+        if field.name not in table.column_names:
+            raise ArtifactError(f"{where}: missing column '{field.name}' (expected {field.type})")
+        got = table.schema.field(field.name).type
+        if got != field.type and not _compatible(got, field.type):
+            raise ArtifactError(f"{where}: column '{field.name}' has type {got}, expected {field.type}")
+
+
+def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
+    if pa.types.is_null(got):
+        return True
+    if pa.types.is_integer(want) and pa.types.is_integer(got):
+        return True
+    if pa.types.is_floating(want) and (pa.types.is_floating(got) or pa.types.is_integer(got)):
+        return True
+    if pa.types.is_string(want) and (pa.types.is_large_string(got) or pa.types.is_string(got)):
+        return True
+    return False
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -1,0 +1,563 @@
+"""Experiment configuration: typed, self-documenting, validated early.
+
+A config is one YAML file (see ``configs/default.yaml``). Every section is a dataclass
+below; each field's comment is its documentation. Loading rejects unknown keys (naming
+the full key path and the file), wrong types and out-of-range values before any work
+starts. ``config_json_schema()`` derives the JSON schema that the Snakefile validates
+against (``workflow/schemas/config.schema.json`` is generated from it; a test keeps the
+two equal).
+
+Methods: a run is (method, beta_pos, beta_neg, seed). ``METHODS`` maps each named method
+of the paper to the training-config fields it sets; ``resolve_run`` applies one to a
+config. ``run_id`` names a run's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class TaskConfig:
+    """Training prompts (the prep stage)."""
+
+    kind: Literal["arithmetic", "benchmark"] = "arithmetic"  # embedded task, or a benchmark source
+    seed: int = 0  # generator seed (arithmetic)
+    n_train: int = 4000  # training problems (arithmetic)
+    n_heldout: int = 150  # held-out problems per tier (arithmetic)
+    tiers: list[str] = field(default_factory=lambda: ["t1", "t2", "t3", "t4"])  # arithmetic tiers used
+    source: str = "math_train"  # benchmark registry name when kind == benchmark
+    path: str | None = None  # local Parquet/JSONL/JSON file for that source
+    hub_id: str | None = None  # hub dataset id (used only if present locally)
+    columns: dict[str, str] = field(default_factory=dict)  # schema column -> file column
+    limit: int | None = None  # keep the first N training problems
+
+
+@dataclass
+class ModelConfig:
+    """The policy: the embedded tiny model, or a Hugging Face causal LM."""
+
+    kind: Literal["tiny", "hf"] = "tiny"
+    path: str | None = None  # HF folder or hub id (kind == hf)
+    hidden_size: int = 128  # tiny model shape ...
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 384
+    max_position: int = 256
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
+    chat_template: bool = True  # wrap prompts with the tokenizer's chat template
+    enable_thinking: bool = False  # Qwen3 thinking mode (the paper trains non-thinking)
+
+
+@dataclass
+class BaseConfig:
+    """Supervised warm-up of the tiny model (the base stage; embedded default only)."""
+
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    seed: int = 0
+    probe_prompts: int = 64  # prompts used to record the group-accuracy distribution at RL start
+    max_seconds: float | None = None  # stop early after this wall time (reported)
+
+
+@dataclass
+class DeepSpeedConfig:
+    stage: int = 0  # 0 = plain torch; 1/2/3 = ZeRO stage
+    offload_optimizer: bool = False
+    offload_params: bool = False  # stage 3 only
+
+
+@dataclass
+class TrainConfig:
+    """One RL run (the train stage). Defaults are the embedded CPU default."""
+
+    method: str = "asym"  # a key of METHODS
+    estimator: str = "asym"  # advantage estimator (set by the method)
+    beta_pos: float = 0.9
+    beta_neg: float = 0.4
+    seed: int = 0
+    steps: int = 60
+    prompts_per_step: int = 32  # global batch, in prompts (the paper's "global batch size")
+    mini_batch_prompts: int = 16  # PPO mini-batch, in prompts
+    epochs: int = 1  # PPO epochs over each global batch
+    micro_batch_seqs: int = 0  # sequences per forward pass for grad accumulation; 0 = whole mini-batch
+    group_size: int = 8  # G rollouts per prompt
+    lr: float = 3e-5
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    grad_clip: float = 1.0
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_p: float = 1.0
+    clip_eps_low: float = 0.2
+    clip_eps_high: float = 0.2  # 0.28 = clip-higher (DAPO)
+    dual_clip_c: float | None = None  # dual-clip constant (e.g. 3.0); None = off
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
+    entropy_coef: float = 0.0  # entropy bonus lambda (Eq. 7 entropy)
+    kl_coef: float = 0.0  # k3 KL to the reference (initial) policy; 0 = off
+    eval_every: int = 10  # greedy held-out accuracy every N steps (0 = never)
+    eval_prompts: int = 200  # held-out prompts in that greedy evaluation
+    checkpoint_every: int = 20  # 0 = only the final checkpoint
+    keep_last: int = 2  # keep this many latest checkpoints (plus the ones eval needs)
+    keep_steps: list[int] = field(default_factory=list)  # never delete these checkpoint steps
+    engine: Literal["hf", "static", "vllm"] = "hf"  # rollout backend
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 0  # torch CPU threads; 0 = torch default
+    gradient_checkpointing: bool = False
+    vllm_gpu_memory_utilization: float = 0.5
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
+
+
+@dataclass
+class BenchmarkSpec:
+    """One evaluation benchmark."""
+
+    name: str = "arith_heldout"  # registry name (asymcli.benchmarks.REGISTRY)
+    k: int = 4  # samples per problem (Avg@k)
+    temperature: float = 0.4
+    top_p: float = 1.0
+    max_new_tokens: int | None = None  # None: the train max_new_tokens
+    path: str | None = None  # local Parquet/JSONL/JSON file
+    hub_id: str | None = None  # hub dataset id (used only if present locally)
+    columns: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None  # first N problems
+    template: str | None = None  # prompt template override ({problem} is replaced)
+
+
+@dataclass
+class EvalConfig:
+    """Checkpoint evaluation (the eval stage)."""
+
+    benchmarks: list[BenchmarkSpec] = field(default_factory=lambda: [BenchmarkSpec()])
+    steps: Literal["final", "all"] = "final"  # which checkpoints of a run to evaluate
+    batch_size: int = 256  # sequences per generation call
+    seed: int = 1234
+
+
+@dataclass
+class GridConfig:
+    """What `asym run-grid` / `snakemake all` runs."""
+
+    betas: list[list[float]] = field(default_factory=lambda: [[0.9, 0.4]])  # AsymGRPO pairs
+    grid: list[float] = field(default_factory=list)  # cartesian beta grid (Figure 4d); [] = none
+    methods: list[str] = field(default_factory=lambda: ["grpo", "reinforce"])  # named baselines
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass
+class ReportConfig:
+    checkpoint: str = "final"  # "final" or a step number, the checkpoint Table 2 reports
+    ema: float = 0.7  # EMA smoothing of accuracy curves (the paper's 0.7)
+    kappa_steps: int = 20  # T of kappa-hat (Appendix E)
+
+
+@dataclass
+class ResourcesConfig:
+    """Per-rule resources for Snakemake (cluster executors read them)."""
+
+    train_threads: int = 2
+    train_gpus: int = 0
+    train_mem_mb: int = 4000
+    train_runtime_min: int = 60
+    eval_threads: int = 2
+    eval_gpus: int = 0
+    eval_mem_mb: int = 4000
+    eval_runtime_min: int = 60
+    slurm_partition: str | None = None
+    slurm_account: str | None = None
+
+
+@dataclass
+class Config:
+    """A whole experiment."""
+
+    name: str = "default"
+    results_dir: str = "results"
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    base: BaseConfig = field(default_factory=BaseConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method overrides of train fields
+
+
+# ---------------------------------------------------------------------------
+# Methods of the paper
+# ---------------------------------------------------------------------------
+
+#: Each named method = the train-config fields it sets. ``asym`` takes its betas from the run.
+METHODS: dict[str, dict[str, Any]] = {
+    "reinforce": {"estimator": "reinforce", "beta_pos": 0.0, "beta_neg": 0.0},  # Eq. (2)
+    "reinforce_ent": {"estimator": "reinforce", "beta_pos": 0.0, "beta_neg": 0.0, "entropy_coef": 0.002},  # Sec 3.1
+    "grpo": {"estimator": "grpo", "beta_pos": 0.5, "beta_neg": 0.5},  # Eq. (3)
+    "grpo_ent": {"estimator": "grpo", "beta_pos": 0.5, "beta_neg": 0.5, "entropy_coef": 0.001},  # Table 2
+    "clip_higher": {"estimator": "grpo", "beta_pos": 0.5, "beta_neg": 0.5, "clip_eps_high": 0.28},  # DAPO
+    "dr_grpo": {"estimator": "dr_grpo", "beta_pos": float("nan"), "beta_neg": float("nan"),
+                "loss_agg": "seq-mean-token-sum-norm"},  # Liu et al. 2025
+    "pos_only": {"estimator": "pos_only", "beta_pos": 0.5, "beta_neg": 0.0},  # Sec 3.1
+    "neg_only": {"estimator": "neg_only", "beta_pos": 0.0, "beta_neg": 0.5},  # Sec 3.1
+    "ent_decrease": {"estimator": "ent_decrease", "beta_pos": 0.5, "beta_neg": 0.5},  # Sec 3.2, App. C
+    "ent_increase": {"estimator": "ent_increase", "beta_pos": 0.5, "beta_neg": 0.5},  # Sec 3.2, App. C
+    "asym": {"estimator": "asym"},  # Eq. (8); betas from the run
+}
+
+#: Display names, in the row order of the paper's Table 2.
+METHOD_LABELS: dict[str, str] = {
+    "base": "Base model",
+    "reinforce": "REINFORCE",
+    "reinforce_ent": "REINFORCE w/ Entro. Reg.",
+    "grpo": "GRPO",
+    "grpo_ent": "GRPO w/ Entro. Regularization",
+    "clip_higher": "GRPO w/ Clip-higher",
+    "dr_grpo": "Dr.GRPO",
+    "pos_only": "Pos-Only Modulation",
+    "neg_only": "Neg-Only Modulation",
+    "ent_decrease": "EntDecrease",
+    "ent_increase": "EntIncrease",
+    "asym": "AsymGRPO",
+}
+
+
+def method_names() -> list[str]:
+    return list(METHODS)
+
+
+def check_method(name: str) -> str:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method '{name}'; known methods: {', '.join(METHODS)}")
+    return name
+
+
+def check_beta(value: Any, what: str) -> float:
+    """A beta must be a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{what} must be a number >= 0, got {value!r}") from None
+    value = float(value)
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise ConfigError(f"{what} must be a finite number >= 0, got {value}")
+    return value
+
+
+def fmt_beta(x: float) -> str:
+    """Short stable text for a beta in names: 0.9 -> '0.9', 1.0 -> '1'."""
+    return f"{x:g}"
+
+
+def run_id(method: str, beta_pos: float | None, beta_neg: float | None, seed: int) -> str:
+    """Folder name of a run: ``asym_bp0.9_bn0.4_s0`` for AsymGRPO, ``grpo_s0`` otherwise."""
+    if method == "asym":
+        return f"asym_bp{fmt_beta(beta_pos)}_bn{fmt_beta(beta_neg)}_s{seed}"
+    return f"{method}_s{seed}"
+
+
+def parse_run_id(rid: str) -> tuple[str, float | None, float | None, int]:
+    """Inverse of :func:`run_id`."""
+    try:
+        head, seed_s = rid.rsplit("_s", 1)
+        seed = int(seed_s)
+        if head.startswith("asym_bp"):
+            bp_s, bn_s = head[len("asym_bp"):].split("_bn")
+            return "asym", float(bp_s), float(bn_s), seed
+        check_method(head)
+        return head, None, None, seed
+    except (ValueError, ConfigError):
+        raise ConfigError(f"'{rid}' is not a run id (expected e.g. asym_bp0.9_bn0.4_s0 or grpo_s0)") from None
+
+
+def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
+                beta_neg: float | None = None, seed: int | None = None) -> TrainConfig:
+    """The TrainConfig of one run: config's train section + method preset + config overrides."""
+    check_method(method)
+    data = dataclasses.asdict(cfg.train)
+    data.update(METHODS[method])
+    data.update(cfg.methods.get(method, {}))
+    data["method"] = method
+    if method == "asym":
+        data["beta_pos"] = check_beta(cfg.train.beta_pos if beta_pos is None else beta_pos, "beta_pos")
+        data["beta_neg"] = check_beta(cfg.train.beta_neg if beta_neg is None else beta_neg, "beta_neg")
+    if seed is not None:
+        data["seed"] = int(seed)
+    return _build(TrainConfig, data, f"run {method}")
+
+
+def grid_runs(cfg: Config) -> list[tuple[str, float | None, float | None, int]]:
+    """All (method, beta_pos, beta_neg, seed) the grid section asks for, without duplicates."""
+    pairs: list[tuple[float, float]] = [(float(a), float(b)) for a, b in cfg.grid.betas]
+    pairs += [(a, b) for a in cfg.grid.grid for b in cfg.grid.grid]
+    runs: list[tuple[str, float | None, float | None, int]] = []
+    seen: set[str] = set()
+    for seed in cfg.grid.seeds:
+        for m in cfg.grid.methods:
+            rid = run_id(m, None, None, seed)
+            if rid not in seen:
+                seen.add(rid)
+                runs.append((m, None, None, seed))
+        for bp, bn in pairs:
+            rid = run_id("asym", bp, bn, seed)
+            if rid not in seen:
+                seen.add(rid)
+                runs.append(("asym", bp, bn, seed))
+    return runs
+
+
+# ---------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and validate a YAML config. ``None`` gives the built-in defaults."""
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.exists():
+            raise ConfigError(f"{p}: config file does not exist")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{p}: malformed YAML{at}: {problem}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
+        data = loaded
+    if overrides:
+        data = _deep_merge(data, overrides)
+    return validate(_build(Config, data, where), where)
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    return validate(_build(Config, data, where), where)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _build(cls: type, data: Any, where: str, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: '{path or cls.__name__}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, where, f"{path}.{name}" if path else name)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, where, path)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: '{path}' has an invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: '{path}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: '{path}' must be a list, got {value!r}")
+        (inner,) = args
+        return [_coerce(inner, v, where, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{path}' must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: '{path}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: '{path}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: '{path}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: '{path}' must be a string, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"config field {path}: unsupported type {tp}")
+
+
+def validate(cfg: Config, where: str = "config") -> Config:
+    """Range checks that types alone cannot express. Raises ConfigError naming the key."""
+
+    def bad(key: str, msg: str) -> None:
+        raise ConfigError(f"{where}: '{key}' {msg}")
+
+    t = cfg.train
+    check_method(t.method)
+    for key in ("beta_pos", "beta_neg"):
+        v = getattr(t, key)
+        if not (t.method == "dr_grpo" and math.isnan(v)):
+            try:
+                check_beta(v, f"train.{key}")
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+    if t.group_size < 2:
+        bad("train.group_size", f"must be >= 2 (a group needs at least two rollouts), got {t.group_size}")
+    for key in ("steps", "prompts_per_step", "mini_batch_prompts", "epochs", "max_new_tokens"):
+        if getattr(t, key) < 1:
+            bad(f"train.{key}", f"must be >= 1, got {getattr(t, key)}")
+    if t.prompts_per_step % t.mini_batch_prompts:
+        bad("train.mini_batch_prompts", f"must divide train.prompts_per_step ({t.prompts_per_step}), got {t.mini_batch_prompts}")
+    if t.temperature < 0:
+        bad("train.temperature", f"must be >= 0, got {t.temperature}")
+    if not 0 < t.top_p <= 1:
+        bad("train.top_p", f"must be in (0, 1], got {t.top_p}")
+    if t.lr <= 0:
+        bad("train.lr", f"must be > 0, got {t.lr}")
+    if t.clip_eps_low < 0 or t.clip_eps_high < 0:
+        bad("train.clip_eps_low", "and clip_eps_high must be >= 0")
+    if t.dual_clip_c is not None and t.dual_clip_c <= 1:
+        bad("train.dual_clip_c", f"must be > 1 (or null), got {t.dual_clip_c}")
+    if t.deepspeed.stage not in (0, 1, 2, 3):
+        bad("train.deepspeed.stage", f"must be 0, 1, 2 or 3, got {t.deepspeed.stage}")
+    for i, b in enumerate(cfg.eval.benchmarks):
+        if b.k < 1:
+            bad(f"eval.benchmarks[{i}].k", f"must be >= 1, got {b.k}")
+        if b.temperature < 0:
+            bad(f"eval.benchmarks[{i}].temperature", f"must be >= 0, got {b.temperature}")
+        if b.temperature == 0 and b.k > 1:
+            # Greedy decoding gives k identical samples: allowed but pointless; keep k honest.
+            bad(f"eval.benchmarks[{i}].k", f"must be 1 with temperature 0 (greedy), got {b.k}")
+    names = [b.name for b in cfg.eval.benchmarks]
+    if len(set(names)) != len(names):
+        bad("eval.benchmarks", f"lists a benchmark twice: {names}")
+    for i, pair in enumerate(cfg.grid.betas):
+        if len(pair) != 2:
+            bad(f"grid.betas[{i}]", f"must be a [beta_pos, beta_neg] pair, got {pair}")
+        for j, v in enumerate(pair):
+            try:
+                check_beta(v, f"grid.betas[{i}][{j}]")
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+    for i, v in enumerate(cfg.grid.grid):
+        try:
+            check_beta(v, f"grid.grid[{i}]")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    for m in cfg.grid.methods:
+        if m not in METHODS:
+            bad("grid.methods", f"names unknown method '{m}'; known methods: {', '.join(METHODS)}")
+    for m, over in cfg.methods.items():
+        if m not in METHODS:
+            bad(f"methods.{m}", f"is not a method; known methods: {', '.join(METHODS)}")
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        for k in over:
+            if k not in known:
+                bad(f"methods.{m}.{k}", "is not a train setting")
+    if not cfg.grid.seeds:
+        bad("grid.seeds", "must list at least one seed")
+    if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():
+        bad("report.checkpoint", f"must be 'final' or a step number, got {cfg.report.checkpoint!r}")
+    if cfg.model.kind == "hf" and not cfg.model.path:
+        bad("model.path", "is required when model.kind is 'hf'")
+    return cfg
+
+
+# ---------------------------------------------------------------------------
+# JSON schema (for the Snakefile's validate())
+# ---------------------------------------------------------------------------
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON schema of :class:`Config`, derived from the dataclasses (no drift possible)."""
+
+    def of(tp: Any) -> dict[str, Any]:
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            return {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {f.name: of(hints[f.name]) for f in dataclasses.fields(tp)},
+            }
+        if origin in (typing.Union, types.UnionType):
+            return {"anyOf": [of(a) for a in args]}
+        if origin is Literal:
+            return {"enum": list(args)}
+        if origin is list:
+            return {"type": "array", "items": of(args[0])}
+        if origin is dict:
+            return {"type": "object"}
+        return {
+            bool: {"type": "boolean"},
+            int: {"type": "integer"},
+            float: {"type": "number"},
+            str: {"type": "string"},
+            type(None): {"type": "null"},
+        }.get(tp, {})
+
+    schema = of(Config)
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["title"] = "asym experiment config"
+    return schema

@@ -46,6 +46,14 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 ConfigOpt = typer.Option(None, "--config", "-c", help="Experiment config YAML (default: built-in defaults).")
 
 
+@app.command()
+def version() -> None:
+    """Print the asym version."""
+    from . import __version__
+
+    typer.echo(__version__)
+
+
 def main() -> None:
     try:
         app()

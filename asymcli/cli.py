@@ -43,6 +43,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+@app.callback()
+def _root() -> None:
+    """Run, compare and report RLVR experiments: AsymGRPO and the baselines of arXiv 2604.04894."""
+
+
 ConfigOpt = typer.Option(None, "--config", "-c", help="Experiment config YAML (default: built-in defaults).")
 
 

@@ -59,6 +59,41 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command()
+@user_errors
+def train(
+    config: Optional[Path] = ConfigOpt,
+    method: str = typer.Option("asym", help="Method: asym, grpo, reinforce, grpo_ent, clip_higher, dr_grpo, "
+                               "pos_only, neg_only, ent_decrease, ent_increase, reinforce_ent."),
+    beta_pos: Optional[float] = typer.Option(None, help="AsymGRPO beta_pos (method asym)."),
+    beta_neg: Optional[float] = typer.Option(None, help="AsymGRPO beta_neg (method asym)."),
+    seed: Optional[int] = typer.Option(None, help="Run seed (default: train.seed)."),
+    prompts: Optional[Path] = typer.Option(None, help="prompts.parquet (default: {results_dir}/data/prompts.parquet)."),
+    model: Optional[Path] = typer.Option(None, help="Starting model folder (default: the base stage's model)."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default: {results_dir}/runs/{run_id})."),
+    steps: Optional[int] = typer.Option(None, help="Override train.steps."),
+    progress: bool = typer.Option(True, help="Show a live progress bar."),
+) -> None:
+    """Train one run (one method config + seed); resumes from its latest checkpoint."""
+    from stages import train as stage
+
+    from .config import check_beta, check_method, load_config
+
+    check_method(method)
+    if method != "asym" and (beta_pos is not None or beta_neg is not None):
+        fail(f"--beta-pos/--beta-neg apply to method 'asym' only, not '{method}'")
+    if beta_pos is not None:
+        check_beta(beta_pos, "--beta-pos")
+    if beta_neg is not None:
+        check_beta(beta_neg, "--beta-neg")
+    if steps is not None and steps < 1:
+        fail(f"--steps must be >= 1, got {steps}")
+    cfg = load_config(config)
+    path = stage.run(cfg, method, beta_pos, beta_neg, seed, prompts=prompts, model=model, out=out,
+                     steps=steps, progress=progress)
+    typer.echo(str(path))
+
+
 def main() -> None:
     try:
         app()

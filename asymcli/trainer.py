@@ -1,0 +1,474 @@
+"""The RL trainer: one run = one method config + seed.
+
+Each step (Appendix G/H):
+1. draw ``prompts_per_step`` prompts (a per-seed permutation of the training split, epoch
+   after epoch — a pure function of (seed, step), so resuming needs no data-loader state);
+2. sample G rollouts per prompt through the rollout-engine interface;
+3. grade them with the shared grader (reward 1 if correct, else 0);
+4. compute old-policy log-probs (and the Appendix E kappa_B from them, before any update);
+5. advantages from the estimator registry;
+6. PPO-clip updates: ``epochs`` passes over mini-batches of ``mini_batch_prompts`` prompts,
+   gradient accumulation over micro-batches with the mini-batch-wide aggregation
+   denominator, AdamW, grad clipping;
+7. log-prob gain on correct rollouts (a forward after the update), metrics row.
+
+Checkpoints (HF folder + optimizer/RNG/metrics state) are written atomically every
+``checkpoint_every`` steps and at the end; a restarted run resumes from the latest complete
+one and reproduces the uninterrupted run's metrics (all randomness is derived from
+(seed, step)). NaN/inf in a training quantity stops the run naming step and quantity; the
+last good checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from . import artifacts
+from .algorithm import advantages as adv_mod
+from .algorithm import metrics as M
+from .algorithm.objective import policy_loss
+from .config import Config, TrainConfig, config_to_dict
+from .engines.base import RolloutEngine, SamplingParams, make_engine
+from .errors import ArtifactError, ConfigError, NumericalError
+from .policy import PackedBatch, pack, response_logprobs
+
+CKPT_PREFIX = "step_"
+STATE_FILE = "trainer_state.pt"
+COMPLETE_MARKER = "COMPLETE"
+
+
+def _step_seed(seed: int, step: int, salt: int = 0) -> int:
+    # Independent, reproducible streams per (seed, step, purpose).
+    return int(np.random.SeedSequence([seed, step, salt]).generate_state(1)[0])
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclasses.dataclass
+class StepBatch:
+    """Everything one RL step produced before the update (N = prompts * G rollouts)."""
+
+    prompt_rows: list[int]  # index into the training table, per prompt
+    group_ids: torch.Tensor  # [N] long
+    rewards: torch.Tensor  # [N] float
+    batch: PackedBatch
+    old_logp: torch.Tensor  # [N, T]
+    old_entropy: torch.Tensor  # [N, T]
+    ref_logp: torch.Tensor | None
+    advantages: torch.Tensor  # [N]
+    finish: list[str]
+
+
+class Trainer:
+    """Runs (or resumes) one RL run into ``out_dir``."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run: TrainConfig,
+        train_rows: Sequence[dict[str, Any]],
+        heldout_rows: Sequence[dict[str, Any]],
+        model_path: str | Path,
+        out_dir: str | Path,
+        *,
+        grader: Any | None = None,
+        progress: bool = True,
+        on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    ):
+        from .modeling import encode_prompts, load_policy  # transformers import kept off the algorithm path
+
+        self.cfg, self.run = cfg, run
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.progress = progress
+        self.on_step = on_step
+        if not train_rows:
+            raise ConfigError("the training split is empty: nothing to train on")
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        self.device = pick_device(run.device)
+        self.train_rows = list(train_rows)
+        self.heldout_rows = list(heldout_rows)[: run.eval_prompts]
+        self.model_path = str(model_path)
+
+        resume = self.latest_checkpoint()
+        load_from = str(resume) if resume is not None else self.model_path
+        self.model, self.tokenizer = load_policy(load_from, cfg.model, device=str(self.device))
+        self.model.train()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self.ref_model = None
+        if run.kl_coef > 0:
+            self.ref_model, _ = load_policy(self.model_path, cfg.model, device=str(self.device))
+            self.ref_model.eval().requires_grad_(False)
+        self.train_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.train_rows], cfg.model)
+        self.heldout_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.heldout_rows], cfg.model)
+
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=run.lr, betas=(run.adam_beta1, run.adam_beta2),
+            weight_decay=run.weight_decay,
+        )
+        self.engine: RolloutEngine = make_engine(run.engine, self.model, self.tokenizer,
+                                                 **self._engine_kwargs())
+        if grader is None:
+            from .grading import Grader
+
+            grader = Grader()
+        self.grader = grader
+        self.metrics_rows: list[dict[str, Any]] = []
+        self.start_step = 1
+        self.last_good_step = 0
+        if resume is not None:
+            self._load_state(resume)
+
+    # ------------------------------------------------------------------ setup
+
+    def _engine_kwargs(self) -> dict[str, Any]:
+        if self.run.engine == "vllm":
+            return {"gpu_memory_utilization": self.run.vllm_gpu_memory_utilization,
+                    "model_path": self.model_path}
+        return {}
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"run": config_to_dict(self.run), "model": config_to_dict(self.cfg.model),
+                "task": config_to_dict(self.cfg.task), "model_path": self.model_path}
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        # bf16 compute with fp32 master weights on GPUs; plain fp32 on the CPU.
+        if self.device.type == "cuda" and self.cfg.model.dtype in ("auto", "bfloat16"):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ data
+
+    def prompt_indices(self, step: int) -> list[int]:
+        """Training-row indices of step ``step`` (1-based): a pure function of (seed, step)."""
+        n, b = len(self.train_rows), self.run.prompts_per_step
+        start = (step - 1) * b
+        out: list[int] = []
+        while len(out) < b:
+            epoch, offset = divmod(start + len(out), n)
+            perm = np.random.default_rng([self.run.seed, epoch]).permutation(n)
+            take = min(b - len(out), n - offset)
+            out.extend(int(i) for i in perm[offset : offset + take])
+        return out
+
+    # ------------------------------------------------------------------ rollout
+
+    def rollout(self, step: int) -> tuple[StepBatch, dict[str, Any]]:
+        run = self.run
+        G = run.group_size
+        rows = self.prompt_indices(step)
+        prompts = [self.train_prompt_ids[i] for i in rows]
+        t0 = time.perf_counter()
+        self.model.eval()
+        with torch.no_grad(), self.autocast():
+            outs = self.engine.generate(prompts, SamplingParams(
+                temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
+                n=G, seed=_step_seed(run.seed, step, 1)))
+        rollout_s = time.perf_counter() - t0
+        texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
+        golds = [self.train_rows[rows[o.prompt_index]]["answer"] for o in outs]
+        verdicts = self.grader.grade_many(texts, golds)
+        rewards = torch.tensor([1.0 if v.correct else 0.0 for v in verdicts])
+        group_ids = torch.tensor([o.prompt_index for o in outs], dtype=torch.long)
+        batch = pack([prompts[o.prompt_index] for o in outs], [o.token_ids for o in outs], self.pad_id)
+        old_logp, old_ent = self._logprobs_nograd(self.model, batch)
+        ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
+        self._check_finite(step, "rewards", rewards)
+        A = adv_mod.compute_advantages(run.estimator, rewards, group_ids,
+                                       beta_pos=run.beta_pos, beta_neg=run.beta_neg)
+        self._check_finite(step, "advantages", A)
+        sb = StepBatch(rows, group_ids, rewards, batch, old_logp, old_ent, ref_logp, A,
+                       [o.finish_reason for o in outs])
+        return sb, {"rollout_s": rollout_s}
+
+    def _logprobs_nograd(self, model: Any, batch: PackedBatch, chunk_rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        model.eval()
+        lps, ents = [], []
+        with torch.no_grad(), self.autocast():
+            for s in range(0, batch.input_ids.shape[0], chunk_rows):
+                sub = batch.select(slice(s, s + chunk_rows)).to(self.device)
+                lp, ent = response_logprobs(model, sub, temperature=self.run.temperature or 1.0)
+                T = batch.resp_ids.shape[1]
+                lps.append(torch.nn.functional.pad(lp.float().cpu(), (0, T - lp.shape[1])))
+                ents.append(torch.nn.functional.pad(ent.float().cpu(), (0, T - ent.shape[1])))
+        return torch.cat(lps), torch.cat(ents)
+
+    # ------------------------------------------------------------------ update
+
+    def update(self, step: int, sb: StepBatch) -> dict[str, Any]:
+        run = self.run
+        G = run.group_size
+        self.model.train()
+        lr = run.lr * min(1.0, step / max(1, run.warmup_steps))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        n_prompts = len(sb.prompt_rows)
+        per_mini = run.mini_batch_prompts * G
+        micro = run.micro_batch_seqs or per_mini
+        stats: dict[str, list[float]] = {"loss": [], "clipfrac_low": [], "clipfrac_high": [],
+                                         "approx_kl": [], "grad_norm": []}
+        for _epoch in range(run.epochs):
+            for m0 in range(0, n_prompts * G, per_mini):
+                rows = torch.arange(m0, min(m0 + per_mini, n_prompts * G))
+                mask_all = sb.batch.resp_mask[rows]
+                if run.loss_agg == "token-mean":
+                    denom = float(mask_all.sum().clamp(min=1))
+                else:
+                    denom = float(len(rows))
+                self.optimizer.zero_grad(set_to_none=True)
+                mini_stats: dict[str, float] = {"loss": 0.0, "clipfrac_low": 0.0, "clipfrac_high": 0.0,
+                                                "approx_kl": 0.0}
+                for u0 in range(0, len(rows), micro):
+                    idx = rows[u0 : u0 + micro]
+                    sub = sb.batch.select(idx).to(self.device)
+                    T = sub.resp_ids.shape[1]
+                    with self.autocast():
+                        logp, ent = response_logprobs(self.model, sub, temperature=run.temperature or 1.0)
+                    loss, mstats = policy_loss(
+                        logp.float(), sb.old_logp[idx, :T].to(self.device), sb.advantages[idx].to(self.device),
+                        sub.resp_mask, clip_eps_low=run.clip_eps_low, clip_eps_high=run.clip_eps_high,
+                        dual_clip_c=run.dual_clip_c, loss_agg=run.loss_agg,
+                        entropy=ent.float() if run.entropy_coef else None, entropy_coef=run.entropy_coef,
+                        ref_logp=sb.ref_logp[idx, :T].to(self.device) if sb.ref_logp is not None else None,
+                        kl_coef=run.kl_coef, agg_denom=denom, max_len=run.max_new_tokens,
+                    )
+                    self._check_finite(step, "loss", loss.detach())
+                    loss.backward()
+                    w = float(sub.resp_mask.sum()) / max(1.0, float(mask_all.sum()))
+                    mini_stats["loss"] += float(loss.detach())
+                    for k in ("clipfrac_low", "clipfrac_high", "approx_kl"):
+                        mini_stats[k] += w * float(mstats.get(k, 0.0))
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), run.grad_clip)
+                self._check_finite(step, "gradients", grad_norm.detach().reshape(1))
+                self.optimizer.step()
+                for k, v in mini_stats.items():
+                    stats[k].append(v)
+                stats["grad_norm"].append(float(grad_norm))
+        self.engine.update_weights(self.model)
+        out = {k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()}
+        out["lr"] = lr
+        return out
+
+    # ------------------------------------------------------------------ eval
+
+    def eval_greedy(self) -> float:
+        if not self.heldout_rows:
+            return float("nan")
+        self.model.eval()
+        with torch.no_grad(), self.autocast():
+            outs = self.engine.generate(self.heldout_prompt_ids, SamplingParams(
+                temperature=0.0, max_new_tokens=self.run.max_new_tokens, n=1))
+        texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
+        verdicts = self.grader.grade_many(texts, [r["answer"] for r in self.heldout_rows])
+        return float(np.mean([v.correct for v in verdicts]))
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        run = self.run
+        t_start = time.perf_counter()
+        sb, timing = self.rollout(step)
+        t_update = time.perf_counter()
+        upd = self.update(step, sb)
+        new_logp, _ = self._logprobs_nograd(self.model, sb.batch)
+        update_s = time.perf_counter() - t_update
+        mask = sb.batch.resp_mask
+        correct = sb.rewards > 0.5
+        gain_seq, gain_tok = M.logprob_gain_correct(new_logp, sb.old_logp, mask, correct)
+        none_f, all_f, mixed_f = M.solved_fractions(sb.rewards, sb.group_ids)
+        hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, run.group_size)
+        w_pos, w_neg = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, run.group_size)
+        n_tokens = float(mask.sum())
+        row = {
+            "step": step,
+            "reward_mean": float(sb.rewards.mean()),
+            "entropy": float(M.mean_token_entropy(sb.old_entropy, mask)),
+            "kappa": float(M.kappa_batch(sb.old_logp, mask, sb.rewards, sb.group_ids)),
+            "none_solved_frac": float(none_f),
+            "all_solved_frac": float(all_f),
+            "mixed_frac": float(mixed_f),
+            "logprob_gain_correct": float(gain_seq),
+            "logprob_gain_correct_tok": float(gain_tok),
+            "clipfrac_low": upd["clipfrac_low"],
+            "clipfrac_high": upd["clipfrac_high"],
+            "approx_kl": upd["approx_kl"],
+            "loss": upd["loss"],
+            "adv_pos_mass": float(sb.advantages.clamp(min=0).sum()),
+            "adv_neg_mass": float((-sb.advantages).clamp(min=0).sum()),
+            "response_len_mean": float(mask.sum(1).mean()),
+            "grad_norm": upd["grad_norm"],
+            "lr": upd["lr"],
+            "rollout_s": timing["rollout_s"],
+            "update_s": update_s,
+            "tokens_per_s": n_tokens / max(1e-9, time.perf_counter() - t_start),
+            "eval_greedy_acc": float("nan"),
+            "p_hist": [int(x) for x in hist],
+            "w_pos_hist": [float(x) for x in w_pos],
+            "w_neg_hist": [float(x) for x in w_neg],
+        }
+        if run.eval_every and (step % run.eval_every == 0 or step == run.steps):
+            row["eval_greedy_acc"] = self.eval_greedy()
+        return row
+
+    # ------------------------------------------------------------------ loop
+
+    def train(self) -> Path:
+        run = self.run
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        artifacts.write_json(self.out_dir / "run.json", self.config_dict())
+        if self.start_step == 1 and not self.metrics_rows and run.eval_every:
+            # Step 0: the starting policy's held-out accuracy anchors the accuracy curves.
+            self.metrics_rows.append(self._eval_row(0, self.eval_greedy()))
+        bar = _Progress(run.steps, self.start_step - 1, enabled=self.progress, label=self.out_dir.name)
+        with bar:
+            for step in range(self.start_step, run.steps + 1):
+                row = self.train_step(step)
+                self.metrics_rows.append(row)
+                bar.update(step, row)
+                if self.on_step is not None:
+                    self.on_step(step, row)
+                if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.steps:
+                    self.save_checkpoint(step)
+        path = self.out_dir / "metrics.parquet"
+        artifacts.write_parquet(path, self.metrics_rows, artifacts.METRICS,
+                                artifacts.provenance(self.config_dict(), run_id=self.out_dir.name))
+        self.engine.close()
+        return path
+
+    def _eval_row(self, step: int, acc: float) -> dict[str, Any]:
+        row: dict[str, Any] = {name: float("nan") for name in artifacts.METRICS.names}
+        row.update(step=step, eval_greedy_acc=acc, p_hist=[], w_pos_hist=[], w_neg_hist=[], lr=0.0)
+        return row
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints, oldest first."""
+        return list_checkpoints(self.ckpt_dir)
+
+    def latest_checkpoint(self) -> Path | None:
+        cks = self.checkpoints()
+        return cks[-1][1] if cks else None
+
+    def save_checkpoint(self, step: int) -> Path:
+        final = self.ckpt_dir / f"{CKPT_PREFIX}{step:06d}"
+        tmp = self.ckpt_dir / f".tmp_{CKPT_PREFIX}{step:06d}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        self.model.save_pretrained(tmp, safe_serialization=True)
+        self.tokenizer.save_pretrained(tmp)
+        state = {
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "metrics_rows": self.metrics_rows,
+            "torch_rng": torch.random.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "config": self.config_dict(),
+        }
+        torch.save(state, tmp / STATE_FILE)
+        artifacts.write_json(tmp / COMPLETE_MARKER, {"step": step, "config_hash": artifacts.config_hash(self.config_dict())})
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)  # atomic: a checkpoint is either complete under its name or absent
+        self.last_good_step = step
+        self._apply_retention()
+        return final
+
+    def _apply_retention(self) -> None:
+        cks = self.checkpoints()
+        keep = {s for s, _ in cks[-max(1, self.run.keep_last):]} | set(self.run.keep_steps)
+        for s, p in cks:
+            if s not in keep:
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _load_state(self, ckpt: Path) -> None:
+        try:
+            state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt checkpoint
+            raise ArtifactError(f"{ckpt}: corrupted checkpoint state ({type(exc).__name__}: {exc})") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.metrics_rows = list(state["metrics_rows"])
+        torch.random.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        self.start_step = int(state["step"]) + 1
+        self.last_good_step = int(state["step"])
+
+    def _check_finite(self, step: int, what: str, t: torch.Tensor) -> None:
+        if not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise NumericalError(
+                f"step {step}: {bad} non-finite value(s) in {what}; run stopped, last good checkpoint is "
+                f"step {self.last_good_step} in {self.ckpt_dir}")
+
+
+def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in ``ckpt_dir`` as (step, path), oldest first.
+
+    A folder counts only with its COMPLETE marker (written last, before the atomic rename);
+    a half-written ``.tmp_*`` folder from a killed run is ignored.
+    """
+    d = Path(ckpt_dir)
+    if not d.exists():
+        return []
+    out = []
+    for p in d.iterdir():
+        if p.is_dir() and p.name.startswith(CKPT_PREFIX) and (p / COMPLETE_MARKER).exists():
+            try:
+                out.append((int(p.name[len(CKPT_PREFIX):]), p))
+            except ValueError:
+                continue
+    return sorted(out)
+
+
+class _Progress:
+    """A rich progress bar: step, reward, entropy, ETA. Silent when disabled."""
+
+    def __init__(self, total: int, done: int, enabled: bool, label: str):
+        self.enabled = enabled
+        self.total, self.done, self.label = total, done, label
+        self._p = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            self._p.__enter__()
+            self._task = self._p.add_task(self.label, total=self.total, completed=self.done, info="")
+        return self
+
+    def update(self, step: int, row: dict[str, Any]) -> None:
+        if self._p is not None:
+            info = f"reward {row['reward_mean']:.3f}  entropy {row['entropy']:.3f}"
+            if not math.isnan(row.get("eval_greedy_acc", float("nan"))):
+                info += f"  heldout {row['eval_greedy_acc']:.3f}"
+            self._p.update(self._task, completed=step, info=info)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)

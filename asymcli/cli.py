@@ -94,6 +94,40 @@ def train(
     typer.echo(str(path))
 
 
+@app.command("eval")
+@user_errors
+def eval_(
+    config: Optional[Path] = ConfigOpt,
+    run: Optional[Path] = typer.Option(None, "--run", help="Run folder whose checkpoints to evaluate."),
+    model: Optional[Path] = typer.Option(None, help="A model folder to evaluate instead (e.g. the base model)."),
+    run_id: Optional[str] = typer.Option(None, help="Run id for the rows (default: the run folder's name, or 'base')."),
+    prompts: Optional[Path] = typer.Option(None, help="prompts.parquet for the embedded held-out benchmark."),
+    out: Optional[Path] = typer.Option(None, help="samples.parquet path (default: {results_dir}/evals/{run_id}/)."),
+    benchmarks: Optional[str] = typer.Option(None, help="Comma-separated subset of the config's benchmarks."),
+    steps: Optional[str] = typer.Option(None, help="'final', 'all' or comma-separated checkpoint steps."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Evaluate a run's checkpoints (or a model) with Avg@k sampling into samples.parquet."""
+    from stages import evaluate as stage
+
+    from .config import load_config
+
+    step_sel: Any = None
+    if steps is not None:
+        if steps in ("final", "all"):
+            step_sel = steps
+        else:
+            try:
+                step_sel = [int(x) for x in steps.split(",") if x.strip()]
+            except ValueError:
+                fail(f"--steps must be 'final', 'all' or comma-separated integers, got '{steps}'")
+    cfg = load_config(config)
+    bench = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else None
+    path = stage.run(cfg, run_dir=run, model=model, run_id=run_id, prompts=prompts, out=out,
+                     benchmarks=bench, steps=step_sel, progress=progress)
+    typer.echo(str(path))
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,212 @@
+"""Checkpoint evaluation with Avg@k sampling.
+
+For every (checkpoint step, benchmark) pair: sample k responses per problem at the
+benchmark's temperature, grade them with the shared grader, and write one SAMPLES row per
+sample into ``parts/step{N:06d}__{benchmark}.parquet``. Finished pairs are skipped when the
+evaluation is resumed; the run's ``samples.parquet`` is the concatenation of its parts.
+Avg@k, pass@k and maj@k are then queries over those rows (asymcli.aggregate) and library
+functions (asymcli.algorithm.metrics) that agree with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from . import artifacts
+from .config import BenchmarkSpec, Config, config_to_dict, parse_run_id
+from .engines.base import SamplingParams, make_engine
+from .errors import ArtifactError, ConfigError
+
+PARTS = "parts"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    method: str
+    beta_pos: float
+    beta_neg: float
+    seed: int
+
+
+def run_info(run_id: str, run_json: dict[str, Any] | None = None) -> RunInfo:
+    """Identity columns of a run (the base model is run "base", method "base")."""
+    if run_id == "base":
+        return RunInfo("base", "base", math.nan, math.nan, -1)
+    if run_json and "run" in run_json:
+        r = run_json["run"]
+        return RunInfo(run_id, r["method"], float(r["beta_pos"]), float(r["beta_neg"]), int(r["seed"]))
+    method, bp, bn, seed = parse_run_id(run_id)
+    return RunInfo(run_id, method, math.nan if bp is None else bp, math.nan if bn is None else bn, seed)
+
+
+def select_steps(available: Sequence[int], which: str | Sequence[int]) -> list[int]:
+    """Checkpoint steps to evaluate: "final", "all", or explicit steps (each must exist)."""
+    avail = sorted(available)
+    if not avail:
+        return []
+    if which == "final":
+        return [avail[-1]]
+    if which == "all":
+        return avail
+    missing = [s for s in which if s not in avail]
+    if missing:
+        raise ConfigError(f"checkpoint step(s) {missing} do not exist; available steps: {avail}")
+    return sorted(set(which))
+
+
+def part_path(out_dir: Path, step: int, bench: str) -> Path:
+    return out_dir / PARTS / f"step{step:06d}__{bench}.parquet"
+
+
+def spec_key(spec: BenchmarkSpec, max_new_tokens: int, seed: int) -> str:
+    """Hash of everything that determines a (checkpoint, benchmark) result."""
+    d = config_to_dict(spec)
+    d["max_new_tokens"] = max_new_tokens
+    d["seed"] = seed
+    return artifacts.config_hash(d)
+
+
+def part_done(path: Path, key: str) -> bool:
+    """A part counts as finished if it is a readable SAMPLES file made with the same spec."""
+    if not path.exists():
+        return False
+    try:
+        meta = artifacts.read_metadata(path)
+        artifacts.read_parquet(path, artifacts.SAMPLES)
+    except ArtifactError:
+        return False  # corrupt or truncated: redo it
+    return meta.get("spec_key") == key
+
+
+def evaluate(
+    cfg: Config,
+    *,
+    run_id: str,
+    checkpoints: Sequence[tuple[int, Path]],
+    out: Path,
+    prompts_path: Path | None = None,
+    benchmarks: Sequence[str] | None = None,
+    grader: Any | None = None,
+    progress: bool = True,
+    run_json: dict[str, Any] | None = None,
+) -> Path:
+    """Evaluate ``checkpoints`` [(step, model folder)] on the config's benchmarks into ``out``.
+
+    ``out`` is the samples.parquet path; its folder holds the resumable parts.
+    """
+    from .benchmarks import load_benchmark
+    from .modeling import encode_prompts, load_policy
+
+    info = run_info(run_id, run_json)
+    specs = list(cfg.eval.benchmarks)
+    if benchmarks:
+        known = {s.name for s in specs}
+        unknown = [b for b in benchmarks if b not in known]
+        if unknown:
+            raise ConfigError(f"benchmark(s) {unknown} are not in the config's eval.benchmarks ({sorted(known)})")
+        specs = [s for s in specs if s.name in benchmarks]
+    out = Path(out)
+    out_dir = out.parent
+    tables = {s.name: load_benchmark(s, prompts_path=str(prompts_path) if prompts_path else None) for s in specs}
+    if grader is None:
+        from .grading import Grader
+
+        grader = Grader()
+    default_max_new = cfg.train.max_new_tokens
+    parts: list[Path] = []
+    for step, folder in checkpoints:
+        todo = []
+        for spec in specs:
+            max_new = spec.max_new_tokens or default_max_new
+            key = spec_key(spec, max_new, cfg.eval.seed)
+            path = part_path(out_dir, step, spec.name)
+            parts.append(path)
+            if not part_done(path, key):
+                todo.append((spec, max_new, key, path))
+        if not todo:
+            continue
+        from .trainer import pick_device
+
+        device = pick_device(cfg.train.device)
+        model, tok = load_policy(str(folder), cfg.model, device=str(device))
+        model.eval()
+        engine = make_engine("hf" if cfg.train.engine == "vllm" and device.type == "cpu" else cfg.train.engine,
+                             model, tok, **({"batch_size": cfg.eval.batch_size} if cfg.train.engine == "hf" else {}))
+        try:
+            for spec, max_new, key, path in todo:
+                rows = tables[spec.name].to_pylist()
+                ids = encode_prompts(tok, [r["prompt"] for r in rows], cfg.model)
+                samples = _sample_benchmark(engine, tok, grader, rows, ids, spec, max_new, cfg.eval,
+                                            info, step, progress)
+                artifacts.write_parquet(path, samples, artifacts.SAMPLES,
+                                        artifacts.provenance(config_to_dict(spec), spec_key=key, run_id=run_id,
+                                                             step=step, benchmark=spec.name))
+        finally:
+            engine.close()
+            del model
+    return combine_parts(parts, out, {"run_id": run_id, "config": config_to_dict(cfg.eval)})
+
+
+def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, Any]], ids: list[list[int]],
+                      spec: BenchmarkSpec, max_new: int, ecfg: Any, info: RunInfo, step: int,
+                      progress: bool) -> list[dict[str, Any]]:
+    import torch
+
+    out: list[dict[str, Any]] = []
+    chunk = max(1, ecfg.batch_size // spec.k)
+    bar = _bar(progress, f"{info.run_id} step {step} {spec.name}", len(rows))
+    with bar as advance:
+        for c0 in range(0, len(rows), chunk):
+            sub_rows, sub_ids = rows[c0 : c0 + chunk], ids[c0 : c0 + chunk]
+            params = SamplingParams(temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=max_new,
+                                    n=spec.k, seed=int(ecfg.seed) + c0)
+            with torch.no_grad():
+                rolls = engine.generate(sub_ids, params)
+            texts = tok.batch_decode([r.token_ids for r in rolls], skip_special_tokens=True)
+            verdicts = grader.grade_many(texts, [sub_rows[r.prompt_index]["answer"] for r in rolls])
+            for r, text, v in zip(rolls, texts, verdicts):
+                row = sub_rows[r.prompt_index]
+                out.append({
+                    "run_id": info.run_id, "method": info.method, "beta_pos": info.beta_pos,
+                    "beta_neg": info.beta_neg, "seed": info.seed, "step": step, "benchmark": spec.name,
+                    "problem_id": row["problem_id"], "difficulty": row.get("difficulty") or "",
+                    "sample_idx": r.sample_index, "temperature": spec.temperature, "response": text,
+                    "extracted": v.extracted, "verdict": v.reason, "correct": bool(v.correct),
+                    "n_tokens": len(r.token_ids), "finish_reason": r.finish_reason,
+                })
+            advance(len(sub_rows))
+    return out
+
+
+def combine_parts(parts: Sequence[Path], out: Path, meta: dict[str, Any]) -> Path:
+    tables = [artifacts.read_parquet(p, artifacts.SAMPLES) for p in parts]
+    table = pa.concat_tables(tables) if tables else artifacts.to_table([], artifacts.SAMPLES)
+    artifacts.write_parquet(out, table, artifacts.SAMPLES, artifacts.provenance(None, **meta))
+    return out
+
+
+class _bar:
+    def __init__(self, enabled: bool, label: str, total: int):
+        self.enabled, self.label, self.total = enabled, label, total
+        self._p = None
+
+    def __enter__(self):  # noqa: ANN204
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self._p.__enter__()
+        task = self._p.add_task(self.label, total=self.total)
+        return lambda n: self._p.advance(task, n)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)

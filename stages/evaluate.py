@@ -1,0 +1,48 @@
+"""Stage `eval`: a run's checkpoints (or the base model) -> evals/{run_id}/samples.parquet.
+
+Evaluates the base model as run "base" at step 0, and every selected checkpoint of a run
+(eval.steps: final | all, or --steps). Finished (checkpoint, benchmark) pairs are kept
+across interruptions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from asymcli.config import Config
+from asymcli.errors import ArtifactError, ConfigError
+from asymcli.evaluation import evaluate, select_steps
+from asymcli.trainer import list_checkpoints
+
+
+def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, run_id: str | None = None,
+        prompts: Path | None = None, out: Path | None = None, benchmarks: Sequence[str] | None = None,
+        steps: str | Sequence[int] | None = None, progress: bool = True) -> Path:
+    root = Path(cfg.results_dir)
+    prompts = Path(prompts) if prompts else root / "data" / "prompts.parquet"
+    if (run_dir is None) == (model is None):
+        raise ConfigError("give exactly one of --run (a run folder) or --model (a model folder, e.g. the base model)")
+    if model is not None:
+        model = Path(model)
+        if not (model / "config.json").exists():
+            raise ArtifactError(f"{model}: not a model folder (no config.json)")
+        rid = run_id or "base"
+        ckpts = [(0, model)]
+        run_json = None
+    else:
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise ArtifactError(f"{run_dir}: run folder does not exist")
+        rid = run_id or run_dir.name
+        available = dict(list_checkpoints(run_dir / "checkpoints"))
+        if not available:
+            raise ArtifactError(f"{run_dir}: no complete checkpoint under {run_dir / 'checkpoints'}")
+        chosen = select_steps(list(available), steps if steps is not None else cfg.eval.steps)
+        ckpts = [(s, available[s]) for s in chosen]
+        rj = run_dir / "run.json"
+        run_json = json.loads(rj.read_text()) if rj.exists() else None
+    out = Path(out) if out else root / "evals" / rid / "samples.parquet"
+    return evaluate(cfg, run_id=rid, checkpoints=ckpts, out=out, prompts_path=prompts,
+                    benchmarks=benchmarks, progress=progress, run_json=run_json)

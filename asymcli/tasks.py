@@ -1,0 +1,190 @@
+"""The embedded verifiable task: procedurally generated arithmetic in difficulty tiers.
+
+Why it exists: the pipeline must run end to end on a laptop CPU, so it needs a task that a
+sub-million-parameter model can partly learn, that a grader checks exactly, and whose
+prompts look like MATH prompts (a problem, then "Put the final answer in \\boxed{}."),
+so that the one grader and the one rollout path serve both.
+
+Tiers (one template each; ``TIERS`` is the registry):
+
+=====  ===================  ==========================================================
+tier   expression           worked solution (what the supervised warm-up imitates)
+=====  ===================  ==========================================================
+t1     a+b, a-b             ``37+45=82. \\boxed{82}``
+t2     a*b+c                ``7*12=84, 84+5=89. \\boxed{89}``
+t3     (a+b)*c-d            ``3+14=17, 17*6=102, 102-9=93. \\boxed{93}``
+t4     a*b+c*d              ``7*8=56, 9*6=54, 56+54=110. \\boxed{110}``
+=====  ===================  ==========================================================
+
+t4 composes steps that t1..t3 teach separately (two table products, a 3-digit sum) in an
+order no other tier uses. Which training rows carry a worked solution is set by
+``solution_frac`` (per tier; rows without one have ``solution == ""``). The supervised
+warm-up trains only on rows with a solution, while RL trains on every training prompt, so
+a tier with a small ``solution_frac`` is one that supervision covers thinly and RL has to
+improve (see ``DEFAULT_SOLUTION_FRAC``).
+
+Splits are disjoint by construction: a problem is held out iff a hash of its canonical
+expression falls in the held-out bucket (:func:`split_of`), so no held-out expression can
+ever be generated for training, whatever the seed or the counts. Generation is a pure
+function of its arguments (string-seeded ``random.Random`` streams per tier and split:
+the held-out set does not change when ``n_train`` does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+#: The prompt around an expression; the same instruction MATH prompts get.
+PROMPT_TEMPLATE = "Compute {expr}. Put the final answer in \\boxed{{}}."
+
+#: Percentage of the problem space (by expression hash) reserved for the held-out split.
+HELDOUT_PERCENT = 20
+
+SOURCE = "arith"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One arithmetic problem: canonical expression, worked steps, integer answer."""
+
+    tier: str
+    expr: str
+    steps: tuple[str, ...]  # e.g. ("7*12=84", "84+5=89")
+    answer: int
+
+    @property
+    def prompt(self) -> str:
+        return PROMPT_TEMPLATE.format(expr=self.expr)
+
+    @property
+    def solution(self) -> str:
+        return f"{', '.join(self.steps)}. \\boxed{{{self.answer}}}"
+
+
+def _t1(rng: random.Random) -> Problem:
+    a, b = rng.randint(0, 99), rng.randint(0, 99)
+    if rng.random() < 0.5:
+        return Problem("t1", f"{a}+{b}", (f"{a}+{b}={a + b}",), a + b)
+    a, b = max(a, b), min(a, b)  # answers stay non-negative
+    return Problem("t1", f"{a}-{b}", (f"{a}-{b}={a - b}",), a - b)
+
+
+def _t2(rng: random.Random) -> Problem:
+    a, b, c = rng.randint(2, 12), rng.randint(2, 12), rng.randint(0, 99)
+    p = a * b
+    return Problem("t2", f"{a}*{b}+{c}", (f"{a}*{b}={p}", f"{p}+{c}={p + c}"), p + c)
+
+
+def _t3(rng: random.Random) -> Problem:
+    a, b, c = rng.randint(1, 20), rng.randint(1, 20), rng.randint(2, 9)
+    s = a + b
+    p = s * c
+    d = rng.randint(0, min(99, p))
+    return Problem("t3", f"({a}+{b})*{c}-{d}", (f"{a}+{b}={s}", f"{s}*{c}={p}", f"{p}-{d}={p - d}"), p - d)
+
+
+def _t4(rng: random.Random) -> Problem:
+    a, b, c, d = (rng.randint(2, 12) for _ in range(4))
+    p, q = a * b, c * d
+    return Problem("t4", f"{a}*{b}+{c}*{d}", (f"{a}*{b}={p}", f"{c}*{d}={q}", f"{p}+{q}={p + q}"), p + q)
+
+
+#: tier name -> sampler. Order is difficulty order.
+TIERS: dict[str, Callable[[random.Random], Problem]] = {"t1": _t1, "t2": _t2, "t3": _t3, "t4": _t4}
+
+#: Fraction of each tier's training rows that carry a worked solution (the rest: "").
+#: t4 is covered thinly on purpose: the warm-up reaches its plateau on t1..t3 while t4
+#: starts with rare successes, the regime where group-relative RL (and beta_pos) matters.
+DEFAULT_SOLUTION_FRAC: dict[str, float] = {"t1": 1.0, "t2": 1.0, "t3": 1.0, "t4": 0.1}
+
+
+def tier_names() -> list[str]:
+    return list(TIERS)
+
+
+def check_tiers(tiers: Sequence[str]) -> list[str]:
+    """Validate tier names (ConfigError listing the known ones)."""
+    if not tiers:
+        raise ConfigError("task.tiers must list at least one tier; known tiers: " + ", ".join(TIERS))
+    for t in tiers:
+        if t not in TIERS:
+            raise ConfigError(f"task.tiers names unknown tier '{t}'; known tiers: {', '.join(TIERS)}")
+    if len(set(tiers)) != len(tiers):
+        raise ConfigError(f"task.tiers lists a tier twice: {list(tiers)}")
+    return list(tiers)
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def split_of(expr: str) -> str:
+    """``"heldout"`` or ``"train"``: a fixed partition of expressions, independent of the seed."""
+    return "heldout" if _hash(expr) % 100 < HELDOUT_PERCENT else "train"
+
+
+def problem_id(p: Problem) -> str:
+    return f"arith-{p.tier}-{hashlib.sha256(p.expr.encode()).hexdigest()[:12]}"
+
+
+def sample_problems(tier: str, split: str, n: int, seed: int) -> list[Problem]:
+    """``n`` distinct problems of ``tier`` from ``split``'s part of the problem space."""
+    check_tiers([tier])
+    rng = random.Random(f"arith:{seed}:{tier}:{split}")
+    out: list[Problem] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > 200 * n + 10_000:
+            raise ConfigError(f"tier {tier} has too few distinct {split} problems for {n} rows; lower the count")
+        p = TIERS[tier](rng)
+        if p.expr in seen or split_of(p.expr) != split:
+            continue
+        seen.add(p.expr)
+        out.append(p)
+    return out
+
+
+def generate_arithmetic(
+    n_train: int,
+    n_heldout: int,
+    tiers: Sequence[str] = ("t1", "t2", "t3", "t4"),
+    seed: int = 0,
+    solution_frac: Mapping[str, float] | None = None,
+) -> list[dict[str, str]]:
+    """Rows of the PROMPTS schema: ``n_train`` training problems spread evenly over
+    ``tiers`` (shuffled, so any prefix mixes tiers), then ``n_heldout`` held-out problems
+    per tier (every held-out row keeps its worked solution).
+    """
+    tiers = check_tiers(tiers)
+    if n_train < 0 or n_heldout < 0:
+        raise ConfigError(f"task.n_train and task.n_heldout must be >= 0, got {n_train}, {n_heldout}")
+    frac = dict(DEFAULT_SOLUTION_FRAC if solution_frac is None else solution_frac)
+    rows: list[dict[str, str]] = []
+    per_tier = [n_train // len(tiers) + (i < n_train % len(tiers)) for i in range(len(tiers))]
+    for tier, n in zip(tiers, per_tier):
+        problems = sample_problems(tier, "train", n, seed)
+        k = round(frac.get(tier, 1.0) * n)  # the first k (a random subset) keep their solution
+        rows += [_row(p, "train", keep_solution=i < k) for i, p in enumerate(problems)]
+    random.Random(f"arith:{seed}:shuffle").shuffle(rows)
+    for tier in tiers:
+        rows += [_row(p, "heldout", keep_solution=True) for p in sample_problems(tier, "heldout", n_heldout, seed)]
+    return rows
+
+
+def _row(p: Problem, split: str, keep_solution: bool) -> dict[str, str]:
+    return {
+        "problem_id": problem_id(p),
+        "split": split,
+        "source": SOURCE,
+        "difficulty": p.tier,
+        "prompt": p.prompt,
+        "answer": str(p.answer),
+        "solution": p.solution if keep_solution else "",
+    }

@@ -113,12 +113,14 @@ class Trainer:
 
         resume = self.latest_checkpoint()
         load_from = str(resume) if resume is not None else self.model_path
-        self.model, self.tokenizer = load_policy(load_from, cfg.model, device=str(self.device))
+        # fp32 master weights; bf16 compute comes from autocast on GPUs (see autocast()).
+        master_cfg = dataclasses.replace(cfg.model, dtype="float32" if cfg.model.dtype == "auto" else cfg.model.dtype)
+        self.model, self.tokenizer = load_policy(load_from, master_cfg, device=str(self.device))
         self.model.train()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.ref_model = None
         if run.kl_coef > 0:
-            self.ref_model, _ = load_policy(self.model_path, cfg.model, device=str(self.device))
+            self.ref_model, _ = load_policy(self.model_path, master_cfg, device=str(self.device))
             self.ref_model.eval().requires_grad_(False)
         self.train_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.train_rows], cfg.model)
         self.heldout_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.heldout_rows], cfg.model)

@@ -128,6 +128,22 @@ def eval_(
     typer.echo(str(path))
 
 
+@app.command()
+@user_errors
+def curves(
+    estimator: str = typer.Option(..., "--estimator", help="Advantage estimator (asym, grpo, reinforce, "
+                                  "grpo_unbiased, dr_grpo, pos_only, neg_only, ent_decrease, ent_increase)."),
+    beta_pos: Optional[float] = typer.Option(None, help="beta_pos (default: the estimator's own; asym 0.9)."),
+    beta_neg: Optional[float] = typer.Option(None, help="beta_neg (default: the estimator's own; asym 0.4)."),
+    group_size: int = typer.Option(8, "--group-size", help="Rollouts per prompt G; rows are p = k/G."),
+    format: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Print an estimator's advantages A and pressures W per group accuracy p (Figure 1, Prop. 2)."""
+    from .curves import curves_data, format_curves
+
+    typer.echo(format_curves(curves_data(estimator, group_size, beta_pos, beta_neg), format))
+
+
 def main() -> None:
     try:
         app()

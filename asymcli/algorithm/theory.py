@@ -21,7 +21,8 @@ __all__ = ["entropy_shift", "group_cov", "peak_neg", "peak_pos"]
 
 def peak_pos(beta_pos: float | None) -> float | None:
     """argmax_p W_+(p; beta_pos) = 1 - beta_pos for beta_pos in (0, 1), else None."""
-    return 1.0 - beta_pos if beta_pos is not None and 0.0 < beta_pos < 1.0 else None
+    # Rounded so that 1 - 0.9 prints as 0.1, not 0.09999999999999998.
+    return round(1.0 - beta_pos, 12) if beta_pos is not None and 0.0 < beta_pos < 1.0 else None
 
 
 def peak_neg(beta_neg: float | None) -> float | None:

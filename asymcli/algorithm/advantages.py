@@ -356,7 +356,8 @@ def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, *,
             raise ValueError(f"estimator '{name}' needs binary rewards in {{0, 1}}; "
                              f"got {float(r[bad]):g} at index {bad}")
     stats = group_stats(r, group_ids)
-    return est.fn(r, stats, bp, bn, eps).to(out_dtype)
+    # + 0.0 turns -0.0 (from -(0^beta)) into 0.0, so printed advantages read 0.
+    return (est.fn(r, stats, bp, bn, eps) + 0.0).to(out_dtype)
 
 
 def closed_form_channels(name: str, p: Any, group_size: int, beta_pos: float | None = None,

@@ -144,6 +144,30 @@ def curves(
     typer.echo(format_curves(curves_data(estimator, group_size, beta_pos, beta_neg), format))
 
 
+@app.command()
+@user_errors
+def grade(
+    pred: str = typer.Argument(..., help="The model's response; its last \\boxed{...} is graded."),
+    gold: str = typer.Argument(..., help="The gold answer (LaTeX, delimiters optional)."),
+    format: str = typer.Option("text", "--format", help="text or json."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds math-verify may spend on the answer."),
+) -> None:
+    """Grade one response against a gold answer (exit code 0 whatever the verdict)."""
+    import json
+
+    from .grading import grade as grade_one
+
+    if format not in ("text", "json"):
+        fail(f"--format must be 'text' or 'json', got '{format}'")
+    if not timeout > 0:
+        fail(f"--timeout must be > 0, got {timeout}")
+    v = grade_one(pred, gold, timeout_s=timeout)
+    if format == "json":
+        typer.echo(json.dumps({"correct": v.correct, "reason": v.reason, "extracted": v.extracted, "gold": gold}))
+    else:
+        typer.echo(f"verdict: {'correct' if v.correct else 'incorrect'}\nextracted: {v.extracted}\nreason: {v.reason}")
+
+
 def main() -> None:
     try:
         app()

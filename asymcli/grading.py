@@ -1,0 +1,760 @@
+"""The grader: is a model's final answer equal to the gold answer? It is also the RL reward.
+
+One place decides correctness for training rewards and for evaluation alike:
+
+1. :func:`extract_answer` takes the model's final answer: the content of the LAST
+   ``\\boxed{...}`` / ``\\fbox{...}`` (or ``\\boxed 5``), found by a brace-matching scan
+   (escaped braces ``\\{`` ``\\}`` do not count). Without a box it falls back, in order, to
+   the last "final answer is X", "the answer is X" or "Answer: X" line near the end.
+2. :func:`grade` normalises both sides conservatively (see ``_clean``), accepts an exact
+   string match, decides integer-vs-integer directly, and otherwise asks math-verify
+   (``math_verify.parse`` / ``math_verify.verify``; we write no CAS of our own), handing it
+   only the extracted content wrapped in ``$...$``.
+
+Where this departs from calling math-verify on the raw response (each has a test):
+- several boxes in one output are NOT read as a set: only the last box counts;
+- a full stop inside the math (``$2^{10}.$``) is stripped, so it is 1024, not 2;
+- ``\\mathrm{e}`` is Euler's number (math-verify reads it as a symbol ``e``);
+- a mixed number ``4 4/9`` / ``4\\frac{4}{9}`` is 40/9 (math-verify reads ``4 4/9`` as 8/9);
+- ``1\\,000`` is 1000 (math-verify reads the thin space as a product: 0);
+- a bare gold like ``\\sqrt{18}`` is wrapped before parsing (bare, it parses to nothing).
+
+Verdict reasons: ``correct``, ``wrong``, ``no_answer`` (nothing extracted), ``unparsable``
+(the answer is too long, too deeply nested, unbalanced, an astronomically large number, or
+math-verify finds no mathematical object in it), ``timeout`` (math-verify ran past its
+budget, or a worker process overran its deadline and was killed).
+
+Time bounds. Inputs first pass size guards (answer length, nesting depth, numeric power
+towers, huge factorials) so that no single sympy operation can run unboundedly long. In
+the main thread math-verify's own ``signal.alarm`` timeouts add a budget of ``timeout_s``
+per answer (whole seconds, at least 1). ``signal.alarm`` only works in the main thread, so
+elsewhere the alarms are switched off (``None`` timeouts) and the size guards carry the
+load; a caller that needs a hard bound off the main thread uses ``Grader(workers>0)``,
+which grades in worker processes and kills a worker that overruns its deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+REASONS = ("correct", "wrong", "no_answer", "unparsable", "timeout")
+
+# --- size guards (documented in the module docstring) -------------------------------------
+MAX_ANSWER_CHARS = 1000  # longer extracted answers are unparsable (MATH answers are short)
+MAX_NESTING = 50  # deeper {[( nesting is unparsable
+MAX_BOX_CANDIDATES = 100  # how many \boxed occurrences we look back through (empty/malformed ones)
+FALLBACK_TAIL_CHARS = 4000  # the "Answer: X" fallback looks only at the end of a response
+MAX_DIGITS = 10_000  # a number (literal, power, tower) with more decimal digits is unparsable
+MAX_FACTORIAL = 5_000  # n! with a literal n above this is unparsable
+MAX_POWERS = 100  # more "^" than this in one answer is unparsable
+GOLD_CACHE_SIZE = 4096  # parsed gold answers kept per process
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The grade of one response: ``correct`` is the reward; ``reason`` one of REASONS."""
+
+    correct: bool
+    reason: str
+    extracted: str | None
+
+
+# ---------------------------------------------------------------------------
+# Extraction
+# ---------------------------------------------------------------------------
+
+_BRACE_TOKENS = re.compile(r"\\.|[{}]", re.S)
+_FALLBACK = re.compile(
+    r"(?:final\s+answer\s+is|the\s+answer\s+is|answer\s*:)[ \t:]*(?P<ans>[^\n]*)", re.I
+)
+
+
+def _match_brace(text: str, open_idx: int) -> tuple[str | None, bool]:
+    """Content of the brace group opening at ``text[open_idx] == '{'``.
+
+    Returns ``(content, ok)``. ``ok`` is False when the group is unclosed, nested deeper
+    than MAX_NESTING, or longer than MAX_ANSWER_CHARS: work is bounded by that cap, not by
+    the length of ``text``.
+    """
+    depth = 0
+    limit = min(len(text), open_idx + MAX_ANSWER_CHARS + 2)
+    for m in _BRACE_TOKENS.finditer(text, open_idx, limit):
+        tok = m.group()
+        if tok == "{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return None, False
+        elif tok == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_idx + 1 : m.start()], True
+    return None, False
+
+
+def _last_box(text: str) -> tuple[str | None, bool]:
+    """The content of the last non-empty box: ``(content, ok)``; ``(None, True)`` if none.
+
+    ``ok`` is False when the last box is malformed (unclosed, too long or too deep): the
+    final answer is then unreadable and we do not fall back to an earlier box.
+    """
+    end = len(text)
+    for _ in range(MAX_BOX_CANDIDATES):
+        i_boxed = text.rfind("\\boxed", 0, end)
+        i_fbox = text.rfind("\\fbox", 0, end)
+        i = max(i_boxed, i_fbox)
+        if i < 0:
+            return None, True
+        j = i + (len("\\boxed") if i == i_boxed else len("\\fbox"))
+        k = j
+        while k < len(text) and k - j < 8 and text[k] in " \t":
+            k += 1
+        if k < len(text) and text[k] == "{":
+            content, ok = _match_brace(text, k)
+            if not ok:
+                return None, False
+            if content and content.strip():
+                return content.strip(), True
+        elif k > j and i == i_boxed:
+            # "\boxed 5": the run of non-space characters after the space (up to a "$").
+            m = re.match(r"[^\s$]+", text[k : k + MAX_ANSWER_CHARS + 1])
+            if m:
+                if len(m.group()) > MAX_ANSWER_CHARS:
+                    return None, False
+                return m.group(), True
+        end = i  # empty box, or "\boxedfoo": look further back
+    return None, True
+
+
+def _strip_delimiters(s: str) -> str:
+    """Remove surrounding ``$..$``, ``$$..$$``, ``\\(..\\)`` and ``\\[..\\]``."""
+    s = s.strip()
+    for _ in range(4):
+        before = s
+        s = s.strip()
+        if s.startswith("$$") and s.endswith("$$") and len(s) >= 4:
+            s = s[2:-2]
+        elif s.startswith("$") and s.endswith("$") and len(s) >= 2:
+            s = s[1:-1]
+        elif (s.startswith("\\(") and s.endswith("\\)")) or (s.startswith("\\[") and s.endswith("\\]")):
+            s = s[2:-2]
+        if s == before:
+            break
+    return s.strip()
+
+
+def _fallback_answer(text: str) -> str | None:
+    """The last "final answer is X" / "the answer is X" / "Answer: X" near the end of ``text``."""
+    tail = text[-FALLBACK_TAIL_CHARS:]
+    last = None
+    for last in _FALLBACK.finditer(tail):
+        pass
+    if last is None:
+        return None
+    ans = last.group("ans").strip().strip("*").strip()
+    if ans.startswith("$"):
+        # "$\frac12$ apples." -> the first math span
+        close = ans.find("$", 2 if ans.startswith("$$") else 1)
+        if close > 0:
+            ans = ans[: close + (2 if ans.startswith("$$") else 1)]
+    elif ans.startswith("\\(") and "\\)" in ans:
+        ans = ans[: ans.index("\\)") + 2]
+    ans = _strip_delimiters(ans).rstrip(" .")
+    return ans or None
+
+
+def _extract(text: str) -> tuple[str | None, bool]:
+    """``(answer, ok)``: ``(None, True)`` = no answer; ``(None, False)`` = unreadable answer."""
+    if not isinstance(text, str):
+        raise TypeError(f"response must be a string, got {type(text).__name__}")
+    content, ok = _last_box(text)
+    if not ok:
+        return None, False
+    if content is not None:
+        return content, True
+    return _fallback_answer(text), True
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last non-empty ``\\boxed{...}`` / ``\\fbox{...}`` in ``text`` (no fallbacks).
+
+    Used to take the final answer out of a worked solution (the MATH dataset's).
+    """
+    content, ok = _last_box(text)
+    return content if ok else None
+
+
+def extract_answer(text: str) -> str | None:
+    """The model's final answer in ``text``, or None.
+
+    The content of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces matched by a
+    scan; empty boxes skipped), or of ``\\boxed X`` (space form: the non-space run after
+    it). Without a box, in order of preference within the last FALLBACK_TAIL_CHARS
+    characters: the last "final answer is X", "the answer is X" or "Answer: X" (to the
+    end of its line, ``$`` and markdown bold removed, trailing period dropped). None when
+    nothing is found, or when the last box is malformed (unclosed, over MAX_ANSWER_CHARS,
+    nested deeper than MAX_NESTING). Work is bounded on any input size.
+    """
+    return _extract(text)[0]
+
+
+# ---------------------------------------------------------------------------
+# Normalisation (conservative: only rewrites that cannot change a value)
+# ---------------------------------------------------------------------------
+
+_LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![A-Za-z])")
+_SPACING = re.compile(r"\\[,!;: ]|\\quad|\\qquad")
+_EULER = re.compile(r"\\(?:mathrm|operatorname|rm)\s*\{\s*e\s*\}|\\mathrm\s+e(?![A-Za-z])")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
+_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
+_MIXED_FRAC = re.compile(r"(-?)(\d+)\s*\\frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
+_MIXED_SLASH = re.compile(r"(-?)(\d+)\s+(\d+)\s*/\s*(\d+)")
+_TEXT_WHOLE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+_INT = re.compile(r"[-+]?\d{1,60}")
+_DEC = re.compile(r"[-+]?\d{1,60}(?:\.\d{1,60})?")
+_FRAC = re.compile(r"([-+]?)\\frac\{([-+]?\d{1,60})\}\{(\d{1,60})\}|([-+]?\d{1,60})/(\d{1,60})")
+
+
+def _clean(s: str) -> str:
+    """Value-preserving rewrites applied to both answers before any comparison.
+
+    Surrounding math delimiters; ``\\dfrac``/``\\tfrac`` -> ``\\frac``; ``\\left``/``\\right``;
+    LaTeX spacing (``\\,`` ``\\!`` ``\\;`` ``\\:`` ``\\quad``); ``\\$``; degree signs;
+    ``{,}``; a trailing full stop; ``\\mathrm{e}`` -> ``e`` (Euler's number); thousands
+    separators in a plain number (``1,000`` -> ``1000``, only for well-formed 3-digit
+    groups); a mixed number (``4 4/9``, ``4\\frac{4}{9}``, proper fraction) -> ``\\frac{40}{9}``.
+    """
+    s = _strip_delimiters(s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _LEFT_RIGHT.sub("", s)
+    s = _SPACING.sub("", s)
+    s = s.replace("\\$", "").replace("{,}", ",")
+    s = _DEGREES.sub("", s)
+    s = _EULER.sub("e", s)
+    s = s.strip()
+    while s.endswith(".") and not s.endswith("\\."):
+        s = s[:-1].rstrip()
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
+    m = _MIXED_FRAC.fullmatch(s)
+    if m:
+        sign, whole, num, den = m.group(1), int(m.group(2)), int(m.group(3) or m.group(4)), int(m.group(5) or m.group(6))
+        if 0 < num < den:
+            s = f"{sign}\\frac{{{whole * den + num}}}{{{den}}}"
+    else:
+        m = _MIXED_SLASH.fullmatch(s)
+        if m:
+            sign, whole, num, den = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
+            if 0 < num < den:
+                s = f"{sign}\\frac{{{whole * den + num}}}{{{den}}}"
+    return s
+
+
+def _canon(s: str) -> str:
+    """``_clean`` plus the formatting-only differences the exact-match path ignores."""
+    s = re.sub(r"\s+", "", s)
+    m = _TEXT_WHOLE.fullmatch(s)
+    if m:
+        s = m.group(1)
+    return s
+
+
+def _rational(s: str) -> Fraction | None:
+    """A plain integer, decimal or fraction (``3``, ``-0.5``, ``\\frac{1}{2}``, ``3/4``) as a Fraction."""
+    if _DEC.fullmatch(s):
+        return Fraction(s)
+    m = _FRAC.fullmatch(s)
+    if m:
+        if m.group(3) is not None:
+            num, den = int(m.group(2)), int(m.group(3))
+            num = -num if m.group(1) == "-" else num
+        else:
+            num, den = int(m.group(4)), int(m.group(5))
+        return Fraction(num, den) if den else None
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Size guards
+# ---------------------------------------------------------------------------
+
+_POW_BASE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*\^\s*")
+_FACTORIAL = re.compile(r"(\d+)\s*!")
+
+
+def _nesting(s: str) -> tuple[int, bool]:
+    """(max {[( nesting depth, braces balanced) of ``s``, escaped braces ignored."""
+    depth = braces = max_depth = 0
+    i = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in "{[(":
+            depth += 1
+            max_depth = max(max_depth, depth)
+            if c == "{":
+                braces += 1
+        elif c in "}])":
+            depth = max(0, depth - 1)
+            if c == "}":
+                braces -= 1
+                if braces < 0:
+                    return max_depth, False
+        i += 1
+    return max_depth, braces == 0
+
+
+def _exponent_group(s: str, i: int) -> str | None:
+    """The exponent starting at ``s[i]``: a brace group's content or one character."""
+    if i >= len(s):
+        return None
+    if s[i] == "{":
+        content, ok = _match_brace(s, i)
+        return content if ok else None
+    return s[i]
+
+
+def _log10_tower(s: str) -> float | None:
+    """log10 of ``s`` if it is a pure numeric power tower (``9^{9^{9^9}}``, ``10^{100}``), else None."""
+    s = s.strip()
+    while s.startswith("{") and s.endswith("}"):
+        content, ok = _match_brace(s, 0)
+        if not ok or len(content) != len(s) - 2:
+            break
+        s = content.strip()
+    m = _POW_BASE.match(s)
+    if not m:
+        return math.log10(float(s)) if _DEC.fullmatch(s) and float(s) > 0 else (0.0 if _DEC.fullmatch(s) else None)
+    exp = _exponent_group(s, m.end())
+    if exp is None:
+        return None
+    rest = s[m.end() + (len(exp) + 2 if s[m.end()] == "{" else 1) :]
+    if rest.strip():
+        return None
+    exp_log = _log10_tower(exp)
+    if exp_log is None:
+        return None
+    base = float(m.group(1))
+    if base <= 1:
+        return 0.0
+    if exp_log > 15:
+        return math.inf
+    return (10.0**exp_log) * math.log10(base)
+
+
+def _group_before(s: str, end: int) -> str | None:
+    """Content of the bracket group that closes at ``s[end]`` (one of ``)]}``)."""
+    close = s[end]
+    opening = {")": "(", "]": "[", "}": "{"}[close]
+    depth = 0
+    for i in range(end, -1, -1):
+        if s[i] == close:
+            depth += 1
+        elif s[i] == opening:
+            depth -= 1
+            if depth == 0:
+                return s[i + 1 : end]
+    return None
+
+
+def _max_digits(s: str, level: int = 0) -> float:
+    """Rough upper estimate of the decimal digits of the largest number ``s`` spells out.
+
+    Counts literals and numeric powers, including powers of bracketed groups
+    (``(10^{99})^{99}``) and towers (``9^{9^{9^9}}``). Symbolic powers (``x^{100}``) count 0.
+    """
+    best = float(max((len(d) for d in re.findall(r"\d+", s)), default=0))
+    i = s.find("^")
+    while i >= 0:
+        exp = _exponent_group(s, i + 1)
+        exp_log = _log10_tower(exp) if exp is not None else None
+        if exp_log is not None:
+            e = math.inf if exp_log > 15 else 10.0**exp_log
+            j = i - 1
+            while j >= 0 and s[j].isspace():
+                j -= 1
+            base_digits = 0.0
+            if j >= 0 and s[j] in ")]}":
+                inner = _group_before(s, j)
+                if inner is not None:
+                    base_digits = _max_digits(inner, level + 1) if level < 8 else math.inf
+            else:
+                m = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)$", s[: j + 1])
+                if m and float(m.group(1)) > 1:
+                    base_digits = math.log10(float(m.group(1)))
+            if base_digits > 0:
+                best = max(best, base_digits * e)
+        i = s.find("^", i + 1)
+    return best
+
+
+def _guard(s: str) -> str | None:
+    """Why ``s`` must not reach sympy (a short reason), or None when it is safe."""
+    if len(s) > MAX_ANSWER_CHARS:
+        return f"answer longer than {MAX_ANSWER_CHARS} characters"
+    depth, balanced = _nesting(s)
+    if depth > MAX_NESTING:
+        return f"nesting deeper than {MAX_NESTING}"
+    if not balanced:
+        return "unbalanced braces"
+    if s.count("^") > MAX_POWERS:
+        return f"more than {MAX_POWERS} powers"
+    if _max_digits(s) > MAX_DIGITS:
+        return f"a number with more than {MAX_DIGITS} digits"
+    for m in _FACTORIAL.finditer(s):
+        if len(m.group(1)) > 6 or int(m.group(1)) > MAX_FACTORIAL:
+            return f"a factorial of a number above {MAX_FACTORIAL}"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# math-verify
+# ---------------------------------------------------------------------------
+
+_GOLD_CACHE: OrderedDict[str, list[Any]] = OrderedDict()
+_GOLD_LOCK = threading.Lock()
+
+
+class _Budget:
+    """Per-answer time budget turned into math-verify's whole-second alarm timeouts."""
+
+    def __init__(self, timeout_s: float, alarm: bool):
+        self.deadline = time.monotonic() + timeout_s
+        self.alarm = alarm
+
+    def seconds(self) -> int | None:
+        """Alarm seconds for the next math-verify call (None: alarms off); raises if spent."""
+        if not self.alarm:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            from math_verify.errors import TimeoutException
+
+            raise TimeoutException("grading budget spent")
+        return max(1, math.ceil(left))
+
+
+def _mv_parse(latex: str, budget: _Budget) -> list[Any]:
+    from math_verify import parse
+
+    return parse(f"${latex}$", parsing_timeout=budget.seconds(), raise_on_error=True)
+
+
+def _parse_gold(gold: str, budget: _Budget) -> list[Any]:
+    with _GOLD_LOCK:
+        hit = _GOLD_CACHE.get(gold)
+        if hit is not None:
+            _GOLD_CACHE.move_to_end(gold)
+            return hit
+    parsed = _mv_parse(gold, budget)
+    with _GOLD_LOCK:
+        _GOLD_CACHE[gold] = parsed
+        while len(_GOLD_CACHE) > GOLD_CACHE_SIZE:
+            _GOLD_CACHE.popitem(last=False)
+    return parsed
+
+
+def _has_math(parsed: list[Any]) -> bool:
+    return any(not isinstance(p, str) for p in parsed)
+
+
+def gold_text(gold: str) -> str:
+    """The gold answer as the grader reads it: math delimiters removed, a ``\\boxed`` unwrapped."""
+    if not isinstance(gold, str):
+        raise TypeError(f"gold must be a string, got {type(gold).__name__}")
+    g = gold.strip()
+    if "\\boxed" in g or "\\fbox" in g:
+        content, ok = _last_box(g)
+        if ok and content is not None:
+            g = content
+    return _clean(g)
+
+
+def _judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdict:
+    """Compare an extracted answer with a gold answer (both raw strings)."""
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    pred = _clean(extracted)
+    g = gold_text(gold)
+    if not pred:
+        return Verdict(False, "no_answer", extracted)
+    if not g:
+        return Verdict(False, "unparsable", extracted)
+    if len(pred) > MAX_ANSWER_CHARS:
+        return Verdict(False, "unparsable", extracted)
+    # Fast paths: identical after normalisation; integer vs integer; equal plain rationals.
+    if _canon(pred) == _canon(g):
+        return Verdict(True, "correct", extracted)
+    if _INT.fullmatch(pred) and _INT.fullmatch(g):
+        ok = int(pred) == int(g)
+        return Verdict(ok, "correct" if ok else "wrong", extracted)
+    rp, rg = _rational(pred), _rational(g)
+    if rp is not None and rg is not None and rp == rg:
+        return Verdict(True, "correct", extracted)
+    if _guard(pred) is not None or _guard(g) is not None:
+        return Verdict(False, "unparsable", extracted)
+    budget = _Budget(timeout_s, alarm)
+    try:
+        gold_parsed = _parse_gold(g, budget)
+        pred_parsed = _mv_parse(pred, budget)
+    except TimeoutException:
+        return Verdict(False, "timeout", extracted)
+    except Exception:  # noqa: BLE001 - math-verify/sympy raise anything on odd LaTeX
+        return Verdict(False, "unparsable", extracted)
+    if not pred_parsed or (_has_math(gold_parsed) and not _has_math(pred_parsed)):
+        return Verdict(False, "unparsable", extracted)
+    timed_out = False
+    # Pairwise, so that one failing comparison does not hide another, and a timeout is seen.
+    for gp in gold_parsed:
+        for pp in pred_parsed:
+            try:
+                if verify(gp, pp, timeout_seconds=budget.seconds(), raise_on_error=True):
+                    return Verdict(True, "correct", extracted)
+            except TimeoutException:
+                timed_out = True
+                break
+            except Exception:  # noqa: BLE001
+                continue
+        if timed_out:
+            break
+    return Verdict(False, "timeout" if timed_out else "wrong", extracted)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _check_timeout(timeout_s: float) -> float:
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+        raise ValueError(f"timeout_s must be a number > 0, got {timeout_s!r}")
+    return float(timeout_s)
+
+
+def grade(response: str, gold: str, *, timeout_s: float = 5.0) -> Verdict:
+    """Grade one response against a gold answer (see the module docstring).
+
+    ``timeout_s`` bounds math-verify's work on this answer via ``signal.alarm`` in the
+    main thread (whole seconds, at least 1). Off the main thread the alarms are disabled
+    and only the size guards bound the work (no exception is raised); use
+    ``Grader(workers=N)`` for a hard bound there.
+    """
+    timeout_s = _check_timeout(timeout_s)
+    extracted, ok = _extract(response)
+    if not ok:
+        return Verdict(False, "unparsable", None)
+    if extracted is None:
+        return Verdict(False, "no_answer", None)
+    return _judge(extracted, gold, timeout_s, alarm=_in_main_thread())
+
+
+# ---------------------------------------------------------------------------
+# Batch grading: cache + optional worker processes
+# ---------------------------------------------------------------------------
+
+
+class CacheStats(NamedTuple):
+    hits: int
+    misses: int
+
+
+def _worker_judge(extracted: str, gold: str, timeout_s: float) -> Verdict:
+    # A pool worker runs tasks in its main thread, so math-verify's alarms work here.
+    return _judge(extracted, gold, timeout_s, alarm=True)
+
+
+def _worker_ready() -> bool:
+    import math_verify  # noqa: F401 - import (and so warm) math-verify before the clock starts
+
+    return True
+
+
+class Grader:
+    """Grades batches with an LRU cache keyed by (extracted answer, gold answer).
+
+    ``workers=0`` grades in this process (math-verify alarms when called from the main
+    thread, size guards only elsewhere). ``workers>0`` grades in that many worker
+    processes (a ``ProcessPoolExecutor`` on the forkserver start method, so it is safe
+    next to torch threads); each item gets a hard deadline of ``timeout_s`` plus
+    ``grace_s`` from its start, and a worker that overruns is killed: that item is a
+    ``timeout``, the other items in flight are re-run in a fresh pool. An item whose
+    worker crashes the pool twice (once alone) is ``unparsable``.
+    """
+
+    def __init__(self, workers: int = 0, timeout_s: float = 5.0, *, cache_size: int = 100_000, grace_s: float = 2.0):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
+        self.workers = workers
+        self.timeout_s = _check_timeout(timeout_s)
+        self.grace_s = float(grace_s)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], Verdict] = OrderedDict()
+        self._hits = 0
+        self._misses = 0
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+        self._worker = _worker_judge  # the function a pool worker runs (tests swap it)
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> CacheStats:
+        """Cache hits and misses so far (an item repeated within one batch is a hit)."""
+        return CacheStats(self._hits, self._misses)
+
+    def grade(self, response: str, gold: str) -> Verdict:
+        return self.grade_many([response], [gold])[0]
+
+    def grade_many(self, responses: Sequence[str], golds: Sequence[str]) -> list[Verdict]:
+        """One Verdict per (response, gold) pair, in order."""
+        if self._closed:
+            raise RuntimeError("Grader is closed")
+        if len(responses) != len(golds):
+            raise ValueError(f"got {len(responses)} responses but {len(golds)} gold answers")
+        out: list[Verdict | None] = [None] * len(responses)
+        todo: dict[tuple[str, str], list[int]] = {}
+        for i, (response, gold) in enumerate(zip(responses, golds)):
+            if not isinstance(gold, str):
+                raise TypeError(f"gold answer {i} must be a string, got {type(gold).__name__}")
+            extracted, ok = _extract(response)
+            if not ok:
+                out[i] = Verdict(False, "unparsable", None)
+                continue
+            if extracted is None:
+                out[i] = Verdict(False, "no_answer", None)
+                continue
+            key = (extracted, gold)
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                self._hits += 1
+                out[i] = cached
+            elif key in todo:
+                self._hits += 1
+                todo[key].append(i)
+            else:
+                self._misses += 1
+                todo[key] = [i]
+        keys = list(todo)
+        if keys:
+            if self.workers > 0:
+                verdicts = self._judge_in_pool(keys)
+            else:
+                alarm = _in_main_thread()
+                verdicts = [_judge(e, g, self.timeout_s, alarm) for e, g in keys]
+            for key, verdict in zip(keys, verdicts):
+                self._remember(key, verdict)
+                for i in todo[key]:
+                    out[i] = verdict
+        assert all(v is not None for v in out)
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop the worker processes (if any). Idempotent."""
+        self._closed = True
+        self._shutdown_pool(kill=False)
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _remember(self, key: tuple[str, str], verdict: Verdict) -> None:
+        if self.cache_size == 0 or verdict.reason == "timeout":
+            return  # a timeout may be load-dependent: grade it again next time
+        self._cache[key] = verdict
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            ctx = multiprocessing.get_context("forkserver")
+            # Workers fork from a server that has already imported math-verify (fast starts).
+            ctx.set_forkserver_preload(["asymcli.grading", "math_verify"])
+            ex = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            # Start every worker and import math-verify before any item's clock starts.
+            for f in [ex.submit(_worker_ready) for _ in range(self.workers)]:
+                f.result(timeout=120)
+            self._executor = ex
+        return self._executor
+
+    def _shutdown_pool(self, kill: bool) -> None:
+        ex, self._executor = self._executor, None
+        if ex is None:
+            return
+        procs = list(getattr(ex, "_processes", {}).values())  # no public API to kill workers
+        if kill:
+            for p in procs:
+                if p.is_alive():
+                    p.kill()
+        ex.shutdown(wait=not kill, cancel_futures=True)
+        if kill:
+            for p in procs:
+                p.join(timeout=5)
+
+    def _judge_in_pool(self, keys: list[tuple[str, str]]) -> list[Verdict]:
+        """Grade ``keys`` in worker processes; at most ``workers`` items in flight, so each
+        item's start time is known and an overrunning item can be singled out."""
+        results: list[Verdict | None] = [None] * len(keys)
+        queue = deque(range(len(keys)))
+        suspects: set[int] = set()  # were in flight when the pool broke: re-run alone
+        inflight: dict[Future[Verdict], tuple[int, float]] = {}
+        hard = self.timeout_s + self.grace_s
+        while queue or inflight:
+            while queue and len(inflight) < self.workers:
+                i = queue[0]
+                alone = i in suspects
+                if alone and inflight:
+                    break
+                queue.popleft()
+                f = self._pool().submit(self._worker, keys[i][0], keys[i][1], self.timeout_s)
+                inflight[f] = (i, time.monotonic())
+                if alone:
+                    break
+            now = time.monotonic()
+            wait_s = max(0.0, min(start for _, start in inflight.values()) + hard - now)
+            done, _ = wait(list(inflight), timeout=wait_s, return_when=FIRST_COMPLETED)
+            broken = False
+            for f in done:
+                i, _ = inflight.pop(f)
+                try:
+                    results[i] = f.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if i in suspects:
+                        results[i] = Verdict(False, "unparsable", keys[i][0])
+                    else:
+                        suspects.add(i)
+                        queue.appendleft(i)
+            now = time.monotonic()
+            overdue = [f for f, (_, start) in inflight.items() if now - start > hard]
+            if overdue or broken:
+                for f in overdue:
+                    i, _ = inflight.pop(f)
+                    results[i] = Verdict(False, "timeout", keys[i][0])
+                for f, (i, _) in inflight.items():  # innocent bystanders: run again
+                    if broken:
+                        suspects.add(i)
+                    queue.appendleft(i)
+                inflight.clear()
+                self._shutdown_pool(kill=True)
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]

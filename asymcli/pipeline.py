@@ -1,0 +1,711 @@
+"""The Snakemake pipeline seen from Python: results layout, run lists, `run-grid`, `status`.
+
+Why it exists: the Snakefile, ``asym run-grid`` and ``asym status`` must agree on which
+runs a config asks for, where each artifact lives and what each rule's rerun fingerprint
+is. They all read it from here, so a CLI run and a ``snakemake`` run share artifacts.
+
+How configs reach the stages. Snakemake merges the config file(s) and ``--config``
+overrides; the Snakefile validates the result and, when the workflow starts (``onstart``,
+never on dry runs), writes it fully resolved to ``{results_dir}/config.resolved.yaml``
+(only when its text changed). Every rule passes that file to ``asym <stage> --config``.
+It is *not* a rule input, so editing one beta pair in the grid does not make every rule
+stale; instead each rule carries a params fingerprint of exactly the config slice its
+output depends on (:func:`fingerprint`), and Snakemake's default ``params`` rerun trigger
+reruns exactly the jobs whose slice changed: new pairs train, old ones are kept.
+
+The library never imports snakemake: ``run-grid`` runs it as a subprocess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import artifacts
+from .config import (
+    METHODS,
+    Config,
+    check_beta,
+    check_method,
+    config_from_dict,
+    config_to_dict,
+    fmt_beta,
+    grid_runs,
+    load_config,
+    parse_run_id,
+    resolve_run,
+    run_id,
+)
+from .errors import AsymError, ConfigError
+
+#: The repository checkout this package runs from (the Snakefile lives at its root).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SNAKEFILE = REPO_ROOT / "Snakefile"
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+SCHEMA_FILE = REPO_ROOT / "workflow" / "schemas" / "config.schema.json"
+
+#: Snakemake targets (rules in the Snakefile) and what each builds.
+TARGETS: dict[str, str] = {
+    "table2": "Table 2: the config's methods and beta pairs, trained, evaluated, tabulated",
+    "grid": "Figure 4d: the cartesian (beta_pos, beta_neg) grid and its heatmap",
+    "figures": "Figures 1-4 (a-c) from the training curves",
+    "all": "everything above plus report/index.md",
+}
+
+#: Parts of `asym aggregate` -> the agg/*.parquet files each writes.
+AGG_PARTS: dict[str, tuple[str, ...]] = {
+    "table2": ("run_scores", "table2"),
+    "grid": ("grid",),
+    "curves": ("curves", "kappa"),
+}
+
+#: Parts of `asym report` -> the files (relative to report/) each writes.
+REPORT_PARTS: dict[str, tuple[str, ...]] = {
+    "table2": ("table2.md", "table2.tex", "table2.csv", "table2_passk.md", "table2_majk.md"),
+    "grid": ("grid.md", "figures/fig4d_grid.png"),
+    "figures": ("figures/fig1_advantages.png", "figures/fig2_channels.png",
+                "figures/fig3_flip.png", "figures/fig4_dynamics.png"),
+    "index": ("index.md",),
+}
+
+#: Same values as asymcli.trainer.CKPT_PREFIX / COMPLETE_MARKER (a test keeps them equal);
+#: repeated so that `asym status` does not import torch.
+CKPT_PREFIX = "step_"
+COMPLETE_MARKER = "COMPLETE"
+
+RESOLVED_CONFIG = "config.resolved.yaml"
+BASE_RUN = "base"
+
+
+# ---------------------------------------------------------------------------
+# Results layout (docs/architecture.md)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of every artifact under ``results_dir``."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, cfg: Config) -> Layout:
+        return cls(Path(cfg.results_dir))
+
+    @property
+    def resolved_config(self) -> Path:
+        return self.root / RESOLVED_CONFIG
+
+    @property
+    def prompts(self) -> Path:
+        return self.root / "data" / "prompts.parquet"
+
+    @property
+    def base_dir(self) -> Path:
+        return self.root / "base"
+
+    @property
+    def base_model(self) -> Path:
+        return self.root / "base" / "model"
+
+    @property
+    def base_stats(self) -> Path:
+        return self.root / "base" / "base_stats.parquet"
+
+    @property
+    def sft_metrics(self) -> Path:
+        return self.root / "base" / "sft_metrics.parquet"
+
+    def run_dir(self, rid: str) -> Path:
+        return self.root / "runs" / rid
+
+    def metrics(self, rid: str) -> Path:
+        return self.run_dir(rid) / "metrics.parquet"
+
+    def checkpoints(self, rid: str) -> Path:
+        return self.run_dir(rid) / "checkpoints"
+
+    def eval_dir(self, rid: str) -> Path:
+        return self.root / "evals" / rid
+
+    def samples(self, rid: str) -> Path:
+        return self.eval_dir(rid) / "samples.parquet"
+
+    def agg(self, name: str) -> Path:
+        return self.root / "agg" / f"{name}.parquet"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+def model_path(cfg: Config) -> str:
+    """The model the runs start from: the base stage's folder (tiny) or model.path (hf)."""
+    if cfg.model.kind == "hf":
+        return str(cfg.model.path)
+    return str(Layout.of(cfg).base_model)
+
+
+def rule_resources(cfg: Config, kind: str) -> dict[str, Any]:
+    """Snakemake resources of the train (and base) or eval rules, from config.resources.
+
+    ``gpu`` is the name the SLURM executor plugin reads; ``runtime`` is in minutes.
+    Locally they only limit concurrency when given as ``--resources gpu=N``.
+    """
+    r = cfg.resources
+    out: dict[str, Any] = {
+        "gpu": getattr(r, f"{kind}_gpus"),
+        "mem_mb": getattr(r, f"{kind}_mem_mb"),
+        "runtime": getattr(r, f"{kind}_runtime_min"),
+    }
+    if r.slurm_partition:
+        out["slurm_partition"] = r.slurm_partition
+    if r.slurm_account:
+        out["slurm_account"] = r.slurm_account
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Which runs a config asks for
+# ---------------------------------------------------------------------------
+
+Run = tuple[str, "float | None", "float | None", int]
+
+
+def _with_grid(cfg: Config, **changes: Any) -> Config:
+    return dataclasses.replace(cfg, grid=dataclasses.replace(cfg.grid, **changes))
+
+
+def table_runs(cfg: Config) -> list[Run]:
+    """Table 2's runs: grid.methods and grid.betas, for every seed (not the cartesian grid)."""
+    return grid_runs(_with_grid(cfg, grid=[]))
+
+
+def grid_pair_runs(cfg: Config) -> list[Run]:
+    """Figure 4d's runs: AsymGRPO on grid.grid x grid.grid plus the grid.betas pairs."""
+    return [r for r in grid_runs(_with_grid(cfg, methods=[])) if r[0] == "asym"]
+
+
+def all_runs(cfg: Config) -> list[Run]:
+    return grid_runs(cfg)
+
+
+def ids(runs: Iterable[Run]) -> list[str]:
+    return [run_id(*r) for r in runs]
+
+
+def run_id_regex() -> str:
+    """Regex of a run id (a Snakemake wildcard constraint); never matches ``base``."""
+    named = "|".join(sorted((m for m in METHODS if m != "asym"), key=len, reverse=True))
+    num = r"[0-9][0-9.e+-]*"
+    return rf"(?:asym_bp{num}_bn{num}|{named})_s[0-9]+"
+
+
+def train_args(rid: str) -> str:
+    """`asym train` options naming one run, from its id."""
+    method, bp, bn, seed = parse_run_id(rid)
+    out = f"--method {method}"
+    if method == "asym":
+        out += f" --beta-pos {fmt_beta(bp)} --beta-neg {fmt_beta(bn)}"  # type: ignore[arg-type]
+    return f"{out} --seed {seed}"
+
+
+# ---------------------------------------------------------------------------
+# Rerun fingerprints: the config slice each rule's output depends on
+# ---------------------------------------------------------------------------
+
+
+def _json(obj: Any) -> str:
+    # NaN (Dr.GRPO's betas) is written as NaN: stable, and only compared, never parsed.
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def fingerprint(cfg: Config, stage: str, rid: str | None = None) -> str:
+    """JSON of the config values that ``stage``'s output depends on (a rule param).
+
+    Never includes the grid section: adding or changing one pair changes no other job.
+    """
+    d = config_to_dict(cfg)
+    if stage == "prep":
+        part: Any = {"task": d["task"]}
+    elif stage == "base":
+        part = {"task": d["task"], "model": d["model"], "base": d["base"]}
+    elif stage == "train":
+        assert rid is not None
+        method, bp, bn, seed = parse_run_id(rid)
+        part = {"model": d["model"], "run": config_to_dict(resolve_run(cfg, method, bp, bn, seed))}
+    elif stage == "eval":
+        part = {"model": d["model"], "eval": d["eval"], "max_new_tokens": cfg.train.max_new_tokens}
+    elif stage in ("aggregate", "report"):
+        part = {"report": d["report"], "model": d["model"]["path"],
+                "betas": d["grid"]["betas"]}  # betas: Table 2's row order
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    return _json(part)
+
+
+# ---------------------------------------------------------------------------
+# The resolved config the stages read
+# ---------------------------------------------------------------------------
+
+
+def resolved_config_text(cfg: Config) -> str:
+    head = ("# Written by the Snakefile: the merged, validated config every rule passes to\n"
+            "# `asym <stage> --config`. Edit the config you ran with, not this file.\n")
+    return head + yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
+def write_resolved_config(cfg: Config) -> Path:
+    """Write ``{results_dir}/config.resolved.yaml``, only when its text changes."""
+    path = Layout.of(cfg).resolved_config
+    text = resolved_config_text(cfg)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        artifacts.write_text(path, text)
+    return path
+
+
+def schema_text() -> str:
+    """workflow/schemas/config.schema.json as it must be (a test keeps the file equal):
+    ``config_json_schema()`` plus, for every key, its default and a description taken
+    from the field's comment in asymcli/config.py.
+
+    Regenerate: python -c "from asymcli import pipeline; pipeline.write_schema()"
+    """
+    from . import config as config_mod
+
+    schema = config_mod.config_json_schema()
+    # Snakemake validates with the 2020-12 validator whatever $schema says (and warns when
+    # it says another draft); the keywords used here mean the same in both drafts.
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = ("asym experiment config, generated from the dataclasses in "
+                             "asymcli/config.py; see configs/default.yaml for an example")
+    _annotate(schema, config_mod.Config)
+    return json.dumps(schema, indent=2) + "\n"
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    import inspect
+
+    out = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _annotate(schema: dict[str, Any], cls: type) -> None:
+    """Add description/default to every property of dataclass ``cls``'s schema, recursively."""
+    import typing
+
+    doc = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+    schema.setdefault("description", doc)
+    comments = _field_comments(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        prop = schema["properties"][f.name]
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            _annotate(prop, tp)
+            if f.name in comments:
+                prop["description"] = comments[f.name]
+            continue
+        args = typing.get_args(tp)
+        if typing.get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
+            _annotate(prop["items"], args[0])
+        prop["description"] = comments.get(f.name, f"{cls.__name__}.{f.name}")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        prop["default"] = _plain(default)
+
+
+def _plain(x: Any) -> Any:
+    """A default as JSON data (dataclasses -> dicts)."""
+    if dataclasses.is_dataclass(x):
+        return dataclasses.asdict(x)  # type: ignore[arg-type]
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    return x
+
+
+def write_schema() -> Path:
+    artifacts.write_text(SCHEMA_FILE, schema_text())
+    return SCHEMA_FILE
+
+
+def workflow_config(data: dict[str, Any], sources: Sequence[str | os.PathLike[str]]) -> Config:
+    """Validate Snakemake's merged config dict with asym's own checks (range checks too)."""
+    where = ", ".join(str(s) for s in sources) or "snakemake config"
+    return config_from_dict(json.loads(json.dumps(data)), where)
+
+
+# ---------------------------------------------------------------------------
+# Option parsing for run-grid (one-line ConfigError on anything wrong)
+# ---------------------------------------------------------------------------
+
+
+def _floats(text: str, option: str) -> list[float]:
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise ConfigError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0.9,0.4")
+    out = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise ConfigError(f"{option} {text!r}: '{p}' is not a number") from None
+        try:
+            out.append(check_beta(v, f"{option} value"))
+        except ConfigError as exc:
+            raise ConfigError(f"{option} {text!r}: {exc}") from None
+    return out
+
+
+def parse_pair(text: str) -> list[float]:
+    """``"0.9,0.4"`` -> [0.9, 0.4] (beta_pos, beta_neg)."""
+    vals = _floats(text, "--betas")
+    if len(vals) != 2:
+        raise ConfigError(f"--betas {text!r}: expected one pair BETA_POS,BETA_NEG, e.g. 0.9,0.4")
+    return vals
+
+
+def parse_grid(text: str) -> list[float]:
+    vals = _floats(text, "--grid")
+    if len(set(vals)) != len(vals):
+        raise ConfigError(f"--grid {text!r}: lists a value twice")
+    return vals
+
+
+def parse_methods(text: str) -> list[str]:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise ConfigError(f"--methods {text!r}: expected comma-separated method names, e.g. grpo,reinforce")
+    for n in names:
+        if n == "asym":
+            raise ConfigError("--methods: 'asym' runs come from --betas/--grid, not --methods")
+        try:
+            check_method(n)
+        except ConfigError as exc:
+            raise ConfigError(f"--methods: {exc}") from None
+    return names
+
+
+def parse_seeds(text: str) -> list[int]:
+    out = []
+    for p in (p.strip() for p in text.split(",")):
+        if not p.isdigit():
+            raise ConfigError(f"--seeds {text!r}: expected comma-separated integers >= 0, e.g. 0,1,2")
+        out.append(int(p))
+    return out
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise ConfigError(f"--target {target!r}: must be one of {', '.join(TARGETS)}")
+    return target
+
+
+def check_cores(cores: str) -> str:
+    if cores != "all" and not (cores.isdigit() and int(cores) >= 1):
+        raise ConfigError(f"--cores {cores!r}: must be a positive integer or 'all'")
+    return cores
+
+
+def grid_overrides(betas: Sequence[str] | None = None, grid: str | None = None,
+                   methods: str | None = None, seeds: str | None = None) -> dict[str, Any]:
+    """The ``grid`` section changes that run-grid options ask for.
+
+    --betas/--grid together define the AsymGRPO pairs: giving either replaces both of the
+    config's grid.betas and grid.grid (so ``--betas 0.9,0.4`` alone runs that one pair).
+    --methods and --seeds replace theirs; what is not given comes from the config.
+    """
+    over: dict[str, Any] = {}
+    if betas or grid is not None:
+        over["betas"] = [parse_pair(b) for b in betas or []]
+        over["grid"] = parse_grid(grid) if grid is not None else []
+    if methods is not None:
+        over["methods"] = parse_methods(methods)
+    if seeds is not None:
+        over["seeds"] = parse_seeds(seeds)
+    return over
+
+
+# ---------------------------------------------------------------------------
+# Config loading shared by run-grid / status / report / aggregate
+# ---------------------------------------------------------------------------
+
+
+def config_source(path: str | os.PathLike[str] | None) -> Path | None:
+    """The config file a pipeline command uses: the given one, else configs/default.yaml
+    (the Snakefile's default), else None (the built-in dataclass defaults)."""
+    if path is not None:
+        return Path(path)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def load_workflow_config(path: str | os.PathLike[str] | None = None,
+                         grid: dict[str, Any] | None = None) -> tuple[Config, dict[str, Any]]:
+    """(validated Config, raw dict to hand to snakemake) for ``path`` + grid overrides."""
+    src = config_source(path)
+    cfg = load_config(src)  # validates the file alone first: errors name the file
+    raw: dict[str, Any] = {}
+    if src is not None:
+        raw = yaml.safe_load(src.read_text(encoding="utf-8")) or {}
+    if grid:
+        raw = dict(raw)
+        raw["grid"] = {**(raw.get("grid") or {}), **grid}
+        what = ", ".join(f"--{k}" for k in ("betas", "grid", "methods", "seeds") if k in grid)
+        cfg = config_from_dict(json.loads(json.dumps(raw)), f"{src or 'defaults'} with {what}")
+    return cfg, raw
+
+
+# ---------------------------------------------------------------------------
+# run-grid: drive the Snakemake DAG
+# ---------------------------------------------------------------------------
+
+
+def snakemake_command(configfile: str | os.PathLike[str] | None, target: str, *, cores: str = "all",
+                      dry_run: bool = False, workdir: str | os.PathLike[str] | None = None,
+                      extra: Sequence[str] = ()) -> list[str]:
+    """The snakemake command line run-grid executes (also what the docs recommend)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+           "--directory", str(Path(workdir or os.getcwd()).resolve()),
+           "--cores", str(cores)]
+    if configfile is not None:
+        cmd += ["--configfile", str(Path(configfile).resolve())]
+    if dry_run:
+        cmd += ["--dry-run", "--quiet", "rules"]
+    else:
+        # Interrupted jobs resume (the trainer and eval restart from checkpoints/parts);
+        # one failed run does not stop the others; its log is printed.
+        cmd += ["--rerun-incomplete", "--keep-going", "--show-failed-logs", "--printshellcmds"]
+    cmd += list(extra)
+    cmd.append(check_target(target))
+    return cmd
+
+
+def default_target(cfg: Config) -> str:
+    return "all" if cfg.grid.grid else "table2"
+
+
+@dataclass
+class GridPlan:
+    cfg: Config
+    raw: dict[str, Any]
+    target: str
+    runs: list[str]
+
+
+def plan_grid(config: str | os.PathLike[str] | None, *, betas: Sequence[str] | None = None,
+              grid: str | None = None, methods: str | None = None, seeds: str | None = None,
+              target: str | None = None, cores: str = "all") -> GridPlan:
+    """Validate every option and the config; nothing is written."""
+    check_cores(cores)
+    if target is not None:
+        check_target(target)
+    cfg, raw = load_workflow_config(config, grid_overrides(betas, grid, methods, seeds))
+    tgt = target or default_target(cfg)
+    runs = ids(table_runs(cfg)) if tgt in ("table2", "figures") else ids(all_runs(cfg))
+    if tgt == "grid":
+        runs = ids(grid_pair_runs(cfg))
+    return GridPlan(cfg, raw, tgt, runs)
+
+
+def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
+             extra: Sequence[str] = (), echo: Any = print) -> int:
+    """Run snakemake on ``plan``; raise AsymError if it fails. Returns its exit code (0)."""
+    if not SNAKEFILE.exists():
+        raise AsymError(f"run-grid needs the asym source checkout; {SNAKEFILE} does not exist")
+    layout = Layout.of(plan.cfg)
+    with tempfile.TemporaryDirectory(prefix="asym-run-grid-") as tmp:
+        # Dry runs write nothing under results/; real runs keep the configfile beside the
+        # results (cluster jobs re-read it, and it records what was asked for).
+        cfgfile = Path(tmp) / "run-grid.yaml" if dry_run else layout.root / "run-grid.yaml"
+        artifacts.write_text(cfgfile, "# Written by `asym run-grid`: the config it passed to snakemake.\n"
+                             + yaml.safe_dump(plan.raw, sort_keys=False, default_flow_style=None))
+        cmd = snakemake_command(cfgfile, plan.target, cores=cores, dry_run=dry_run, extra=extra)
+        echo(f"$ {' '.join(cmd)}")
+        rc = subprocess.run(cmd, check=False).returncode
+    if rc != 0:
+        raise AsymError(f"snakemake failed (exit {rc}); the failed job's log is shown above "
+                        f"and kept under {layout.logs}/")
+    return rc
+
+
+# ---------------------------------------------------------------------------
+# status
+# ---------------------------------------------------------------------------
+
+
+def complete_checkpoints(ckpt_dir: Path) -> list[int]:
+    """Steps of the complete checkpoints of a run (same rule as trainer.list_checkpoints)."""
+    if not ckpt_dir.is_dir():
+        return []
+    steps = []
+    for p in ckpt_dir.iterdir():
+        if p.is_dir() and p.name.startswith(CKPT_PREFIX) and (p / COMPLETE_MARKER).exists():
+            try:
+                steps.append(int(p.name[len(CKPT_PREFIX):]))
+            except ValueError:
+                continue
+    return sorted(steps)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes under ``path`` (0 if absent); symlinks are not followed."""
+    if not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def human_bytes(n: int) -> str:
+    if n == 0:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} TB"
+
+
+@dataclass
+class RunStatus:
+    run_id: str
+    in_grid: bool  # False: present under results_dir but not asked for by this config
+    trained: bool  # metrics.parquet exists
+    checkpoints: list[int]
+    steps: int | None  # configured training steps (None for the base model / extra runs)
+    evaluated: bool  # samples.parquet exists
+    eval_parts: int  # finished (step, benchmark) parts of an unfinished evaluation
+    disk_bytes: int
+
+    @property
+    def train_state(self) -> str:
+        if self.run_id == BASE_RUN:
+            return "-"
+        if self.trained:
+            return "done"
+        if self.checkpoints:
+            of = f"/{self.steps}" if self.steps else ""
+            return f"step {self.checkpoints[-1]}{of}"
+        return "pending"
+
+    @property
+    def eval_state(self) -> str:
+        if self.evaluated:
+            return "done"
+        if self.eval_parts:
+            return f"{self.eval_parts} part(s)"
+        return "pending"
+
+
+@dataclass
+class Status:
+    results_dir: Path
+    prompts: bool
+    base_model: bool | None  # None: model.kind == hf (no base stage)
+    runs: list[RunStatus] = field(default_factory=list)
+    report: list[str] = field(default_factory=list)  # report files present
+
+    @property
+    def pending(self) -> list[str]:
+        return [r.run_id for r in self.runs if r.in_grid and not r.evaluated]
+
+
+def collect_status(cfg: Config) -> Status:
+    """What exists under results_dir for the runs the config asks for (plus extra runs found)."""
+    lay = Layout.of(cfg)
+    wanted = [BASE_RUN] + ids(all_runs(cfg))
+    found: set[str] = set()
+    for sub in ("runs", "evals"):
+        d = lay.root / sub
+        if d.is_dir():
+            found |= {p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    steps_of: dict[str, int] = {}
+    for m, bp, bn, seed in all_runs(cfg):
+        steps_of[run_id(m, bp, bn, seed)] = resolve_run(cfg, m, bp, bn, seed).steps
+    rows = []
+    for rid in wanted + sorted(found - set(wanted)):
+        parts = lay.eval_dir(rid) / "parts"
+        rows.append(RunStatus(
+            run_id=rid,
+            in_grid=rid in wanted,
+            trained=lay.metrics(rid).exists(),
+            checkpoints=complete_checkpoints(lay.checkpoints(rid)),
+            steps=steps_of.get(rid),
+            evaluated=lay.samples(rid).exists(),
+            eval_parts=len(list(parts.glob("*.parquet"))) if parts.is_dir() else 0,
+            disk_bytes=disk_usage(lay.run_dir(rid)) + disk_usage(lay.eval_dir(rid)),
+        ))
+    report = sorted(str(p.relative_to(lay.report_dir)) for p in lay.report_dir.rglob("*")
+                    if p.is_file() and not p.name.startswith(".")) if lay.report_dir.is_dir() else []
+    return Status(
+        results_dir=lay.root,
+        prompts=lay.prompts.exists(),
+        base_model=None if cfg.model.kind == "hf" else (lay.base_model / "config.json").exists(),
+        runs=rows,
+        report=report,
+    )
+
+
+def render_status(st: Status, console: Any) -> None:
+    """Print a Status with rich."""
+    from rich.table import Table
+
+    def mark(ok: bool | None) -> str:
+        return "[green]done[/]" if ok else ("-" if ok is None else "[yellow]pending[/]")
+
+    console.print(f"results: [bold]{st.results_dir}[/]   prompts: {mark(st.prompts)}   "
+                  f"base model: {mark(st.base_model)}")
+    t = Table(show_edge=False, header_style="bold")
+    for col in ("run", "train", "checkpoints", "eval", "disk"):
+        t.add_column(col, justify="right" if col == "disk" else "left")
+
+    def color(s: str) -> str:
+        return f"[green]{s}[/]" if s == "done" else (f"[yellow]{s}[/]" if s == "pending" else s)
+
+    for r in st.runs:
+        ck = ", ".join(str(s) for s in r.checkpoints[-3:]) or "-"
+        if len(r.checkpoints) > 3:
+            ck = f"... {ck}"
+        name = r.run_id if r.in_grid else f"[dim]{r.run_id} (not in config)[/]"
+        t.add_row(name, color(r.train_state), ck, color(r.eval_state), human_bytes(r.disk_bytes))
+    console.print(t)
+    grid = [r for r in st.runs if r.in_grid]
+    done = sum(r.evaluated for r in grid)
+    console.print(f"{done}/{len(grid)} evaluations done"
+                  + (f"; pending: {', '.join(st.pending[:8])}{' ...' if len(st.pending) > 8 else ''}"
+                     if st.pending else "")
+                  + (f"; report: {len(st.report)} file(s) in {st.results_dir / 'report'}" if st.report else ""))
+
+
+__all__ = [
+    "AGG_PARTS", "BASE_RUN", "DEFAULT_CONFIG", "GridPlan", "Layout", "REPORT_PARTS", "SNAKEFILE",
+    "Status", "TARGETS", "all_runs", "collect_status", "fingerprint", "grid_overrides",
+    "grid_pair_runs", "load_workflow_config", "model_path", "plan_grid", "render_status",
+    "run_grid", "run_id_regex", "snakemake_command", "table_runs", "train_args",
+    "write_resolved_config",
+]

@@ -1,0 +1,25 @@
+# Training: one job per run (method, beta_pos, beta_neg, seed), named by its run id.
+# The trainer writes checkpoints/step_N/ as it goes and resumes from the latest one; the
+# declared output, metrics.parquet, is written last.
+
+
+rule train:
+    input:
+        prompts=rules.prep.output.prompts,
+        **MODEL_INPUT,
+    output:
+        metrics=f"{R}/runs/{{run}}/metrics.parquet",
+    log:
+        f"{R}/logs/train/{{run}}.log",
+    params:
+        config=CONFIG_FILE,
+        run=lambda w: pipeline.train_args(w.run),
+        model=MODEL,
+        out=lambda w, output: os.path.dirname(output.metrics),
+        fingerprint=lambda w: pipeline.fingerprint(CFG, "train", w.run),
+    threads: CFG.resources.train_threads
+    resources:
+        **TRAIN_RESOURCES,
+    shell:
+        "asym train --config {params.config} {params.run} --prompts {input.prompts}"
+        " --model {params.model} --out {params.out} > {log} 2>&1"

@@ -348,10 +348,10 @@ class Trainer:
                 row = self.train_step(step)
                 self.metrics_rows.append(row)
                 bar.update(step, row)
-                if self.on_step is not None:
-                    self.on_step(step, row)
                 if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.steps:
                     self.save_checkpoint(step)
+                if self.on_step is not None:
+                    self.on_step(step, row)
         path = self.out_dir / "metrics.parquet"
         artifacts.write_parquet(path, self.metrics_rows, artifacts.METRICS,
                                 artifacts.provenance(self.config_dict(), run_id=self.out_dir.name))

@@ -107,9 +107,10 @@ def token_entropy(logits: Tensor) -> Tensor:
     """
     x = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
     logp = torch.log_softmax(x, dim=-1)
-    plogp = torch.where(torch.isneginf(logp), torch.zeros((), dtype=logp.dtype, device=logp.device),
-                        logp.exp() * logp)
-    return -plogp.sum(-1)
+    # Replace -inf before multiplying, not after: where() after the product would still
+    # backpropagate 0 * (-inf) = NaN into the logits.
+    finite_logp = torch.where(torch.isneginf(logp), torch.zeros((), dtype=logp.dtype, device=logp.device), logp)
+    return -(logp.exp() * finite_logp).sum(-1)
 
 
 def mean_token_entropy(entropy: Tensor, mask: Tensor) -> float:

@@ -290,6 +290,7 @@ class Trainer:
     def train_step(self, step: int) -> dict[str, Any]:
         run = self.run
         t_start = time.perf_counter()
+        self._check_weights(step)
         sb, timing = self.rollout(step)
         t_update = time.perf_counter()
         upd = self.update(step, sb)
@@ -418,6 +419,12 @@ class Trainer:
         random.setstate(state["python_rng"])
         self.start_step = int(state["step"]) + 1
         self.last_good_step = int(state["step"])
+
+    def _check_weights(self, step: int) -> None:
+        # A poisoned policy would otherwise surface as an opaque sampling error.
+        with torch.no_grad():
+            total = sum(p.float().sum() for p in self.model.parameters())
+        self._check_finite(step, "policy weights", torch.as_tensor(total).reshape(1))
 
     def _check_finite(self, step: int, what: str, t: torch.Tensor) -> None:
         if not torch.isfinite(t).all():

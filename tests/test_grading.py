@@ -1,0 +1,310 @@
+"""The grader: extraction, equivalence, math-verify pitfalls, time bounds, batching, CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from asymcli import grading
+from asymcli.grading import Grader, Verdict, extract_answer, grade, last_boxed
+
+# ---------------------------------------------------------------------------
+# Extraction
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"so the answer is \boxed{42}.", "42"),
+        (r"\boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        (r"\boxed{\frac{\sqrt{3}}{2}} done", r"\frac{\sqrt{3}}{2}"),  # nested braces
+        (r"\boxed{3} then \boxed{5}", "5"),  # the last box wins
+        (r"\fbox{7}", "7"),
+        (r"$\boxed 9$", "9"),  # space form
+        (r"\boxed {12}", "12"),
+        (r"\boxed{\{1,2\}}", r"\{1,2\}"),  # escaped braces do not count
+        (r"\boxed{5} and an empty \boxed{}", "5"),  # empty boxes are skipped
+        ("Some reasoning.\nThe final answer is $\\frac{3}{4}$.", r"\frac{3}{4}"),
+        ("Work...\nThe answer is 17.", "17"),
+        ("Work...\n**Answer:** 12", "12"),
+        ("Answer: 3\nwait, redo\nAnswer: 4", "4"),  # the last such line
+        ("no answer at all", None),
+        ("", None),
+        (r"\boxed{\frac{1}{2}", None),  # unclosed last box: unreadable
+    ],
+)
+def test_extract_answer(text: str, expected: str | None) -> None:
+    assert extract_answer(text) == expected
+
+
+def test_last_boxed_has_no_fallback() -> None:
+    assert last_boxed("The answer is 5") is None
+    assert last_boxed(r"so $x = \boxed{\dfrac{1}{2}}$") == r"\dfrac{1}{2}"
+
+
+def test_extraction_is_bounded_on_huge_inputs() -> None:
+    huge = "x" * 1_000_000
+    t0 = time.perf_counter()
+    assert extract_answer(huge + r"\boxed{5}") == "5"
+    assert extract_answer(huge) is None
+    assert extract_answer(r"\boxed{" + huge + "}") is None  # box longer than the cap
+    assert extract_answer(r"\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}") is None
+    assert time.perf_counter() - t0 < 2.0
+
+
+# ---------------------------------------------------------------------------
+# Equivalence
+# ---------------------------------------------------------------------------
+
+
+def box(x: str) -> str:
+    return f"Let me think step by step. ... Therefore the result is $\\boxed{{{x}}}$."
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [
+        ("42", "42"),
+        (r"\frac{1}{2}", "0.5"),
+        ("0.5", r"\frac{1}{2}"),
+        (r"\dfrac{1}{2}", r"\frac12"),
+        (r"\sqrt{18}", r"3\sqrt{2}"),
+        (r"3\sqrt{2}", r"\sqrt{18}"),  # bare gold must be wrapped to parse at all
+        ("[1,2)", "[1,2)"),
+        (r"\left[ 1, 2 \right)", "[1,2)"),
+        (r"(-\infty, 3]", r"(-\infty,3]"),
+        ("(1,2)", "(1, 2)"),
+        (r"\{1,2\}", "1,2"),
+        (r"\text{Monday}", "Monday"),
+        (r"\text{(C)}", "C"),
+        ("-3", "-3"),
+        ("-3", "-3.0"),
+        ("1,000", "1000"),
+        ("1{,}000", "1000"),
+        (r"1\,000", "1000"),  # math-verify alone reads the thin space as a product
+        ("50\\%", "50\\%"),
+        (r"90^\circ", "90"),
+        ("x^2+2x+1", "(x+1)^2"),
+        ("x = 3", "3"),
+        (r"\mathrm{e}^{2}", "e^2"),  # Euler's number, not a symbol e
+        (r"e^{2}", r"\mathrm{e}^2"),
+        ("4 4/9", r"\frac{40}{9}"),  # mixed number
+        (r"4\frac{4}{9}", r"\frac{40}{9}"),
+        (r"-2\frac{1}{2}", "-2.5"),
+        (r"\$5", "5"),
+        (r"\pi/2", r"\frac{\pi}{2}"),
+        (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}"),
+    ],
+)
+def test_equivalent_answers_are_correct(pred: str, gold: str) -> None:
+    v = grade(box(pred), gold)
+    assert v == Verdict(True, "correct", pred), v
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [
+        ("41", "42"),
+        (r"\frac{1}{3}", "0.5"),
+        (r"\sqrt{17}", r"3\sqrt{2}"),
+        ("[1,2]", "[1,2)"),
+        ("(2,1)", "(1,2)"),
+        ("3", "-3"),
+        (r"\text{Tuesday}", "Monday"),
+        ("x^2+1", "(x+1)^2"),
+        ("1,000", "100"),
+        ("4 4/9", "4"),  # a mixed number is not its integer part
+        (r"4\frac{4}{9}", r"\frac{16}{9}"),  # ... nor a product
+    ],
+)
+def test_different_answers_are_wrong(pred: str, gold: str) -> None:
+    v = grade(box(pred), gold)
+    assert not v.correct and v.reason == "wrong", v
+
+
+def test_several_boxes_are_not_a_set() -> None:
+    # math-verify alone parses this output to {3, 5}; only the final answer counts.
+    response = r"First I thought \boxed{3}, but correcting the sign, \boxed{5}."
+    assert grade(response, "5").correct
+    v = grade(response, "3")
+    assert not v.correct and v.extracted == "5"
+
+
+def test_full_stop_inside_math_is_not_truncation() -> None:
+    # math-verify alone reads "$2^{10}.$" as 2.
+    assert grade(r"$\boxed{2^{10}.}$", "1024").correct
+    assert not grade(r"$\boxed{2^{10}.}$", "2").correct
+    assert grade("The answer is $2^{10}.$", "1024").correct
+    assert not grade("The answer is $2^{10}.$", "2").correct
+
+
+def test_euler_number_mathrm() -> None:
+    assert grade(r"\boxed{\mathrm{e}^{2}}", "e^2").correct
+    assert not grade(r"\boxed{\mathrm{e}^{2}}", "e^3").correct
+    assert grade(r"\boxed{\mathrm{e}}", r"e").correct
+
+
+def test_mixed_numbers() -> None:
+    assert grade(r"\boxed{4 4/9}", r"\frac{40}{9}").correct
+    assert grade(r"\boxed{4\frac{4}{9}}", "40/9").correct
+    assert not grade(r"\boxed{4 4/9}", "4").correct
+    assert not grade(r"\boxed{4 4/9}", r"\frac{8}{9}").correct
+
+
+def test_gold_forms() -> None:
+    # A gold given with delimiters or as a worked solution reads the same.
+    assert grade(r"\boxed{\frac{1}{2}}", r"$\frac{1}{2}$").correct
+    assert grade(r"\boxed{7}", r"Adding, we get $\boxed{7}$.").correct
+
+
+def test_reasons_no_answer_and_unparsable() -> None:
+    assert grade("I do not know.", "5") == Verdict(False, "no_answer", None)
+    assert grade(r"\boxed{\frac{1}{2}", "5") == Verdict(False, "unparsable", None)
+    v = grade(r"\boxed{\frac{1}{2}}", "")
+    assert not v.correct
+
+
+# ---------------------------------------------------------------------------
+# Time bounds
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        r"\boxed{9^{9^{9^9}}}",
+        r"\boxed{2^{2^{30}}}",
+        r"\boxed{(10^{9999})^{9999}}",
+        r"\boxed{10^{100000}}",
+        r"\boxed{100000!}",
+        r"\boxed{" + "9" * 5000 + "}",
+        r"\boxed{" + "(" * 5000 + "1" + ")" * 5000 + "}",
+        r"\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}",
+        r"\boxed{" + "x" * 1_000_000 + "}",
+        r"\boxed{\frac{1}{2}" + " more" * 1000,
+        "The answer is \\frac{1}{2",  # unbalanced LaTeX in a fallback answer
+        "Answer: " + r"\left( \right." * 50,
+    ],
+)
+def test_pathological_answers_are_bounded(response: str) -> None:
+    t0 = time.perf_counter()
+    v = grade(response, "2", timeout_s=1)
+    assert time.perf_counter() - t0 < 3.0
+    assert not v.correct
+    assert v.reason in ("unparsable", "timeout", "wrong"), v
+
+
+def test_grade_from_a_thread_does_not_raise() -> None:
+    out: list[object] = []
+
+    def work() -> None:
+        try:
+            out.append(grade(r"\boxed{\sqrt{18}}", r"3\sqrt{2}"))
+            out.append(grade(r"\boxed{x^2+1}", r"(x+1)^2"))
+            out.append(Grader().grade_many([r"\boxed{0.5}"], [r"\frac12"])[0])
+        except BaseException as exc:  # noqa: BLE001
+            out.append(exc)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(60)
+    assert out == [
+        Verdict(True, "correct", r"\sqrt{18}"),
+        Verdict(False, "wrong", "x^2+1"),
+        Verdict(True, "correct", "0.5"),
+    ]
+
+
+def test_timeout_reason_when_math_verify_overruns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from math_verify.errors import TimeoutException
+
+    def slow(*args: object, **kwargs: object) -> object:
+        raise TimeoutException("Operation timed out!")
+
+    monkeypatch.setattr("math_verify.verify", slow)
+    assert grade(r"\boxed{x^2+1}", "x^2+2") == Verdict(False, "timeout", "x^2+1")
+
+
+def test_bad_timeout_is_rejected() -> None:
+    with pytest.raises(ValueError, match="timeout_s"):
+        grade(r"\boxed{1}", "1", timeout_s=0)
+
+
+# ---------------------------------------------------------------------------
+# Grader
+# ---------------------------------------------------------------------------
+
+
+def test_grader_caches_by_extracted_and_gold() -> None:
+    with Grader() as g:
+        responses = [box("1/2"), r"other words \boxed{1/2}", box("3"), "nothing", box("3")]
+        golds = ["0.5", "0.5", "3", "3", "4"]
+        verdicts = g.grade_many(responses, golds)
+        assert [v.reason for v in verdicts] == ["correct", "correct", "correct", "no_answer", "wrong"]
+        assert g.stats == (1, 3)  # ("1/2","0.5") computed once, used twice
+        assert g.grade_many([box("3")], ["3"])[0].correct
+        assert g.stats.hits == 2 and g.stats.misses == 3
+
+
+def test_grader_cache_is_bounded() -> None:
+    g = Grader(cache_size=2)
+    g.grade_many([box(str(i)) for i in range(5)], ["1"] * 5)
+    assert len(g._cache) == 2
+
+
+def test_grader_checks_arguments() -> None:
+    with pytest.raises(ValueError, match="responses"):
+        Grader().grade_many(["a"], [])
+    with pytest.raises(ValueError, match="workers"):
+        Grader(workers=-1)
+    with pytest.raises(ValueError, match="timeout_s"):
+        Grader(timeout_s=0)
+
+
+def _hang_on_marker(extracted: str, gold: str, timeout_s: float) -> Verdict:
+    """Pool worker used by the test below: never returns for the answer HANG."""
+    if extracted == "HANG":
+        time.sleep(120)
+    return grading._worker_judge(extracted, gold, timeout_s)
+
+
+def test_worker_pool_kills_an_overrunning_worker() -> None:
+    with Grader(workers=2, timeout_s=2, grace_s=1.0) as g:
+        g._worker = _hang_on_marker
+        responses = [box("1/2"), r"\boxed{HANG}", box(r"\sqrt{18}"), box("7"), r"\boxed{9^{9^{9^9}}}"]
+        golds = ["0.5", "1", r"3\sqrt{2}", "8", "2"]
+        t0 = time.perf_counter()
+        verdicts = g.grade_many(responses, golds)
+        assert time.perf_counter() - t0 < 30
+        assert [v.reason for v in verdicts] == ["correct", "timeout", "correct", "wrong", "unparsable"]
+        # The pool was replaced: grading goes on, and a timeout is not cached.
+        assert g.grade_many([box("2")], ["2"])[0].correct
+        assert ("HANG", "1") not in g._cache
+
+
+# ---------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------
+
+
+def test_cli_grade_text_and_json() -> None:
+    from typer.testing import CliRunner
+
+    from asymcli.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["grade", r"so \boxed{\frac{1}{2}}", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "correct" in res.output and r"\frac{1}{2}" in res.output
+    res = runner.invoke(app, ["grade", r"\boxed{3}", "4", "--format", "json"])
+    assert res.exit_code == 0  # a wrong answer is data, not an error
+    assert json.loads(res.output) == {"correct": False, "reason": "wrong", "extracted": "3", "gold": "4"}
+    res = runner.invoke(app, ["grade", "nothing", "4", "--format", "json"])
+    assert json.loads(res.output)["reason"] == "no_answer"
+    res = runner.invoke(app, ["grade", r"\boxed{3}", "4", "--format", "yaml"])
+    assert res.exit_code == 2
+    assert res.output.strip().count("\n") == 0 and "--format" in res.output

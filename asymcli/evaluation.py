@@ -151,7 +151,7 @@ def evaluate(
         finally:
             engine.close()
             del model
-    return combine_parts(parts, out, {"run_id": run_id, "config": config_to_dict(cfg.eval)})
+    return combine_parts(parts, out, config_to_dict(cfg.eval), {"run_id": run_id})
 
 
 def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, Any]], ids: list[list[int]],
@@ -185,10 +185,11 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
     return out
 
 
-def combine_parts(parts: Sequence[Path], out: Path, meta: dict[str, Any]) -> Path:
+def combine_parts(parts: Sequence[Path], out: Path, config: dict[str, Any], meta: dict[str, Any]) -> Path:
+    """Concatenate finished parts into ``out`` (atomic), footer: eval config + run metadata."""
     tables = [artifacts.read_parquet(p, artifacts.SAMPLES) for p in parts]
     table = pa.concat_tables(tables) if tables else artifacts.to_table([], artifacts.SAMPLES)
-    artifacts.write_parquet(out, table, artifacts.SAMPLES, artifacts.provenance(None, **meta))
+    artifacts.write_parquet(out, table, artifacts.SAMPLES, artifacts.provenance(config, **meta))
     return out
 
 

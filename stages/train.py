@@ -38,6 +38,9 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     tc: TrainConfig = resolve_run(cfg, method, beta_pos, beta_neg, seed)
     if steps is not None:
         tc.steps = steps
+    if cfg.eval.steps == "all":
+        # Retention must not delete checkpoints the evaluation stage will still read.
+        tc.keep_last = max(tc.keep_last, tc.steps)
     paths = default_paths(cfg)
     prompts = Path(prompts or paths["prompts"])
     model = Path(model) if model else paths["model"]

@@ -194,18 +194,20 @@ def group_stats(rewards: Tensor, group_ids: Tensor) -> GroupStats:
     rewards: [N] float; group_ids: [N] int64, any ids, not necessarily sorted or contiguous.
     """
     r = rewards.to(torch.float64)
-    index, inverse = torch.unique(group_ids, return_inverse=True)
+    index, inverse = torch.unique(group_ids.to(r.device), return_inverse=True)
     n = int(index.numel())
-    counts = torch.zeros(n, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(r))
-    sums = torch.zeros(n, dtype=torch.float64).index_add_(0, inverse, r)
-    mean_g = sums / counts
+
+    def per_group(values: Tensor, reduce: str = "sum", init: float = 0.0) -> Tensor:
+        out = torch.full((n,), init, dtype=torch.float64, device=r.device)
+        return out.index_add_(0, inverse, values) if reduce == "sum" else out.scatter_reduce(0, inverse, values, reduce)
+
+    counts = per_group(torch.ones_like(r))
+    mean_g = per_group(r) / counts
     # Uniform groups via min == max: exact, whereas a computed std can be 1e-17 instead of 0
     # when the group mean rounds (e.g. three rewards of 0.1), which would blow up r/std.
-    rmin = torch.full((n,), math.inf, dtype=torch.float64).scatter_reduce(0, inverse, r, "amin")
-    rmax = torch.full((n,), -math.inf, dtype=torch.float64).scatter_reduce(0, inverse, r, "amax")
-    uniform_g = rmin == rmax
+    uniform_g = per_group(r, "amin", math.inf) == per_group(r, "amax", -math.inf)
     centered = torch.where(uniform_g[inverse], torch.zeros_like(r), r - mean_g[inverse])
-    var_g = torch.zeros(n, dtype=torch.float64).index_add_(0, inverse, centered * centered) / counts
+    var_g = per_group(centered * centered) / counts
     return GroupStats(
         index=inverse,
         size=counts[inverse],

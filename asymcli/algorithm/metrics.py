@@ -149,14 +149,14 @@ def kappa_from_seq_logp(seq_logp: Tensor, rewards: Tensor, group_ids: Tensor) ->
     Returns NaN when the batch has no mixed group.
     """
     r = _check_binary(rewards, "kappa")
-    L = seq_logp.detach().to(torch.float64)
+    L = seq_logp.detach().to(device=r.device, dtype=torch.float64)
     s = group_stats(r, group_ids)
     n = s.n_groups
     idx = s.index
-    n_pos = torch.zeros(n, dtype=torch.float64).index_add_(0, idx, r)
-    n_all = torch.zeros(n, dtype=torch.float64).index_add_(0, idx, torch.ones_like(r))
-    sum_pos = torch.zeros(n, dtype=torch.float64).index_add_(0, idx, L * r)
-    sum_neg = torch.zeros(n, dtype=torch.float64).index_add_(0, idx, L * (1 - r))
+    n_pos = torch.zeros(n, dtype=torch.float64, device=r.device).index_add_(0, idx, r)
+    n_all = torch.zeros(n, dtype=torch.float64, device=r.device).index_add_(0, idx, torch.ones_like(r))
+    sum_pos = torch.zeros(n, dtype=torch.float64, device=r.device).index_add_(0, idx, L * r)
+    sum_neg = torch.zeros(n, dtype=torch.float64, device=r.device).index_add_(0, idx, L * (1 - r))
     mixed = (n_pos > 0) & (n_pos < n_all)
     if not bool(mixed.any()):
         return math.nan
@@ -193,8 +193,8 @@ def _group_counts(rewards: Tensor, group_ids: Tensor, what: str) -> tuple[Tensor
     """(k per group, size per group, group index per rollout) for binary rewards."""
     r = _check_binary(rewards, what)
     s = group_stats(r, group_ids)
-    k = torch.zeros(s.n_groups, dtype=torch.float64).index_add_(0, s.index, r)
-    size = torch.zeros(s.n_groups, dtype=torch.float64).index_add_(0, s.index, torch.ones_like(r))
+    k = torch.zeros(s.n_groups, dtype=torch.float64, device=r.device).index_add_(0, s.index, r)
+    size = torch.zeros(s.n_groups, dtype=torch.float64, device=r.device).index_add_(0, s.index, torch.ones_like(r))
     return k, size, s.index
 
 
@@ -239,10 +239,10 @@ def advantage_mass_hist(rewards: Tensor, group_ids: Tensor, advantages: Tensor,
         return [0.0] * (G + 1), [0.0] * (G + 1)
     k, size, idx = _group_counts(rewards, group_ids, "advantage_mass_hist")
     _check_size(size, G, "advantage_mass_hist")
-    a = advantages.detach().to(torch.float64).reshape(-1)
+    a = advantages.detach().to(device=k.device, dtype=torch.float64).reshape(-1)
     kr = k[idx].long()
-    pos = torch.zeros(G + 1, dtype=torch.float64).index_add_(0, kr, a.clamp(min=0))
-    neg = torch.zeros(G + 1, dtype=torch.float64).index_add_(0, kr, (-a).clamp(min=0))
+    pos = torch.zeros(G + 1, dtype=torch.float64, device=k.device).index_add_(0, kr, a.clamp(min=0))
+    neg = torch.zeros(G + 1, dtype=torch.float64, device=k.device).index_add_(0, kr, (-a).clamp(min=0))
     return [float(x) for x in pos], [float(x) for x in neg]
 
 

@@ -34,9 +34,10 @@ def group_cov(x: Tensor, y: Tensor, group_ids: Tensor) -> Tensor:
     """Empirical (population, 1/G) covariance of x and y within each group.
     x, y: [N]; group_ids: [N] int64 -> [n_groups], in sorted-unique-id order."""
     xs = group_stats(x.to(torch.float64), group_ids)
-    ys = group_stats(y.to(torch.float64), group_ids)
-    prod = torch.zeros(xs.n_groups, dtype=torch.float64).index_add_(0, xs.index, xs.centered * ys.centered)
-    size = torch.zeros(xs.n_groups, dtype=torch.float64).index_add_(0, xs.index, torch.ones_like(xs.size))
+    ys = group_stats(y.to(device=x.device, dtype=torch.float64), group_ids)
+    prod = torch.zeros(xs.n_groups, dtype=torch.float64, device=x.device)
+    prod.index_add_(0, xs.index, xs.centered * ys.centered)
+    size = torch.zeros_like(prod).index_add_(0, xs.index, torch.ones_like(xs.size))
     return prod / size
 
 
@@ -50,7 +51,8 @@ def entropy_shift(seq_logp: Tensor, adv: Tensor, adv_ref: Tensor, rewards: Tenso
     """
     cov = group_cov(seq_logp, adv.to(torch.float64) - adv_ref.to(torch.float64), group_ids)
     s = group_stats(rewards.to(torch.float64), group_ids)
-    mixed = torch.zeros(s.n_groups, dtype=torch.bool).index_fill_(0, s.index[~s.uniform], True)
+    mixed = torch.zeros(s.n_groups, dtype=torch.bool, device=s.index.device)
+    mixed.index_fill_(0, s.index[~s.uniform], True)
     if not bool(mixed.any()):
         return float("nan")
     return float(-cov[mixed].mean())

@@ -482,7 +482,8 @@ def snakemake_command(configfile: str | os.PathLike[str] | None, target: str, *,
                       dry_run: bool = False, workdir: str | os.PathLike[str] | None = None,
                       extra: Sequence[str] = ()) -> list[str]:
     """The snakemake command line run-grid executes (also what the docs recommend)."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+    # The target goes first: some snakemake options (--quiet) take a variable number of values.
+    cmd = [sys.executable, "-m", "snakemake", check_target(target), "--snakefile", str(SNAKEFILE),
            "--directory", str(Path(workdir or os.getcwd()).resolve()),
            "--cores", str(cores)]
     if configfile is not None:
@@ -494,7 +495,6 @@ def snakemake_command(configfile: str | os.PathLike[str] | None, target: str, *,
         # one failed run does not stop the others; its log is printed.
         cmd += ["--rerun-incomplete", "--keep-going", "--show-failed-logs", "--printshellcmds"]
     cmd += list(extra)
-    cmd.append(check_target(target))
     return cmd
 
 
@@ -538,6 +538,7 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
         artifacts.write_text(cfgfile, "# Written by `asym run-grid`: the config it passed to snakemake.\n"
                              + yaml.safe_dump(plan.raw, sort_keys=False, default_flow_style=None))
         cmd = snakemake_command(cfgfile, plan.target, cores=cores, dry_run=dry_run, extra=extra)
+        echo(f"run-grid: target {plan.target}, {len(plan.runs)} run(s): {', '.join(plan.runs)}")
         echo(f"$ {' '.join(cmd)}")
         rc = subprocess.run(cmd, check=False).returncode
     if rc != 0:

@@ -1,0 +1,85 @@
+"""Stage `aggregate`: samples / metrics Parquet -> {results}/agg/*.parquet (asymcli.aggregate).
+
+Parts (pipeline.AGG_PARTS): ``table2`` (run_scores + table2), ``grid`` (Figure 4d) and
+``curves`` (curves + kappa). ``runs`` lists the run ids to include (Snakemake passes
+exactly its rule's inputs); None = every run found under results_dir, so a plain
+``asym report`` covers all that has been evaluated, whichever grid produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from asymcli import aggregate as agg
+from asymcli import artifacts
+from asymcli.config import Config, config_to_dict, parse_run_id
+from asymcli.errors import ConfigError
+from asymcli.pipeline import AGG_PARTS, BASE_RUN, Layout
+
+
+def parse_runs(text: str) -> list[str]:
+    """``"base,grpo_s0,..."`` -> run ids (each checked); "" -> []."""
+    out = [r.strip() for r in text.split(",") if r.strip()]
+    for rid in out:
+        if rid != BASE_RUN:
+            parse_run_id(rid)
+    return out
+
+
+def check_parts(parts: Sequence[str] | None, known: Sequence[str]) -> list[str]:
+    if not parts:
+        return list(known)
+    for p in parts:
+        if p not in known:
+            raise ConfigError(f"--part {p!r}: must be one of {', '.join(known)}")
+    return list(dict.fromkeys(parts))
+
+
+def discover(layout: Layout, kind: str) -> list[str]:
+    """Run ids with a finished artifact: ``samples`` (evals/*/samples.parquet) or
+    ``metrics`` (runs/*/metrics.parquet)."""
+    sub, name = ("evals", "samples.parquet") if kind == "samples" else ("runs", "metrics.parquet")
+    d = layout.root / sub
+    if not d.is_dir():
+        return []
+    return sorted(p.parent.name for p in d.glob(f"*/{name}"))
+
+
+def _write(layout: Layout, name: str, table, cfg: Config, part: str, runs: list[str]) -> Path:
+    return artifacts.write_parquet(layout.agg(name), table, agg.SCHEMAS[name],
+                                   artifacts.provenance(config_to_dict(cfg), part=part, runs=runs))
+
+
+def run(cfg: Config, parts: Sequence[str] | None = None, runs: Sequence[str] | None = None) -> list[Path]:
+    """Write the agg/*.parquet files of ``parts``; returns their paths."""
+    layout = Layout.of(cfg)
+    todo = check_parts(parts, list(AGG_PARTS))
+    out: list[Path] = []
+    bench_order = [b.name for b in cfg.eval.benchmarks]
+    pair_order = cfg.grid.betas
+    for part in todo:
+        if part in ("table2", "grid"):
+            ids = list(runs) if runs is not None else discover(layout, "samples")
+            if part == "grid":
+                ids = [r for r in ids if r.startswith("asym_")]
+            scores = agg.run_scores([layout.samples(r) for r in ids])
+            table = agg.table2(scores, checkpoint=cfg.report.checkpoint, benchmark_order=bench_order,
+                               pair_order=pair_order, base_label=_base_label(cfg))
+            if part == "table2":
+                out.append(_write(layout, "run_scores", scores, cfg, part, ids))
+                out.append(_write(layout, "table2", table, cfg, part, ids))
+            else:
+                out.append(_write(layout, "grid", agg.grid(table), cfg, part, ids))
+        elif part == "curves":
+            ids = [r for r in (list(runs) if runs is not None else discover(layout, "metrics")) if r != BASE_RUN]
+            curves = agg.curves({r: layout.metrics(r) for r in ids}, ema_weight=cfg.report.ema)
+            out.append(_write(layout, "curves", curves, cfg, part, ids))
+            out.append(_write(layout, "kappa", agg.kappa(curves, cfg.report.kappa_steps), cfg, part, ids))
+    return out
+
+
+def _base_label(cfg: Config) -> str:
+    from asymcli.report import base_label
+
+    return base_label(cfg)

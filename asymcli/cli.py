@@ -168,6 +168,99 @@ def grade(
         typer.echo(f"verdict: {'correct' if v.correct else 'incorrect'}\nextracted: {v.extracted}\nreason: {v.reason}")
 
 
+# --- pipeline: run-grid, status, aggregate, report (asymcli/pipeline.py, stages/aggregate.py, stages/report.py)
+
+WorkflowConfigOpt = typer.Option(None, "--config", "-c",
+                                 help="Experiment config YAML (default: configs/default.yaml, as the Snakefile).")
+
+
+@app.command("run-grid", context_settings={"allow_extra_args": True})
+@user_errors
+def run_grid(
+    ctx: typer.Context,
+    config: Optional[Path] = WorkflowConfigOpt,
+    betas: Optional[list[str]] = typer.Option(
+        None, "--betas", help="An AsymGRPO pair BETA_POS,BETA_NEG, e.g. 0.9,0.4 (repeatable)."),
+    grid: Optional[str] = typer.Option(
+        None, "--grid", help="Cartesian beta grid of Figure 4d, e.g. 0.1,0.3,0.5,0.7,0.9."),
+    methods: Optional[str] = typer.Option(
+        None, "--methods", help="Named baselines, e.g. grpo,reinforce (default: the config's grid.methods)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2 (default: the config's)."),
+    target: Optional[str] = typer.Option(
+        None, "--target", help="table2, grid, figures or all (default: all if the config has a grid, else table2)."),
+    cores: str = typer.Option("all", "--cores", help="Snakemake --cores: a number or 'all'."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show the plan only; nothing is run or written."),
+) -> None:
+    """Run the experiment grid through the Snakemake DAG, then print Table 2.
+
+    --betas / --grid replace the config's AsymGRPO pairs; the config's baseline methods run
+    beside them unless --methods is given. A run shares its artifacts with `snakemake` runs
+    of the same config. Arguments after `--` go to snakemake (e.g. `-- --executor slurm`).
+    """
+    from . import pipeline
+
+    plan = pipeline.plan_grid(config, betas=betas, grid=grid, methods=methods, seeds=seeds,
+                              target=target, cores=cores)
+    pipeline.run_grid(plan, cores=cores, dry_run=dry_run, extra=list(ctx.args), echo=typer.echo)
+    if not dry_run:
+        from rich.console import Console
+
+        from .report import print_tables
+
+        print_tables(plan.cfg, Console())
+
+
+@app.command()
+@user_errors
+def status(config: Optional[Path] = WorkflowConfigOpt) -> None:
+    """Show which runs, checkpoints and evaluations exist, which are pending, and disk used."""
+    from rich.console import Console
+
+    from . import pipeline
+
+    cfg, _ = pipeline.load_workflow_config(config)
+    pipeline.render_status(pipeline.collect_status(cfg), Console())
+
+
+@app.command()
+@user_errors
+def aggregate(
+    config: Optional[Path] = WorkflowConfigOpt,
+    part: Optional[list[str]] = typer.Option(None, "--part", help="table2, grid or curves (repeatable; default all)."),
+    runs: Optional[str] = typer.Option(
+        None, "--runs", help="Comma-separated run ids to include (default: every run found under results_dir)."),
+) -> None:
+    """Aggregate samples and metrics into {results}/agg/*.parquet with DuckDB."""
+    from stages import aggregate as stage
+
+    from .pipeline import load_workflow_config
+
+    run_ids = stage.parse_runs(runs) if runs is not None else None
+    cfg, _ = load_workflow_config(config)
+    for path in stage.run(cfg, part, run_ids):
+        typer.echo(str(path))
+
+
+@app.command()
+@user_errors
+def report(
+    config: Optional[Path] = WorkflowConfigOpt,
+    part: Optional[list[str]] = typer.Option(
+        None, "--part", help="table2, grid, figures or index (repeatable; default all)."),
+    aggregate: bool = typer.Option(
+        True, "--aggregate/--no-aggregate", help="Re-aggregate every run found first (default), or use agg/ as is."),
+) -> None:
+    """Print Table 2 and write {results}/report/: tables (md, tex, csv), figures, index.md."""
+    from rich.console import Console
+
+    from stages import report as stage
+
+    from .pipeline import load_workflow_config
+
+    cfg, _ = load_workflow_config(config)
+    stage.run(cfg, part, aggregate=aggregate, console=Console())
+
+
 def main() -> None:
     try:
         app()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import artifacts
+from . import artifacts, faults
 from .config import BenchmarkSpec, Config, config_to_dict, parse_run_id
 from .engines.base import SamplingParams, make_engine
 from .errors import ArtifactError, ConfigError
@@ -148,6 +148,7 @@ def evaluate(
                 artifacts.write_parquet(path, samples, artifacts.SAMPLES,
                                         artifacts.provenance(config_to_dict(spec), spec_key=key, run_id=run_id,
                                                              step=step, benchmark=spec.name))
+                faults.maybe_fail("eval-part", step)
         finally:
             engine.close()
             del model

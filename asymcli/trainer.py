@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from . import artifacts
+from . import artifacts, faults
 from .algorithm import advantages as adv_mod
 from .algorithm import metrics as M
 from .algorithm.objective import policy_loss
@@ -188,6 +188,7 @@ class Trainer:
                 temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
                 n=G, seed=_step_seed(run.seed, step, 1)))
         rollout_s = time.perf_counter() - t0
+        faults.maybe_fail("rollout", step)
         texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
         golds = [self.train_rows[rows[o.prompt_index]]["answer"] for o in outs]
         verdicts = self.grader.grade_many(texts, golds)
@@ -264,6 +265,7 @@ class Trainer:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), run.grad_clip)
                 self._check_finite(step, "gradients", grad_norm.detach().reshape(1))
                 self.optimizer.step()
+                faults.maybe_fail("update", step)
                 for k, v in mini_stats.items():
                     stats[k].append(v)
                 stats["grad_norm"].append(float(grad_norm))
@@ -393,6 +395,7 @@ class Trainer:
         }
         torch.save(state, tmp / STATE_FILE)
         artifacts.write_json(tmp / COMPLETE_MARKER, {"step": step, "config_hash": artifacts.config_hash(self.config_dict())})
+        faults.maybe_fail("checkpoint", step)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)  # atomic: a checkpoint is either complete under its name or absent

@@ -261,6 +261,41 @@ def report(
     stage.run(cfg, part, aggregate=aggregate, console=Console())
 
 
+# --- data and base model: prep, base (stages/prep.py, stages/base.py)
+
+
+@app.command()
+@user_errors
+def prep(
+    config: Optional[Path] = ConfigOpt,
+    out: Optional[Path] = typer.Option(None, help="prompts.parquet path (default: {results_dir}/data/prompts.parquet)."),
+) -> None:
+    """Write the training and held-out prompts (the config's task) to prompts.parquet."""
+    from stages import prep as stage
+
+    from .config import load_config
+
+    typer.echo(str(stage.run(load_config(config), out)))
+
+
+@app.command()
+@user_errors
+def base(
+    config: Optional[Path] = ConfigOpt,
+    prompts: Optional[Path] = typer.Option(None, help="prompts.parquet (default: {results_dir}/data/prompts.parquet)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: {results_dir}/base)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+) -> None:
+    """Build the base model (tiny default: supervised warm-up) and its group-accuracy statistics."""
+    from stages import base as stage
+
+    from .config import load_config
+
+    log = None if quiet else (lambda line: typer.echo(line, err=True))
+    paths = stage.run(load_config(config), prompts, out, log=log)
+    typer.echo(str(paths["model"]))
+
+
 def main() -> None:
     try:
         app()

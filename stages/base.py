@@ -1,0 +1,137 @@
+"""Stage `base`: prompts.parquet -> base/model/ + base/sft_metrics.parquet + base/base_stats.parquet.
+
+For the embedded default (``model.kind == "tiny"``): build the character tokenizer and a
+fresh tiny Qwen3, train it on the worked solutions of the training rows (rows whose
+``solution`` is empty are RL-only), save it atomically as an HF folder. For
+``model.kind == "hf"`` there is nothing to train: the checkpoint at ``model.path`` is the
+base model and only its statistics are recorded.
+
+Then, for both: the distribution of group accuracy at RL start (``BASE_STATS``): for
+``base.probe_prompts`` training prompts, ``train.group_size`` samples each at the RL
+sampling settings, graded, counted per number of correct samples k = 0..G.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from asymcli import artifacts
+from asymcli.config import Config, config_to_dict
+from asymcli.errors import DataError
+
+#: The supervised warm-up curve, one row per optimizer step.
+SFT_METRICS = pa.schema(
+    [
+        ("step", pa.int64()),
+        ("loss", pa.float64()),  # mean cross-entropy over the batch's response tokens
+        ("lr", pa.float64()),
+        ("seconds", pa.float64()),  # wall time since the warm-up started
+    ]
+)
+
+
+def default_paths(cfg: Config) -> dict[str, Path]:
+    root = Path(cfg.results_dir)
+    return {"prompts": root / "data" / "prompts.parquet", "out_dir": root / "base"}
+
+
+def _device(cfg: Config) -> str:
+    import torch
+
+    if cfg.train.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cfg.train.device
+
+
+def train_rows(prompts: Path) -> list[dict[str, str]]:
+    rows = [r for r in artifacts.read_parquet(prompts, artifacts.PROMPTS).to_pylist() if r["split"] == "train"]
+    if not rows:
+        raise DataError(f"{prompts}: no rows with split == 'train'")
+    return rows
+
+
+def probe_rows(rows: list[dict[str, str]], n: int, seed: int) -> list[dict[str, str]]:
+    """A fixed random subset of ``n`` training rows (all rows if fewer)."""
+    if n >= len(rows):
+        return list(rows)
+    return random.Random(f"probe:{seed}").sample(rows, n)
+
+
+def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]], cfg: Config,
+                          seed: int) -> list[int]:
+    """counts[k] = number of prompts with k of ``train.group_size`` samples correct."""
+    from asymcli.engines.base import SamplingParams, make_engine
+    from asymcli.grading import Grader
+    from asymcli.modeling import decode_responses, encode_prompts
+
+    G = cfg.train.group_size
+    ids = encode_prompts(tokenizer, [r["prompt"] for r in rows], cfg.model)
+    engine = make_engine("hf", model, tokenizer)
+    params = SamplingParams(temperature=cfg.train.temperature, top_p=cfg.train.top_p,
+                            max_new_tokens=cfg.train.max_new_tokens, n=G, seed=seed)
+    rollouts = engine.generate(ids, params)
+    texts = decode_responses(tokenizer, [r.token_ids for r in rollouts])
+    verdicts = Grader().grade_many(texts, [rows[r.prompt_index]["answer"] for r in rollouts])
+    correct = [0] * len(rows)
+    for r, v in zip(rollouts, verdicts):
+        correct[r.prompt_index] += bool(v.correct)
+    counts = [0] * (G + 1)
+    for c in correct:
+        counts[c] += 1
+    return counts
+
+
+def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
+        log: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Run the base stage; returns the paths written (``model`` is the base model folder)."""
+    import torch
+
+    from asymcli import sft, tiny
+    from asymcli.modeling import encode_prompts, load_policy
+
+    paths = default_paths(cfg)
+    prompts = Path(prompts) if prompts else paths["prompts"]
+    out_dir = Path(out_dir) if out_dir else paths["out_dir"]
+    rows = train_rows(prompts)
+    meta = artifacts.provenance(config_to_dict(cfg), stage="base", prompts=str(prompts))
+    device = _device(cfg)
+    t0 = time.perf_counter()
+    metrics: list[dict[str, float]] = []
+    if cfg.model.kind == "tiny":
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        tokenizer = tiny.build_tokenizer(cfg.model.max_position)
+        model = tiny.build_model(cfg.model, tokenizer, seed=cfg.base.seed).to(device)
+        supervised = [r for r in rows if r["solution"]]
+        if not supervised:
+            raise DataError(f"{prompts}: no training row has a worked solution to warm the tiny model up on")
+        examples = sft.build_examples(
+            tokenizer, encode_prompts(tokenizer, [r["prompt"] for r in supervised], cfg.model),
+            [r["solution"] for r in supervised], max_length=cfg.model.max_position,
+        )
+        metrics = sft.supervised_warmup(model, examples, cfg.base, tokenizer.pad_token_id, log=log)
+        model_path = tiny.save_policy(model, tokenizer, out_dir / "model")
+        meta["model_params"] = tiny.n_params(model)
+    else:
+        model_path = Path(str(cfg.model.path))
+        model, tokenizer = load_policy(model_path, cfg.model, device=device)
+    sft_seconds = time.perf_counter() - t0
+    sft_path = artifacts.write_parquet(out_dir / "sft_metrics.parquet", metrics, SFT_METRICS,
+                                       dict(meta, seconds=sft_seconds))
+    probe = probe_rows(rows, cfg.base.probe_prompts, cfg.base.seed)
+    counts = group_accuracy_counts(model, tokenizer, probe, cfg, seed=cfg.base.seed)
+    G = cfg.train.group_size
+    stats_rows = [{"k_correct": k, "groups": n, "group_size": G} for k, n in enumerate(counts)]
+    stats_path = artifacts.write_parquet(out_dir / "base_stats.parquet", stats_rows, artifacts.BASE_STATS,
+                                         dict(meta, seconds=time.perf_counter() - t0))
+    if log:
+        none, all_ = counts[0] / len(probe), counts[G] / len(probe)
+        log(f"base: {time.perf_counter() - t0:.0f}s; groups none-solved {none:.2f}, "
+            f"mixed {1 - none - all_:.2f}, all-solved {all_:.2f}")
+    return {"model": model_path, "sft_metrics": sft_path, "base_stats": stats_path}

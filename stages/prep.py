@@ -1,0 +1,61 @@
+"""Stage `prep`: config -> data/prompts.parquet (PROMPTS schema, train + held-out splits).
+
+``task.kind == "arithmetic"``: the embedded tiered task (:mod:`asymcli.tasks`).
+``task.kind == "benchmark"``: training prompts from a benchmark source such as MATH's
+training set (``task.source``, from ``task.path`` or the local hub cache), through
+:mod:`asymcli.benchmarks`; held-out evaluation then comes from the eval benchmarks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from asymcli import artifacts
+from asymcli.config import Config, config_to_dict
+from asymcli.errors import DataError
+from asymcli.tasks import generate_arithmetic
+
+
+def default_out(cfg: Config) -> Path:
+    return Path(cfg.results_dir) / "data" / "prompts.parquet"
+
+
+def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:
+    """The rows prep would write, without writing them."""
+    t = cfg.task
+    if t.kind == "arithmetic":
+        rows = generate_arithmetic(t.n_train, t.n_heldout, t.tiers, seed=t.seed)
+        if t.limit is not None:
+            train = [r for r in rows if r["split"] == "train"][: t.limit]
+            rows = train + [r for r in rows if r["split"] != "train"]
+        return rows
+    return _benchmark_prompts(cfg)
+
+
+def _benchmark_prompts(cfg: Config) -> pa.Table:
+    from asymcli.benchmarks import load_prompts_file, load_benchmark  # lazy: only this path needs it
+
+    t = cfg.task
+    if t.path:
+        table = load_prompts_file(t.path, t.columns, t.source, "train")
+    else:
+        from asymcli.config import BenchmarkSpec
+
+        table = load_benchmark(BenchmarkSpec(name=t.source, hub_id=t.hub_id, columns=dict(t.columns)))
+        table = table.set_column(table.schema.get_field_index("split"), "split",
+                                 pa.array(["train"] * table.num_rows, pa.string()))
+    if t.limit is not None:
+        table = table.slice(0, t.limit)
+    if table.num_rows == 0:
+        raise DataError(f"task source '{t.source}' gave no training prompts{' from ' + t.path if t.path else ''}")
+    return table
+
+
+def run(cfg: Config, out: Path | None = None) -> Path:
+    """Write the prompts artifact; returns its path."""
+    out = Path(out) if out else default_out(cfg)
+    rows = build_prompts(cfg)
+    meta = artifacts.provenance(config_to_dict(cfg), stage="prep")
+    return artifacts.write_parquet(out, rows, artifacts.PROMPTS, meta)

@@ -7,7 +7,10 @@ One place decides correctness for training rewards and for evaluation alike:
    (escaped braces ``\\{`` ``\\}`` do not count). Without a box it falls back, in order, to
    the last "final answer is X", "the answer is X" or "Answer: X" line near the end.
 2. :func:`grade` normalises both sides conservatively (see ``_clean``), accepts an exact
-   string match, decides integer-vs-integer directly, and otherwise asks math-verify
+   string match, decides plain numbers and bracketed lists of plain numbers (intervals,
+   points) directly where no rounding could change the outcome (integers; rationals equal
+   or more than 1e-4 apart, relatively; lists with equal brackets and values, or integer
+   lists that differ), and otherwise asks math-verify
    (``math_verify.parse`` / ``math_verify.verify``; we write no CAS of our own), handing it
    only the extracted content wrapped in ``$...$``.
 
@@ -222,7 +225,9 @@ _MIXED_SLASH = re.compile(r"(-?)(\d+)\s+(\d+)\s*/\s*(\d+)")
 _TEXT_WHOLE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 _INT = re.compile(r"[-+]?\d{1,60}")
 _DEC = re.compile(r"[-+]?\d{1,60}(?:\.\d{1,60})?")
-_FRAC = re.compile(r"([-+]?)\\frac\{([-+]?\d{1,60})\}\{(\d{1,60})\}|([-+]?\d{1,60})/(\d{1,60})")
+_FRAC = re.compile(
+    r"([-+]?)\\frac\{([-+]?\d{1,60})\}\{(\d{1,60})\}|([-+]?\d{1,60})/(\d{1,60})|([-+]?)\\frac(\d)(\d)"
+)
 
 
 def _clean(s: str) -> str:
@@ -278,10 +283,31 @@ def _rational(s: str) -> Fraction | None:
         if m.group(3) is not None:
             num, den = int(m.group(2)), int(m.group(3))
             num = -num if m.group(1) == "-" else num
+        elif m.group(8) is not None:  # \frac12
+            num, den = int(m.group(7)), int(m.group(8))
+            num = -num if m.group(6) == "-" else num
         else:
             num, den = int(m.group(4)), int(m.group(5))
         return Fraction(num, den) if den else None
     return None
+
+
+_FAR = Fraction(1, 10_000)  # relative gap above which two plain numbers are surely different
+_LIST = re.compile(r"([(\[])(.*)([)\]])", re.S)
+
+
+def _numeric_list(s: str) -> tuple[str, list[Fraction], str] | None:
+    """``(open, values, close)`` for a bracketed list of plain numbers (``[1, 2)``, ``(-1,\\frac12)``)."""
+    m = _LIST.fullmatch(s)
+    if not m or len(s) > 200:
+        return None
+    values = []
+    for part in m.group(2).split(","):
+        v = _rational(part.strip())
+        if v is None:
+            return None
+        values.append(v)
+    return m.group(1), values, m.group(3)
 
 
 # ---------------------------------------------------------------------------
@@ -483,11 +509,8 @@ def gold_text(gold: str) -> str:
     return _clean(g)
 
 
-def _judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdict:
-    """Compare an extracted answer with a gold answer (both raw strings)."""
-    from math_verify import verify
-    from math_verify.errors import TimeoutException
-
+def _fast_verdict(extracted: str, gold: str) -> Verdict | None:
+    """The verdict when it needs no math-verify (normalisation, fast paths, guards), else None."""
     pred = _clean(extracted)
     g = gold_text(gold)
     if not pred:
@@ -503,10 +526,37 @@ def _judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdict:
         ok = int(pred) == int(g)
         return Verdict(ok, "correct" if ok else "wrong", extracted)
     rp, rg = _rational(pred), _rational(g)
-    if rp is not None and rg is not None and rp == rg:
-        return Verdict(True, "correct", extracted)
+    if rp is not None and rg is not None:
+        if rp == rg:
+            return Verdict(True, "correct", extracted)
+        if abs(rp - rg) > _FAR * max(1, abs(rp), abs(rg)):
+            return Verdict(False, "wrong", extracted)  # far apart: no rounding makes them equal
+    lp, lg = _numeric_list(pred), _numeric_list(g)
+    if lp is not None and lg is not None:
+        if lp == lg:
+            return Verdict(True, "correct", extracted)
+        if all(v.denominator == 1 for v in lp[1] + lg[1]):
+            return Verdict(False, "wrong", extracted)
     if _guard(pred) is not None or _guard(g) is not None:
         return Verdict(False, "unparsable", extracted)
+    return None
+
+
+def _judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdict:
+    """Compare an extracted answer with a gold answer (both raw strings)."""
+    fast = _fast_verdict(extracted, gold)
+    if fast is not None:
+        return fast
+    return _mv_judge(extracted, gold, timeout_s, alarm)
+
+
+def _mv_judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdict:
+    """The math-verify comparison (for answers that passed ``_fast_verdict`` undecided)."""
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    pred = _clean(extracted)
+    g = gold_text(gold)
     budget = _Budget(timeout_s, alarm)
     try:
         gold_parsed = _parse_gold(g, budget)
@@ -573,12 +623,12 @@ class CacheStats(NamedTuple):
 
 def _worker_judge(extracted: str, gold: str, timeout_s: float) -> Verdict:
     # A pool worker runs tasks in its main thread, so math-verify's alarms work here.
-    return _judge(extracted, gold, timeout_s, alarm=True)
+    return _mv_judge(extracted, gold, timeout_s, alarm=True)
 
 
 def _worker_ready() -> bool:
     # Warm the worker (antlr parser, sympy caches) before any item's clock starts.
-    _judge(r"\sqrt{8}", r"2\sqrt{2}", 60.0, alarm=True)
+    _mv_judge(r"\sqrt{8}", r"2\sqrt{2}", 60.0, alarm=True)
     return True
 
 
@@ -653,7 +703,11 @@ class Grader:
         keys = list(todo)
         if keys:
             if self.workers > 0:
-                verdicts = self._judge_in_pool(keys)
+                # Decide what needs no sympy here; only the rest pays the trip to a worker.
+                fast = [_fast_verdict(e, g) for e, g in keys]
+                slow = [key for key, v in zip(keys, fast) if v is None]
+                slow_verdicts = iter(self._judge_in_pool(slow) if slow else [])
+                verdicts = [v if v is not None else next(slow_verdicts) for v in fast]
             else:
                 alarm = _in_main_thread()
                 verdicts = [_judge(e, g, self.timeout_s, alarm) for e, g in keys]

@@ -286,6 +286,24 @@ def test_worker_pool_kills_an_overrunning_worker() -> None:
         assert ("HANG", "1") not in g._cache
 
 
+def _crash_on_marker(extracted: str, gold: str, timeout_s: float) -> Verdict:
+    """Pool worker used by the test below: the process dies on the answer CRASH."""
+    if extracted == "CRASH":
+        import os
+
+        os._exit(3)
+    return grading._worker_judge(extracted, gold, timeout_s)
+
+
+def test_worker_pool_survives_a_crashing_worker() -> None:
+    with Grader(workers=2, timeout_s=5) as g:
+        g._worker = _crash_on_marker
+        responses = [box(r"\sqrt{8}"), r"\boxed{CRASH}", box(r"x^2+2x+1"), box("3")]
+        golds = [r"2\sqrt{2}", "1", "(x+1)^2", "3"]
+        verdicts = g.grade_many(responses, golds)
+        assert [v.reason for v in verdicts] == ["correct", "unparsable", "correct", "correct"]
+
+
 # ---------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -303,11 +303,20 @@ def _read_rows(path: Path) -> list[Any]:
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(path).to_pylist()
+            table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{path}: not a readable Parquet file ({_short(exc)})") from None
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: a text column is not valid UTF-8 ({_short(exc)})") from None
+        for name in table.column_names:  # bytes columns must hold UTF-8 text
+            column = table[name]
+            if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+                for r, value in enumerate(column.to_pylist(), 1):
+                    try:
+                        if value is not None:
+                            value.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise DataError(f"{path}: row {r}, column '{name}': not UTF-8 text (byte {exc.start})") from None
+                table = table.set_column(table.column_names.index(name), name, column.cast(pa.string()))
+        return table.to_pylist()
     if suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: unsupported file type '{suffix}' (use .parquet, .jsonl or .json)")
     data = path.read_bytes()

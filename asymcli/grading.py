@@ -641,7 +641,11 @@ class Grader:
     next to torch threads); each item gets a hard deadline of ``timeout_s`` plus
     ``grace_s`` from its start, and a worker that overruns is killed: that item is a
     ``timeout``, the other items in flight are re-run in a fresh pool. An item whose
-    worker crashes the pool twice (once alone) is ``unparsable``.
+    worker crashes the pool twice (once alone) is ``unparsable``. Answers that need no
+    sympy (the fast paths and guards of :func:`grade`) are decided in this process.
+
+    Not thread-safe: use one Grader per thread. The forkserver is told to preload
+    ``asymcli.grading`` and ``math_verify`` (a process-wide setting of multiprocessing).
     """
 
     def __init__(self, workers: int = 0, timeout_s: float = 5.0, *, cache_size: int = 100_000, grace_s: float = 2.0):

@@ -210,6 +210,16 @@ def test_non_utf8_file(tmp_path: Path) -> None:
         load_benchmark(BenchmarkSpec(name="math500", path=str(path)))
 
 
+def test_non_utf8_parquet_bytes_column(tmp_path: Path) -> None:
+    table = pa.table({"problem": pa.array([b"ok", b"caf\xe9"], pa.binary()), "answer": ["1", "2"]})
+    pq.write_table(table, tmp_path / "b.parquet")
+    with pytest.raises(DataError, match=r"b.parquet: row 2, column 'problem': not UTF-8"):
+        load_benchmark(BenchmarkSpec(name="math500", path=str(tmp_path / "b.parquet")))
+    good = pa.table({"problem": pa.array([b"ok"], pa.binary()), "answer": ["1"]})
+    pq.write_table(good, tmp_path / "g.parquet")
+    assert load_benchmark(BenchmarkSpec(name="math500", path=str(tmp_path / "g.parquet"))).num_rows == 1
+
+
 def test_empty_dataset_and_missing_or_odd_files(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")

@@ -296,6 +296,44 @@ def base(
     typer.echo(str(paths["model"]))
 
 
+# --- claims: the paper's claims checked on finished runs (asymcli/claims.py, stages/claims.py)
+
+
+@app.command()
+@user_errors
+def claims(
+    config: Optional[Path] = WorkflowConfigOpt,
+    runs: Optional[list[str]] = typer.Option(
+        None, "--runs", help="Run folder, results folder, or comma-separated run ids (repeatable; "
+        "default: every finished run under results_dir)."),
+    format: str = typer.Option("table", "--format", help="table, json or md."),
+) -> None:
+    """Check the paper's claims (Tables 1-2, Props. 1-2, Figs. 2-3) on finished runs; writes
+    {results}/report/claims.md and claims.json."""
+    import os
+
+    from stages import claims as stage
+
+    from .claims import FORMATS, print_rich, to_json, to_markdown
+    from .pipeline import config_source, load_workflow_config
+
+    if format not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, got '{format}'")
+    cfg, _ = load_workflow_config(config)
+    src = config_source(config)
+    shown = None if src is None else (str(config) if config is not None else os.path.relpath(src))
+    result, paths = stage.run(cfg, runs, config_path=shown)
+    if format == "json":
+        typer.echo(to_json(result), nl=False)
+    elif format == "md":
+        typer.echo(to_markdown(result), nl=False)
+    else:
+        from rich.console import Console
+
+        print_rich(result, Console())
+        typer.echo(f"details: {paths['md']} (json: {paths['json']})")
+
+
 def main() -> None:
     try:
         app()

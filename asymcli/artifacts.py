@@ -10,6 +10,7 @@ Every stage reads and writes through this module so that
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -161,8 +162,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     reader never sees a partial artifact under its final name.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -171,10 +175,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno in _ENV_ERRNOS:
+            raise _write_error(path, exc) from None
         raise
+
+
+#: Write failures caused by the machine, not by asym: a one-line error instead of a traceback.
+_ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
+
+
+def _write_error(path: Path, exc: OSError) -> ArtifactError:
+    return ArtifactError(f"{path}: cannot write ({exc.strerror or exc}); nothing was written under this name")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -184,6 +198,62 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def fsync_tree(folder: str | os.PathLike[str]) -> None:
+    """fsync every file and folder under ``folder``: call before renaming a folder into place,
+    so that after a power loss the renamed folder cannot hold empty or half-written files."""
+    folder = Path(folder)
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(Path(root))
+
+
+#: Files up to this size get a sha256 in a folder digest; larger ones (the weights and the
+#: optimizer state of billion-parameter models) only their size, since hashing tens of GB
+#: at every checkpoint save and resume would take minutes. A truncated file is caught
+#: either way; a same-size corruption of a large file is not.
+HASH_MAX_BYTES = 256 * 2**20
+
+
+def folder_digest(folder: str | os.PathLike[str], hash_max_bytes: int = HASH_MAX_BYTES) -> dict[str, dict[str, Any]]:
+    """{relative path: {"size": bytes, "sha256": hex (files <= hash_max_bytes only)}} of
+    every file under ``folder`` (a checkpoint records it in its COMPLETE marker)."""
+    folder = Path(folder)
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            size = p.stat().st_size
+            entry: dict[str, Any] = {"size": size}
+            if size <= hash_max_bytes:
+                entry["sha256"] = _sha256(p)
+            out[p.relative_to(folder).as_posix()] = entry
+    return out
+
+
+def verify_digest(folder: str | os.PathLike[str], digest: Mapping[str, Mapping[str, Any]]) -> None:
+    """Check ``folder``'s files against a :func:`folder_digest`; raise ArtifactError naming the
+    first file that is missing, of the wrong size, or whose sha256 differs."""
+    folder = Path(folder)
+    for rel, want in sorted(digest.items()):
+        p = folder / rel
+        if not p.is_file():
+            raise ArtifactError(f"{p}: file is missing")
+        size = p.stat().st_size
+        if size != want["size"]:
+            raise ArtifactError(f"{p}: truncated or overwritten ({size} bytes, expected {want['size']})")
+        if "sha256" in want and _sha256(p) != want["sha256"]:
+            raise ArtifactError(f"{p}: corrupted (its sha256 differs from the one recorded when it was written)")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -103,6 +103,7 @@ def evaluate(
     """
     from .benchmarks import load_benchmark
     from .modeling import encode_prompts, load_policy
+    from .trainer import checkpoint_fingerprint, verify_checkpoint
 
     info = run_info(run_id, run_json)
     specs = list(cfg.eval.benchmarks)
@@ -123,9 +124,10 @@ def evaluate(
     parts: list[Path] = []
     for step, folder in checkpoints:
         todo = []
+        model_key = checkpoint_fingerprint(folder)  # a retrained checkpoint's parts are redone
         for spec in specs:
             max_new = spec.max_new_tokens or default_max_new
-            key = spec_key(spec, max_new, cfg.eval.seed)
+            key = f"{spec_key(spec, max_new, cfg.eval.seed)}-{model_key}"
             path = part_path(out_dir, step, spec.name)
             parts.append(path)
             if not part_done(path, key):
@@ -135,6 +137,7 @@ def evaluate(
         from .trainer import pick_device
 
         device = pick_device(cfg.train.device)
+        verify_checkpoint(folder)
         model, tok = load_policy(str(folder), cfg.model, device=str(device))
         model.eval()
         engine = make_engine("hf" if cfg.train.engine == "vllm" and device.type == "cpu" else cfg.train.engine,

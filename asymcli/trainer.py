@@ -17,12 +17,21 @@ Checkpoints (HF folder + optimizer/RNG/metrics state) are written atomically eve
 one and reproduces the uninterrupted run's metrics (all randomness is derived from
 (seed, step)). NaN/inf in a training quantity stops the run naming step and quantity; the
 last good checkpoint stays.
+
+Integrity (tests/test_faults.py): a checkpoint's COMPLETE marker records the size and
+sha256 of each of its files (size only above ``artifacts.HASH_MAX_BYTES``); resuming and
+evaluation verify them first. A truncated or corrupted file is never loaded and never
+silently skipped: the run refuses with an ArtifactError naming the file and the folder to
+delete to resume from the previous checkpoint. Resuming also refuses when the run config
+differs from the checkpoint's in anything but the RESUME_FREE_KEYS (how long / where it
+runs), so a changed config never continues an old run under the new name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -112,6 +121,8 @@ class Trainer:
         self.model_path = str(model_path)
 
         resume = self.latest_checkpoint()
+        if resume is not None:
+            verify_checkpoint(resume)  # a truncated or corrupted file is named, never loaded
         load_from = str(resume) if resume is not None else self.model_path
         # fp32 master weights; bf16 compute comes from autocast on GPUs (see autocast()).
         master_cfg = dataclasses.replace(cfg.model, dtype="float32" if cfg.model.dtype == "auto" else cfg.model.dtype)
@@ -379,9 +390,25 @@ class Trainer:
     def save_checkpoint(self, step: int) -> Path:
         final = self.ckpt_dir / f"{CKPT_PREFIX}{step:06d}"
         tmp = self.ckpt_dir / f".tmp_{CKPT_PREFIX}{step:06d}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for stale in self.ckpt_dir.glob(f".tmp_{CKPT_PREFIX}*"):  # left by a killed run
+            shutil.rmtree(stale)
         tmp.mkdir(parents=True)
+        try:
+            self._write_checkpoint(tmp, step)
+        except (OSError, RuntimeError) as exc:  # disk full, quota: torch.save raises RuntimeError
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ArtifactError(
+                f"{tmp}: cannot write the step-{step} checkpoint ({_first_line(exc)}); the last complete "
+                f"checkpoint is step {self.last_good_step}: free disk space and rerun to resume from it") from None
+        faults.maybe_fail("checkpoint", step)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)  # atomic: a checkpoint is either complete under its name or absent
+        self.last_good_step = step
+        self._apply_retention()
+        return final
+
+    def _write_checkpoint(self, tmp: Path, step: int) -> None:
         self.model.save_pretrained(tmp, safe_serialization=True)
         self.tokenizer.save_pretrained(tmp)
         state = {
@@ -394,14 +421,10 @@ class Trainer:
             "config": self.config_dict(),
         }
         torch.save(state, tmp / STATE_FILE)
-        artifacts.write_json(tmp / COMPLETE_MARKER, {"step": step, "config_hash": artifacts.config_hash(self.config_dict())})
-        faults.maybe_fail("checkpoint", step)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)  # atomic: a checkpoint is either complete under its name or absent
-        self.last_good_step = step
-        self._apply_retention()
-        return final
+        # Sizes + sha256 of every file, checked at resume and before evaluation (verify_checkpoint).
+        artifacts.write_json(tmp / COMPLETE_MARKER, {"step": step, "config_hash": artifacts.config_hash(self.config_dict()),
+                                                     "files": artifacts.folder_digest(tmp), "created_ns": time.time_ns()})
+        artifacts.fsync_tree(tmp)
 
     def _apply_retention(self) -> None:
         cks = self.checkpoints()
@@ -414,7 +437,9 @@ class Trainer:
         try:
             state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt checkpoint
-            raise ArtifactError(f"{ckpt}: corrupted checkpoint state ({type(exc).__name__}: {exc})") from None
+            raise ArtifactError(f"{ckpt / STATE_FILE}: corrupted checkpoint state ({type(exc).__name__}: "
+                                f"{_first_line(exc)}); {_delete_hint(ckpt)}") from None
+        _check_same_run(ckpt, state.get("config"), self.config_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         self.metrics_rows = list(state["metrics_rows"])
         torch.random.set_rng_state(state["torch_rng"])
@@ -435,6 +460,85 @@ class Trainer:
             raise NumericalError(
                 f"step {step}: {bad} non-finite value(s) in {what}; run stopped, last good checkpoint is "
                 f"step {self.last_good_step} in {self.ckpt_dir}")
+
+
+#: Run settings that may differ between a checkpoint and the run resuming from it: they
+#: decide how and how long the run executes, not what it computes. Any other difference
+#: (lr, betas, model shape, task, ...) makes the resume refuse, so that a changed config
+#: never continues, or silently reuses, a run trained with the old one.
+RESUME_FREE_KEYS = frozenset({
+    "steps", "keep_last", "keep_steps", "checkpoint_every", "eval_every", "eval_prompts", "threads",
+    "device", "engine", "micro_batch_seqs", "gradient_checkpointing", "vllm_gpu_memory_utilization", "deepspeed",
+})
+
+
+def _check_same_run(ckpt: Path, saved: dict[str, Any] | None, now: dict[str, Any]) -> None:
+    if not saved:
+        return
+    diffs = []
+    for section in ("run", "model", "task"):
+        a, b = saved.get(section) or {}, now.get(section) or {}
+        for key in sorted(set(a) | set(b)):
+            if section == "run" and key in RESUME_FREE_KEYS:
+                continue
+            x, y = a.get(key), b.get(key)
+            if x != y and not (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)):
+                diffs.append(f"{section}.{key} {x!r} -> {y!r}")
+    if diffs:
+        raise ArtifactError(
+            f"{ckpt}: checkpoint was made with a different config ({'; '.join(diffs[:3])}"
+            f"{'; ...' if len(diffs) > 3 else ''}); restore those settings to resume, or delete "
+            f"{ckpt.parent} to train this config from scratch")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _delete_hint(ckpt: Path) -> str:
+    earlier = [s for s, p in list_checkpoints(ckpt.parent) if p != ckpt]
+    if earlier:
+        return f"delete the folder {ckpt} to resume from the previous checkpoint (step {earlier[-1]})"
+    return f"delete the folder {ckpt} to start the run over"
+
+
+def verify_checkpoint(folder: str | Path) -> None:
+    """Check a checkpoint's files against the sizes and sha256 its COMPLETE marker records
+    (:func:`asymcli.artifacts.folder_digest`); raise ArtifactError naming the bad file and
+    saying which folder to delete. A folder without a marker (a plain model folder such as
+    the base model) or with a marker from before digests existed has nothing to check.
+    """
+    folder = Path(folder)
+    marker = folder / COMPLETE_MARKER
+    if not marker.exists():
+        return
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        raise ArtifactError(f"{marker}: unreadable checkpoint marker; {_delete_hint(folder)}") from None
+    if files is None:
+        return
+    try:
+        artifacts.verify_digest(folder, files)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{exc}; {_delete_hint(folder)}") from None
+
+
+def checkpoint_fingerprint(folder: str | Path) -> str:
+    """A short id of a model folder's contents, cheap to compute: the hash of a checkpoint's
+    COMPLETE marker (file digests + creation time), or for a plain model folder the names,
+    sizes and modification times of its files. Evaluation parts record it, so a retrained
+    checkpoint (or base model) is evaluated again instead of reusing the old samples."""
+    folder = Path(folder)
+    marker = folder / COMPLETE_MARKER
+    if marker.exists():
+        return hashlib.sha256(marker.read_bytes()).hexdigest()[:16]
+    if not folder.is_dir():
+        return ""
+    files = sorted((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in folder.rglob("*") if p.is_file())
+    return artifacts.config_hash({"files": files})
 
 
 def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:

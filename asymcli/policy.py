@@ -5,15 +5,27 @@ PPO update (with grad) and for the post-update log-prob gain. Only response posi
 are projected through the LM head, in chunks of ``chunk_tokens`` rows, so the logits
 tensor that exists at any time is ``[chunk_tokens, V]``; with ``checkpoint_head=True``
 the chunk's logits are recomputed in backward instead of being kept for it.
+
+Padding waste: rows are sorted by length and run in groups of at most ``max_tokens``
+padded tokens, each trimmed to its longest row (length bucketing). Right padding needs
+no attention mask (a real token never attends past itself), so attention is plain causal
+SDPA, the flash kernel on GPUs. For Qwen2/Qwen3 modules the decoder runs as plain
+functions over the module's own parameters (:mod:`asymcli.engines.qwen_forward`, the
+rollout engine's code), which ``compile=True`` fuses with ``torch.compile``; other
+models go through the module's ``forward``.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.checkpoint import checkpoint
+
+from .engines import qwen_forward as qf
 
 
 @dataclass
@@ -89,35 +101,143 @@ def response_logprobs(
     temperature: float = 1.0,
     chunk_tokens: int = 4096,
     checkpoint_head: bool = False,
+    impl: str = "auto",
+    max_tokens: int = 16384,
+    compile: bool | str = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropies of the response tokens.
 
     Returns ``(logp, entropy)``, both ``[B, T]`` float32, zero where ``resp_mask`` is 0.
     Logits are divided by ``temperature`` (the sampling distribution), as verl does.
     Differentiable when grad is enabled.
+
+    impl: "auto" (the functional Qwen forward when the model is a Qwen2/Qwen3 HF causal
+        LM, else the module's forward), "fused" or "hf". Both compute the same function.
+    max_tokens: padded-token budget of one forward group (rows sorted by length).
+    compile: ``torch.compile`` the fused decoder layer and the head (True: inductor, or a
+        backend name). A compilation error at the first call falls back to eager with a
+        warning. Honours ``model.gradient_checkpointing_enable()`` (per layer).
     """
-    base = getattr(model, model.base_model_prefix)
-    out = base(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-    hidden = out.last_hidden_state  # [B, L, H]
+    if impl not in ("auto", "fused", "hf"):
+        raise ValueError(f"impl must be 'auto', 'fused' or 'hf', got '{impl}'")
+    if impl == "fused":
+        qf.check_supported(model, engine="fused log-probs")
+    fused = impl == "fused" or (impl == "auto" and qf.unsupported_reason(model) is None)
     B, T = batch.resp_ids.shape
-    flat_mask = batch.resp_mask.reshape(-1) > 0
-    rows = torch.arange(B, device=hidden.device).unsqueeze(1).expand(B, T).reshape(-1)[flat_mask]
-    cols = batch.resp_pos.reshape(-1)[flat_mask]
-    h = hidden[rows, cols]  # [N, H] only response positions: no padding waste in the head
-    targets = batch.resp_ids.reshape(-1)[flat_mask]
-    head = model.get_output_embeddings()
+    device = batch.input_ids.device
+    am = batch.attention_mask
+    lengths = am.sum(1)
+    width = am.shape[1]
+    right_padded = bool((am.bool() == (torch.arange(width, device=device) < lengths[:, None])).all())
+    if right_padded:
+        groups = _length_groups(lengths.tolist(), max_tokens)
+    else:  # any other layout: one group, through the module with its attention mask
+        groups, fused = [(list(range(B)), width)], False
+    head = qf.unwrap(model).get_output_embeddings()
+    hs, targets, flat_idx = [], [], []
+    for rows, L in groups:
+        r = torch.tensor(rows, dtype=torch.long, device=device)
+        ids = batch.input_ids.index_select(0, r)[:, :L]
+        if fused:
+            hidden = _fused_hidden(model, ids, compile)
+        else:
+            base = getattr(model, model.base_model_prefix)
+            mask = None if right_padded else am.index_select(0, r)[:, :L]
+            hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state  # [b, L, H]
+        rm = batch.resp_mask.index_select(0, r) > 0
+        loc, tcol = rm.nonzero(as_tuple=True)
+        pos = batch.resp_pos.index_select(0, r)[loc, tcol]
+        hs.append(hidden[loc, pos])  # only response positions: no padding waste in the head
+        targets.append(batch.resp_ids.index_select(0, r)[loc, tcol])
+        flat_idx.append(r[loc] * T + tcol)
+    h = torch.cat(hs) if hs else torch.zeros((0, head.weight.shape[1]), device=device)
+    tgt = torch.cat(targets) if targets else torch.zeros((0,), dtype=torch.long, device=device)
+    idx = torch.cat(flat_idx) if flat_idx else torch.zeros((0,), dtype=torch.long, device=device)
     inv_temp = 1.0 / temperature if temperature > 0 else 1.0
+    head_fn = _maybe_compiled(_head_logp_entropy, compile)
     pieces = []
     for s in range(0, h.shape[0], chunk_tokens):
-        args = (h[s : s + chunk_tokens], head.weight, head.bias, targets[s : s + chunk_tokens], inv_temp)
+        args = (h[s : s + chunk_tokens], head.weight, head.bias, tgt[s : s + chunk_tokens], inv_temp)
         if checkpoint_head and torch.is_grad_enabled():
-            pieces.append(checkpoint(_head_logp_entropy, *args, use_reentrant=False))
+            pieces.append(checkpoint(head_fn, *args, use_reentrant=False))
         else:
-            pieces.append(_head_logp_entropy(*args))
-    both = torch.cat(pieces, 0) if pieces else hidden.new_zeros((0, 2), dtype=torch.float32)
-    logp = hidden.new_zeros((B * T,), dtype=torch.float32)
-    ent = hidden.new_zeros((B * T,), dtype=torch.float32)
-    idx = flat_mask.nonzero(as_tuple=True)[0]
-    logp = logp.index_put((idx,), both[:, 0]).reshape(B, T)
-    ent = ent.index_put((idx,), both[:, 1]).reshape(B, T)
-    return logp, ent
+            pieces.append(head_fn(*args))
+    both = torch.cat(pieces, 0) if pieces else h.new_zeros((0, 2), dtype=torch.float32)
+    logp = torch.zeros((B * T,), dtype=torch.float32, device=device).index_put((idx,), both[:, 0])
+    ent = torch.zeros((B * T,), dtype=torch.float32, device=device).index_put((idx,), both[:, 1])
+    return logp.reshape(B, T), ent.reshape(B, T)
+
+
+def _length_groups(lengths: list[int], max_tokens: int) -> list[tuple[list[int], int]]:
+    """Rows sorted by length (longest first) cut into groups of <= max_tokens padded tokens.
+
+    Returns ``[(rows, group_width)]``; a row longer than the budget forms its own group.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[tuple[list[int], int]] = []
+    for i in order:
+        if groups and (len(groups[-1][0]) + 1) * groups[-1][1] <= max_tokens:
+            groups[-1][0].append(i)
+        else:
+            groups.append(([i], max(1, lengths[i])))
+    return groups
+
+
+def _fused_hidden(model: Any, ids: torch.Tensor, compile: bool | str) -> torch.Tensor:
+    """Final-norm hidden states [b, L, H] of right-padded ``ids`` via the functional forward."""
+    w = qf.collect_params(model)
+    geo = qf.geometry(model)
+    cos, sin = qf.rope_table(model, ids.shape[1], w.embed.dtype, ids.device)
+    cos, sin = cos[None], sin[None]
+    layer = _maybe_compiled(_layer_fn(geo), compile)
+    remat = bool(getattr(qf.unwrap(model), "is_gradient_checkpointing", False)) and torch.is_grad_enabled()
+    x = qf.embed(w, geo, ids)
+    for lw in w.layers:
+        args = (x, cos, sin, *lw.as_tuple())
+        x = checkpoint(layer, *args, use_reentrant=False) if remat else layer(*args)
+    return qf.rms_norm(x, w.norm, geo.eps)
+
+
+@functools.lru_cache(maxsize=None)
+def _layer_fn(geo: qf.Geometry) -> Callable[..., torch.Tensor]:
+    """One decoder layer with flat tensor arguments: one compiled graph serves every layer
+    (the weights are inputs); the geometry is a closure constant, never a symbolic int."""
+
+    def layer(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *tensors: torch.Tensor | None) -> torch.Tensor:
+        return qf.causal_layer(x, cos, sin, qf.LayerWeights(*tensors), geo)
+
+    return layer
+
+
+class _Compiled:
+    """``torch.compile(fn)`` that falls back to ``fn`` (with one warning) if compiling fails."""
+
+    def __init__(self, fn: Callable[..., Any], backend: str):
+        self.eager = fn
+        # dynamic=None: the first shape compiles static, the first change of a dimension
+        # recompiles it as symbolic (then no more recompiles); constants stay constants.
+        self.compiled = torch.compile(fn, backend=backend, dynamic=None)
+        self.failed = False
+
+    def __call__(self, *args: Any) -> Any:
+        if not self.failed:
+            try:
+                return self.compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly
+                self.failed = True
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                              "running eagerly", stacklevel=2)
+        return self.eager(*args)
+
+
+_COMPILED: dict[tuple[Callable[..., Any], str], _Compiled] = {}
+
+
+def _maybe_compiled(fn: Callable[..., Any], compile: bool | str) -> Callable[..., Any]:
+    if not compile:
+        return fn
+    backend = "inductor" if compile is True else str(compile)
+    key = (fn, backend)
+    if key not in _COMPILED:
+        _COMPILED[key] = _Compiled(fn, backend)
+    return _COMPILED[key]

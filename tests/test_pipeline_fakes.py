@@ -99,3 +99,83 @@ def write_fake_results(root: Path, runs: dict[str, float] = FAKE_RUNS) -> Path:
             seed = run_identity(rid)["seed"]
             write_metrics(root, rid, level, seed=seed)
     return root
+
+
+# ---------------------------------------------------------------------------
+# A stand-in `asym` executable for Snakemake DAG tests
+# ---------------------------------------------------------------------------
+# prep / base / train / eval write synthetic artifacts instantly (and log each call to
+# $FAKE_ASYM_LOG, one line per job, so a test can count what ran); every other command
+# (aggregate, report) runs the real CLI.
+
+FAKE_STAGES = ("prep", "base", "train", "eval")
+
+
+def _opt(argv: list[str], name: str, default: str | None = None) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def fake_asym_main(argv: list[str]) -> int:
+    import os
+    import zlib
+
+    import pyarrow as pa
+
+    if not argv or argv[0] not in FAKE_STAGES:
+        from asymcli.cli import main
+
+        import sys
+        sys.argv = ["asym", *argv]
+        main()
+        return 0
+    cmd = argv[0]
+    log = os.environ.get("FAKE_ASYM_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(" ".join(argv) + "\n")
+    if cmd == "prep":
+        rows = [{"problem_id": f"p{i}", "split": "train" if i < 8 else "heldout", "source": "arith",
+                 "difficulty": "t1", "prompt": f"Compute {i}+1.", "answer": str(i + 1), "solution": ""}
+                for i in range(12)]
+        artifacts.write_parquet(_opt(argv, "--out"), rows, artifacts.PROMPTS)
+    elif cmd == "base":
+        out = Path(_opt(argv, "--out"))
+        (out / "model").mkdir(parents=True, exist_ok=True)
+        (out / "model" / "config.json").write_text("{}")
+        artifacts.write_parquet(out / "base_stats.parquet",
+                                [{"k_correct": k, "groups": 1, "group_size": 4} for k in range(5)],
+                                artifacts.BASE_STATS)
+        pa_table = pa.table({"step": [1, 2], "loss": [1.0, 0.5]})
+        import pyarrow.parquet as pq
+        pq.write_table(pa_table, out / "sft_metrics.parquet")
+    elif cmd == "train":
+        out = Path(_opt(argv, "--out"))
+        rid = out.name
+        level = 0.2 + (zlib.crc32(rid.encode()) % 50) / 100
+        ck = out / "checkpoints" / "step_000003"
+        ck.mkdir(parents=True, exist_ok=True)
+        (ck / "COMPLETE").write_text("{}")
+        artifacts.write_parquet(out / "metrics.parquet", metrics_rows(4, level), artifacts.METRICS)
+    elif cmd == "eval":
+        rid = _opt(argv, "--run-id") or Path(_opt(argv, "--run")).name
+        level = 0.2 + (zlib.crc32(rid.encode()) % 50) / 100
+        rows = samples_rows(rid, 0 if rid == "base" else 4, level, benches={"arith_heldout": 2}, n_problems=4)
+        artifacts.write_parquet(_opt(argv, "--out"), rows, artifacts.SAMPLES)
+    return 0
+
+
+def install_fake_asym(bin_dir: Path) -> Path:
+    """Write an `asym` script into ``bin_dir`` that runs :func:`fake_asym_main`."""
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "asym"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(repo)!r})\n"
+        "from tests.test_pipeline_fakes import fake_asym_main\n"
+        "sys.exit(fake_asym_main(sys.argv[1:]))\n")
+    script.chmod(0o755)
+    return script

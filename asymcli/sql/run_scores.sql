@@ -3,9 +3,10 @@
 --   avg_at_k  = mean over problems of (correct samples / samples)            (Avg@k)
 --   pass_at_k = fraction of problems with at least one correct sample       (pass@k, k = samples)
 --   maj_at_k  = fraction of problems whose majority extracted answer is correct  (maj@k)
--- Majority vote: among samples with a non-empty extracted answer, the answer with the most
--- votes; ties go to the answer sampled first (lowest sample_idx). The answer counts as
--- correct if any sample giving it was graded correct. No answer at all counts as wrong.
+-- Majority vote (as asymcli.algorithm.metrics.maj_at_k): among samples with a non-blank
+-- extracted answer (exact strings), the answer with the most votes; ties go to the answer
+-- sampled first (lowest sample_idx); its correctness is that of its first occurrence.
+-- A problem with no extracted answer at all counts as wrong.
 WITH s AS (
     SELECT run_id, method, beta_pos, beta_neg, seed, step, benchmark, problem_id,
            sample_idx, temperature, correct, extracted
@@ -24,9 +25,9 @@ votes AS (
     SELECT run_id, step, benchmark, problem_id, extracted,
            count(*) AS n_votes,
            min(sample_idx) AS first_idx,
-           bool_or(correct) AS answer_correct
+           arg_min(correct, sample_idx) AS answer_correct
     FROM s
-    WHERE extracted IS NOT NULL AND extracted <> ''
+    WHERE extracted IS NOT NULL AND regexp_matches(extracted, '\S')  -- not blank
     GROUP BY run_id, step, benchmark, problem_id, extracted
 ),
 majority AS (

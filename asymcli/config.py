@@ -468,12 +468,17 @@ def validate(cfg: Config, where: str = "config") -> Config:
             bad(f"train.{key}", f"must be >= 1, got {getattr(t, key)}")
     if t.prompts_per_step % t.mini_batch_prompts:
         bad("train.mini_batch_prompts", f"must divide train.prompts_per_step ({t.prompts_per_step}), got {t.mini_batch_prompts}")
-    if t.temperature < 0:
-        bad("train.temperature", f"must be >= 0, got {t.temperature}")
+    if not t.temperature >= 0 or math.isinf(t.temperature):  # NaN fails >= 0
+        bad("train.temperature", f"must be a finite number >= 0, got {t.temperature}")
     if not 0 < t.top_p <= 1:
         bad("train.top_p", f"must be in (0, 1], got {t.top_p}")
-    if t.lr <= 0:
-        bad("train.lr", f"must be > 0, got {t.lr}")
+    for key in ("lr", "temperature", "top_p", "weight_decay", "grad_clip", "clip_eps_low", "clip_eps_high",
+                "entropy_coef", "kl_coef", "adam_beta1", "adam_beta2"):
+        if not math.isfinite(getattr(t, key)):
+            bad(f"train.{key}", f"must be a finite number, got {getattr(t, key)}")
+    if not 0 < t.lr <= 1:
+        # Adam moves each weight by about lr per step: above 1 the policy is destroyed at once.
+        bad("train.lr", f"must be in (0, 1], got {t.lr}")
     if t.clip_eps_low < 0 or t.clip_eps_high < 0:
         bad("train.clip_eps_low", "and clip_eps_high must be >= 0")
     if t.dual_clip_c is not None and t.dual_clip_c <= 1:
@@ -483,8 +488,8 @@ def validate(cfg: Config, where: str = "config") -> Config:
     for i, b in enumerate(cfg.eval.benchmarks):
         if b.k < 1:
             bad(f"eval.benchmarks[{i}].k", f"must be >= 1, got {b.k}")
-        if b.temperature < 0:
-            bad(f"eval.benchmarks[{i}].temperature", f"must be >= 0, got {b.temperature}")
+        if not b.temperature >= 0 or math.isinf(b.temperature):  # NaN fails >= 0
+            bad(f"eval.benchmarks[{i}].temperature", f"must be a finite number >= 0, got {b.temperature}")
         if b.temperature == 0 and b.k > 1:
             # Greedy decoding gives k identical samples: allowed but pointless; keep k honest.
             bad(f"eval.benchmarks[{i}].k", f"must be 1 with temperature 0 (greedy), got {b.k}")

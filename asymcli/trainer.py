@@ -280,6 +280,7 @@ class Trainer:
                 for k, v in mini_stats.items():
                     stats[k].append(v)
                 stats["grad_norm"].append(float(grad_norm))
+        self._check_weights(step)  # a checkpoint of this step must never hold inf/NaN weights
         self.engine.update_weights(self.model)
         out = {k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()}
         out["lr"] = lr
@@ -458,8 +459,9 @@ class Trainer:
         if not torch.isfinite(t).all():
             bad = int((~torch.isfinite(t)).sum())
             raise NumericalError(
-                f"step {step}: {bad} non-finite value(s) in {what}; run stopped, last good checkpoint is "
-                f"step {self.last_good_step} in {self.ckpt_dir}")
+                f"step {step}: {bad} non-finite value(s) in {what}; run stopped, "
+                + (f"last good checkpoint is step {self.last_good_step} in {self.ckpt_dir}" if self.last_good_step
+                   else "no checkpoint was written yet"))
 
 
 #: Run settings that may differ between a checkpoint and the run resuming from it: they

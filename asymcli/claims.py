@@ -86,6 +86,7 @@ __all__ = [
     "run_grid_command",
     "to_json",
     "to_markdown",
+    "write_files",
 ]
 
 FORMATS = ("table", "json", "md")
@@ -311,7 +312,8 @@ def load_runs(sources: Sources, checkpoint: int | None = None) -> dict[str, RunD
         rows.sort(key=lambda r: r["step"])
         greedy = None
         for r in rows:
-            if (r["step"] >= 1 if checkpoint is None else r["step"] == checkpoint) and math.isfinite(r["eval_greedy_acc"]):
+            at = r["step"] >= 1 if checkpoint is None else r["step"] == checkpoint
+            if at and math.isfinite(r["eval_greedy_acc"]):
                 greedy = (int(r["step"]), r["eval_greedy_acc"])
         step, sc = scores.get(rid, (None, {}))
         runs[rid] = RunData(rid, method, bp, bn, seed, [r for r in rows if r["step"] >= 1], greedy, sc, step)
@@ -751,7 +753,10 @@ def claim_symmetric(inp: Inputs) -> Claim:
 # ---------------------------------------------------------------------------
 
 
-def mass_profile(rows: Sequence[Mapping[str, Any]]) -> tuple[int, list[int], list[float], list[float]] | None:
+Profile = tuple[int, list[int], list[float], list[float]]  # (G, groups[k], pos_mass[k], neg_mass[k])
+
+
+def mass_profile(rows: Sequence[Mapping[str, Any]]) -> Profile | None:
     """(G, groups[k], pos_mass[k], neg_mass[k]) summed over steps, k = 0..G, from the logged
     p_hist / w_pos_hist / w_neg_hist; None if no step logged them."""
     G = None
@@ -785,7 +790,7 @@ def _argmax(values: Sequence[float | None]) -> int | None:
     best = None
     for k, v in enumerate(values):
         if v is not None and math.isfinite(v) and v > 0 and (best is None or v > values[best]):  # type: ignore[operator]
-            best = k
+            best = k  # first maximum wins ties
     return best
 
 
@@ -801,99 +806,115 @@ def _in_unit(beta: float | None) -> bool:
     return beta is not None and 0.0 < beta < 1.0
 
 
-def claim_peaks(inp: Inputs) -> Claim:
+def peak_check(g: GroupKey, runs: Mapping[int, RunData], profiles: Mapping[int, Profile],
+               channel: str) -> tuple[Check, list[Any]]:
+    """Proposition 2 for one channel of one AsymGRPO pair: (check, summary-table row).
+
+    Per seed, the argmax over k of the empirical W(k/G) must be the theoretical argmax k*
+    on the grid; a seed that never logged a group with k* correct cannot show it."""
     from .algorithm.theory import peak_neg, peak_pos
 
+    beta = g[1] if channel == "pos" else g[2]
+    idx = 2 if channel == "pos" else 3
+    G = next(iter(profiles.values()))[0]
+    k_star = _argmax(theory_pressure(G, beta, channel))  # type: ignore[arg-type]
+    assert k_star is not None  # W > 0 on 0 < p < 1 for beta in (0, 1)
+    per: dict[str, float] = {}
+    match: dict[str, bool] = {}
+    untestable: list[str] = []
+    for s, prof in profiles.items():
+        k_emp = _argmax(per_group_pressure(G, prof[1], prof[idx]))
+        if not prof[1][k_star] or k_emp is None:
+            untestable.append(runs[s].run_id)
+            continue
+        per[_seed_key(s)] = k_emp / G
+        match[_seed_key(s)] = k_emp == k_star
+    groups = [sum(p[1][k] for p in profiles.values()) for k in range(G + 1)]
+    mass = [sum(p[idx][k] for p in profiles.values()) for k in range(G + 1)]
+    emp = per_group_pressure(G, groups, mass)
+    th = theory_pressure(G, beta, channel)  # type: ignore[arg-type]
+    k_pool, k_mass = _argmax(emp), _argmax(mass)
+    mean_p = sum(k / G * mass[k] for k in range(G + 1)) / sum(mass) if sum(mass) > 0 else None
+    dev = max((abs(e - t) for e, t in zip(emp, th) if e is not None), default=None)
+    cont = peak_pos(beta) if channel == "pos" else peak_neg(beta)
+    n_match = sum(match.values())
+    if not per:
+        verdict, reason = "insufficient", f"no group with k* = {k_star} correct was logged"
+    else:
+        verdict = "holds" if n_match == len(per) else ("fails" if n_match == 0 else "mixed")
+        reason = f"peak at k*/G on {n_match}/{len(per)} seeds"
+    if untestable and per:
+        reason += f"; no group at k* in {', '.join(untestable)}"
+    xs = list(per.values())
+    std = _stdev(xs) if len(xs) > 1 else None
+    name = "positive" if channel == "pos" else "negative"
+    theory_name = "1 − βpos" if channel == "pos" else "βneg"
+    check = Check(
+        label=f"{group_label(g)}: {name}-channel peak p",
+        claimed=f"= {k_star / G:.4g} (k*/G; {theory_name} = {cont:g})",
+        unit="p", per_seed=per, mean=_mean(xs), std=std, se=None if std is None else std / math.sqrt(len(xs)),
+        n=len(xs), verdict=verdict, reason=reason,
+        levels={"theory": cont, "theory on the grid": k_star / G,
+                "empirical, pooled": None if k_pool is None else k_pool / G},
+        extra={"G": G, "match": match, "untestable": untestable, "mass_peak_p": None if k_mass is None else k_mass / G,
+               "mass_weighted_p": mean_p, "max_abs_w_deviation": dev},
+        runs=[runs[s].run_id for s in profiles])
+    row = [group_label(g), name, beta, cont, k_star / G, None if k_pool is None else k_pool / G,
+           None if k_mass is None else k_mass / G, mean_p, dev]
+    return check, row
+
+
+def pressure_table(g: GroupKey, profiles: Mapping[int, Profile]) -> dict[str, Any]:
+    """Empirical and theoretical W per k of one pair, pooled over seeds."""
+    G = next(iter(profiles.values()))[0]
+    groups = [sum(p[1][k] for p in profiles.values()) for k in range(G + 1)]
+    cols: list[list[Any]] = []
+    for beta, idx, ch in ((g[1], 2, "pos"), (g[2], 3, "neg")):
+        mass = [sum(p[idx][k] for p in profiles.values()) for k in range(G + 1)]
+        th = theory_pressure(G, beta, ch) if _in_unit(beta) else [None] * (G + 1)  # type: ignore[arg-type]
+        cols += [per_group_pressure(G, groups, mass), th]
+    return {"title": f"{group_label(g)}: W per group accuracy p = k/G (pooled over seeds "
+                     f"{', '.join(str(s) for s in profiles)})",
+            "columns": ["k", "p", "groups", "W+ empirical", "W+ theory", "W− empirical", "W− theory"],
+            "rows": [[k, k / G, groups[k], *(c[k] for c in cols)] for k in range(G + 1)]}
+
+
+def claim_peaks(inp: Inputs) -> Claim:
     pairs = [g for g in inp.groups if g[0] == "asym" and (_in_unit(g[1]) or _in_unit(g[2]))]
     checks: list[Check] = []
-    summary_rows: list[list[Any]] = []
+    summary: list[list[Any]] = []
     tables: list[dict[str, Any]] = []
     notes = ["empirical W(k/G) = logged advantage mass at k, summed over steps, / (G x groups with k correct); "
              "its argmax should be the theoretical W's argmax on {k/G}. mass peak / mass-weighted p: where "
              "the realised gradient mass went (depends on how often each k occurred)."]
     for g in pairs:
-        seeds = inp.groups[g]
-        profiles = {s: mass_profile(r.rows) for s, r in sorted(seeds.items())}
-        profiles = {s: p for s, p in profiles.items() if p is not None}
-        if not profiles:
+        runs = inp.groups[g]
+        profiles = {s: mass_profile(r.rows) for s, r in sorted(runs.items())}
+        found = {s: p for s, p in profiles.items() if p is not None}
+        if not found:
             notes.append(f"{group_label(g)}: no step logged p_hist / w_*_hist")
             continue
-        G = next(iter(profiles.values()))[0]
-        other = [seeds[s].run_id for s, p in profiles.items() if p[0] != G]
+        G = next(iter(found.values()))[0]
+        other = [runs[s].run_id for s, p in found.items() if p[0] != G]
         if other:
             notes.append(f"{group_label(g)}: group size differs from G={G}, left out: {', '.join(other)}")
-        profiles = {s: p for s, p in profiles.items() if p[0] == G}
-        pooled_groups = [sum(p[1][k] for p in profiles.values()) for k in range(G + 1)]
-        curve_rows = [[k, k / G, pooled_groups[k]] for k in range(G + 1)]
-        for ch, beta, peak_fn, idx, name in (("pos", g[1], peak_pos, 2, "positive"),
-                                             ("neg", g[2], peak_neg, 3, "negative")):
-            th = theory_pressure(G, beta, ch) if _in_unit(beta) else None
-            pooled_mass = [sum(p[idx][k] for p in profiles.values()) for k in range(G + 1)]
-            emp_pooled = per_group_pressure(G, pooled_groups, pooled_mass)
-            for k in range(G + 1):
-                curve_rows[k] += [emp_pooled[k], th[k] if th else None]
-            if th is None:
-                continue
-            k_star = _argmax(th)
-            per: dict[str, float] = {}
-            match: dict[str, bool] = {}
-            untestable: list[str] = []
-            for s, p in profiles.items():
-                if not p[1][k_star]:  # type: ignore[index]
-                    untestable.append(seeds[s].run_id)
-                    continue
-                k_emp = _argmax(per_group_pressure(G, p[1], p[idx]))
-                if k_emp is None:
-                    untestable.append(seeds[s].run_id)
-                    continue
-                per[_seed_key(s)] = k_emp / G
-                match[_seed_key(s)] = k_emp == k_star
-            total = sum(pooled_mass)
-            k_mass = _argmax(pooled_mass)
-            mean_p = sum(k / G * pooled_mass[k] for k in range(G + 1)) / total if total > 0 else None
-            dev = max((abs(e - t) for e, t in zip(emp_pooled, th) if e is not None), default=None)
-            k_pool = _argmax(emp_pooled)
-            cont = peak_fn(beta)
-            n_match = sum(match.values())
-            if not per:
-                verdict = "insufficient"
-                reason = f"no group with k = {k_star} correct was logged"
-            elif n_match == len(per):
-                verdict, reason = "holds", f"peak at k*/G on {n_match}/{len(per)} seeds"
-            elif n_match == 0:
-                verdict, reason = "fails", f"peak at k*/G on 0/{len(per)} seeds"
-            else:
-                verdict, reason = "mixed", f"peak at k*/G on {n_match}/{len(per)} seeds"
-            xs = list(per.values())
-            std = _stdev(xs) if len(xs) > 1 else None
-            blabel = "1 − βpos" if ch == "pos" else "βneg"
-            checks.append(Check(
-                label=f"{group_label(g)}: {name}-channel peak p", claimed=f"= {k_star / G:.4g} (k*/G; {blabel} = {cont:g})",  # type: ignore[operator]
-                unit="p", per_seed=per, mean=_mean(xs), std=std, se=std / math.sqrt(len(xs)) if std is not None else None,
-                n=len(xs), verdict=verdict, reason=reason,
-                levels={"theory, continuous": cont, "theory, grid k*/G": k_star / G,  # type: ignore[operator]
-                        "empirical, pooled": None if k_pool is None else k_pool / G},
-                extra={"match": match, "untestable": untestable, "mass_peak_p": None if k_mass is None else k_mass / G,
-                       "mass_weighted_p": mean_p, "max_abs_w_deviation": dev, "G": G},
-                runs=[seeds[s].run_id for s in profiles]))
-            summary_rows.append([group_label(g), name, beta, cont, k_star / G,  # type: ignore[operator]
-                                 None if k_pool is None else k_pool / G, None if k_mass is None else k_mass / G,
-                                 mean_p, dev])
-        tables.append({"title": f"{group_label(g)}: W per group accuracy p = k/G (pooled over seeds "
-                                f"{', '.join(str(s) for s in profiles)})",
-                       "columns": ["k", "p", "groups", "W+ empirical", "W+ theory", "W− empirical", "W− theory"],
-                       "rows": curve_rows})
-    if summary_rows:
+        found = {s: p for s, p in found.items() if p[0] == G}
+        for channel, beta in (("pos", g[1]), ("neg", g[2])):
+            if _in_unit(beta):
+                check, row = peak_check(g, runs, found, channel)
+                checks.append(check)
+                summary.append(row)
+        tables.append(pressure_table(g, found))
+    if summary:
         tables.insert(0, {"title": "Peaks of the gradient mass (pooled over seeds)",
                           "columns": ["Runs", "channel", "β", "theory peak", "theory on grid", "empirical peak",
                                       "mass peak", "mass-weighted p", "max abs(W emp − W theory)"],
-                          "rows": summary_rows})
-    verdict = combine([c.verdict for c in checks]) if checks else "insufficient"
+                          "rows": summary})
     if not pairs:
         notes.append("no AsymGRPO run with a beta in (0, 1)")
-    claim = Claim("6", "the positive mass peaks at p = 1 − βpos, the negative at p = βneg", "Prop. 2, Eqs. (9)-(11)",
-                  "the betas place each channel's gradient pressure along the group-accuracy axis", checks,
-                  verdict, tables, notes)
+    claim = Claim("6", "the positive mass peaks at p = 1 − βpos, the negative at p = βneg",
+                  "Prop. 2, Eqs. (9)-(11)", "the betas place each channel's gradient pressure along the group-accuracy axis", checks,
+                  combine([c.verdict for c in checks]), tables, notes)
     return inp.finish(claim, pairs or [ASYM])
 
 
@@ -1000,9 +1021,9 @@ def _check_line(c: Mapping[str, Any]) -> str:
     return f"{c['label']}: {_fmt(c['mean'], signed)}{spread}, claimed {c['claimed']} → {c['verdict']}"
 
 
-def to_markdown(p: Mapping[str, Any], level: int = 1) -> str:
-    """Markdown of a :func:`payload`: summary table, then one section per claim. ``level``:
-    the heading level of the title (1 for claims.md, 2 inside the report's index)."""
+def to_markdown(p: Mapping[str, Any], level: int = 1, details: bool = True) -> str:
+    """Markdown of a :func:`payload`: summary table, then (``details``) one section per claim.
+    ``level``: the heading level of the title (1 for claims.md, 2 inside the report's index)."""
     h = "#" * level
     out = [f"{h} Claims\n",
            "The paper's claims (arXiv 2604.04894), checked on these runs.\n"]
@@ -1021,7 +1042,7 @@ def to_markdown(p: Mapping[str, Any], level: int = 1) -> str:
         out.append(f"- {note}")
     if p["command"]:
         out.append(f"\nTo add every missing run:\n\n```\n{p['command']}\n```\n")
-    for c in p["claims"]:
+    for c in p["claims"] if details else ():
         out.append(f"{h}# {c['id']}. {c['title']} ({c['paper']}): {c['verdict']}\n")
         out.append(f"Claim: {c['statement']}.\n")
         if c["checks"]:
@@ -1089,10 +1110,22 @@ def print_rich(p: Mapping[str, Any], console: Any) -> None:
     console.print(f"rule: {p['rule']}", highlight=False)
 
 
-def report_section(ctx: Any) -> str | None:
-    """The report index's "Claims" section (``ctx``: asymcli.report.ReportContext, or
-    anything with ``.cfg``). None when there are no finished runs."""
-    p = check_results(ctx.cfg)
-    if not p["runs"]:
-        return None
-    return to_markdown(p, level=2)
+def write_files(p: Mapping[str, Any], report_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``claims.md`` (with details) and ``claims.json`` atomically under ``report_dir``."""
+    d = Path(report_dir)
+    paths = {"md": d / "claims.md", "json": d / "claims.json"}
+    artifacts.write_text(paths["md"], to_markdown(p, level=1))
+    artifacts.write_json(paths["json"], p)
+    return paths
+
+
+def report_section(ctx: Any) -> str:
+    """The "Claims" section of the report's index.md (``ctx``: asymcli.report.ReportContext,
+    or anything with ``.cfg``): checks every finished run of ``ctx.cfg`` afresh, rewrites
+    report/claims.md and claims.json beside the index, and returns the summary with a link
+    to them."""
+    resolved = Path(ctx.cfg.results_dir) / "config.resolved.yaml"  # the pipeline's config (pipeline.Layout)
+    p = check_results(ctx.cfg, config_path=str(resolved) if resolved.exists() else None)
+    write_files(p, Path(ctx.cfg.results_dir) / "report")
+    text = to_markdown(p, level=2, details=False).rstrip()
+    return text + "\n\nPer-seed values, tables and notes: [claims.md](claims.md) ([JSON](claims.json)).\n"

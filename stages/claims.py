@@ -1,7 +1,8 @@
 """Stage `claims`: finished runs (metrics.parquet, samples.parquet) -> report/claims.{md,json}.
 
 The paper's claims checked on the runs of ``results_dir`` (``asymcli.claims``). Both files
-are written atomically; claims.json is what machines (and the report's index) read.
+are written atomically; claims.json is for machines. (The report index's "Claims" section,
+``asymcli.claims.report_section``, recomputes and rewrites both.)
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asymcli import artifacts
-from asymcli.claims import check_results, to_markdown
+from asymcli.claims import check_results, write_files
 from asymcli.config import Config
 
 
@@ -20,11 +20,9 @@ def default_paths(cfg: Config) -> dict[str, Path]:
     return {"md": report / "claims.md", "json": report / "claims.json"}
 
 
-def run(cfg: Config, runs: Sequence[str] | None = None, config_path: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+def run(cfg: Config, runs: Sequence[str] | None = None,
+        config_path: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
     """Check the claims on ``runs`` (default: every finished run of the config); write
     claims.md and claims.json. Returns (the claims payload, the paths written)."""
     result = check_results(cfg, runs, config_path=config_path)
-    paths = default_paths(cfg)
-    artifacts.write_text(paths["md"], to_markdown(result, level=1))
-    artifacts.write_json(paths["json"], result)
-    return result, paths
+    return result, write_files(result, default_paths(cfg)["md"].parent)

@@ -213,8 +213,8 @@ def test_prop2_peaks(holds):
     pos = k["AsymGRPO (0.9, 0.4): positive-channel peak p"]
     neg = k["AsymGRPO (0.9, 0.4): negative-channel peak p"]
     # continuous peaks 0.1 and 0.4; on the grid k/8 the argmaxes are 1/8 and 3/8
-    assert pos["levels"]["theory, continuous"] == pytest.approx(0.1)
-    assert pos["levels"]["theory, grid k*/G"] == 0.125 and neg["levels"]["theory, grid k*/G"] == 0.375
+    assert pos["levels"]["theory"] == pytest.approx(0.1)
+    assert pos["levels"]["theory on the grid"] == 0.125 and neg["levels"]["theory on the grid"] == 0.375
     assert pos["per_seed"] == {"s0": 0.125, "s1": 0.125, "s2": 0.125}
     assert pos["extra"]["max_abs_w_deviation"] == pytest.approx(0.0, abs=1e-12)
     # realised mass: p_hist is flat, so the mass peaks where W does
@@ -380,4 +380,5 @@ def test_report_section(holds):
         cfg = load_config(None, {"results_dir": str(root)})
 
     text = claims.report_section(Ctx())
-    assert text.startswith("## Claims") and "### 1." in text
+    assert text.startswith("## Claims") and "| 5b |" in text and "### 1." not in text
+    assert "[claims.md](claims.md)" in text and "\n## 1." in (root / "report" / "claims.md").read_text()

@@ -27,10 +27,12 @@ per_run AS (
     FROM chosen
     GROUP BY run_id, method, beta_pos, beta_neg, seed
 ),
-long AS (
-    UNPIVOT per_run
-    ON avg_at_k AS 'avg@k', pass_at_k AS 'pass@k', maj_at_k AS 'maj@k'
-    INTO NAME metric VALUE score
+long AS (  -- one row per (run, benchmark, metric); NULL scores are kept (shown as '-')
+    SELECT *, 'avg@k' AS metric, avg_at_k AS score FROM per_run
+    UNION ALL
+    SELECT *, 'pass@k', pass_at_k FROM per_run
+    UNION ALL
+    SELECT *, 'maj@k', maj_at_k FROM per_run
 )
 SELECT method,
        -- only AsymGRPO rows are told apart by their betas (other methods fix or ignore them)

@@ -35,21 +35,21 @@ def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:
 
 
 def _benchmark_prompts(cfg: Config) -> pa.Table:
-    from asymcli.benchmarks import load_prompts_file, load_benchmark  # lazy: only this path needs it
+    from asymcli.benchmarks import load_benchmark, load_prompts_file  # lazy: only this path needs it
+    from asymcli.config import BenchmarkSpec
 
     t = cfg.task
     if t.path:
-        table = load_prompts_file(t.path, t.columns, t.source, "train")
+        table = load_prompts_file(t.path, t.columns, t.source, "train", limit=t.limit)
     else:
-        from asymcli.config import BenchmarkSpec
-
-        table = load_benchmark(BenchmarkSpec(name=t.source, hub_id=t.hub_id, columns=dict(t.columns)))
-        table = table.set_column(table.schema.get_field_index("split"), "split",
-                                 pa.array(["train"] * table.num_rows, pa.string()))
-    if t.limit is not None:
-        table = table.slice(0, t.limit)
+        spec = BenchmarkSpec(name=t.source, hub_id=t.hub_id, columns=dict(t.columns), limit=t.limit)
+        table = load_benchmark(spec)
+    # Whatever split the source's rows carry, here they are the training prompts.
+    table = table.set_column(table.schema.get_field_index("split"), "split",
+                             pa.array(["train"] * table.num_rows, pa.string()))
     if table.num_rows == 0:
-        raise DataError(f"task source '{t.source}' gave no training prompts{' from ' + t.path if t.path else ''}")
+        where = t.path or t.hub_id or t.source
+        raise DataError(f"{where}: task source '{t.source}' gave no training prompts")
     return table
 
 

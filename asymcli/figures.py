@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pyarrow as pa
 from matplotlib.figure import Figure
@@ -178,7 +179,7 @@ def fig1_advantages(path: str | Path, *, group_size: int = 8,
     p = np.linspace(0.02, 0.98, 193)
     fig = Figure(figsize=(9, 3.8), layout="constrained")
     axes = fig.subplots(1, 2)
-    cmap = __import__("matplotlib").colormaps["viridis"]
+    cmap = matplotlib.colormaps["viridis"]
     for i, b in enumerate(betas):
         pos, neg = adv.closed_form_channels("asym", p, g, beta_pos=b, beta_neg=b)
         color = cmap(i / max(1, len(betas) - 1))
@@ -280,8 +281,7 @@ def grid_heatmap(grid: pa.Table | None, path: str | Path) -> Path:
     for r in rows:
         mat[bps.index(r["beta_pos"]), bns.index(r["beta_neg"])] = r["mean"]
     masked = np.ma.masked_invalid(mat)
-    cmap = __import__("matplotlib").colormaps["viridis"].copy()
-    cmap.set_bad("#eeeeee")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#eeeeee")
     im = ax.imshow(masked, cmap=cmap, aspect="auto")
     best = np.nanmax(mat)
     lo, hi = np.nanmin(mat), np.nanmax(mat)

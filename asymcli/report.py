@@ -144,7 +144,9 @@ def table_note(cfg: Config, table: pa.Table, scores: pa.Table | None, metric: st
             ks.setdefault(r["benchmark"], set()).add(r["k"])
             if r["temperature"] is not None:
                 temps.add(round(r["temperature"], 3))
-        kt = ", ".join(f"{bench_title(b)} {'/'.join(str(k) for k in sorted(v))}" for b, v in ks.items())
+        col = {r["benchmark"]: r["col"] for r in rows}
+        kt = ", ".join(f"{bench_title(b)} {'/'.join(str(k) for k in sorted(v))}"
+                       for b, v in sorted(ks.items(), key=lambda kv: (col.get(kv[0], 1 << 30), kv[0])))
         parts.append(f"k per benchmark: {kt}; temperature {', '.join(f'{t:g}' for t in sorted(temps))}.")
     parts.append("Avg. = mean over the benchmarks (as the paper); '–' = the run lacks a benchmark.")
     steps = sorted({(r["step_min"], r["step_max"]) for r in rows if r["method"] != "base"})
@@ -342,9 +344,10 @@ FIGURE_CAPTIONS = {
 def index_markdown(ctx: ReportContext, sections: Sequence[SectionFn] | None = None) -> str:
     cfg = ctx.cfg
     present = set(ctx.files)
+    model = cfg.model.path if cfg.model.kind == "hf" else "the embedded tiny model"
     out = [f"# Report: {cfg.name}\n",
-           f"Config: `{ctx.layout.resolved_config}` (results under `{ctx.layout.root}`); "
-           f"model: {cfg.model.kind}{' ' + cfg.model.path if cfg.model.path else ''}.\n"]
+           f"Results under `{ctx.layout.root}`; model: {model}. Snakemake runs record the config "
+           f"they used in `{ctx.layout.resolved_config.name}` there.\n"]
     out.append("## Tables\n")
     for name, what in (("table2.md", "Table 2 (Avg@k)"), ("table2_passk.md", "pass@k"),
                        ("table2_majk.md", "maj@k"), ("grid.md", "Figure 4d grid")):
@@ -353,11 +356,12 @@ def index_markdown(ctx: ReportContext, sections: Sequence[SectionFn] | None = No
             out.append(f"- [{what}]({name}){extra}")
     if ctx.table2 is not None and ctx.table2.num_rows:
         out.append("\n" + to_markdown(table_view(ctx.table2, "avg@k"), ""))
+        out.append("Avg@k x 100; notes (k, checkpoint, seeds, spread) under [Table 2](table2.md).\n")
     out.append("## Figures\n")
     shown = False
     for f in REPORT_PARTS["figures"] + ("figures/fig4d_grid.png",):
         if f in present:
-            out.append(f"![{FIGURE_CAPTIONS[f]}]({f})\n\n{FIGURE_CAPTIONS[f]}\n")
+            out.append(f"![{FIGURE_CAPTIONS[f].split(':')[0]}]({f})\n\n{FIGURE_CAPTIONS[f]}\n")
             shown = True
     if not shown:
         out.append("No figures yet (`asym report` or `snakemake figures`).\n")

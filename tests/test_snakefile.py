@@ -201,10 +201,13 @@ def test_dag_runs_then_reruns_only_what_changed(tmp_path, fake_env):
     work = tmp_path / "work"
     work.mkdir()
     cfg = write_config(tmp_path / "mini.yaml")
-    res = snakemake("--cores", "2", "table2", "--configfile", str(cfg), cwd=work, env=fake_env)
+    res = snakemake("--cores", "2", "all", "--configfile", str(cfg), cwd=work, env=fake_env)
     assert res.returncode == 0, res.stderr[-4000:]
     results = work / "results"
-    assert (results / "report" / "table2.md").exists() and (results / "agg" / "table2.parquet").exists()
+    for files in pipeline.REPORT_PARTS.values():
+        for f in files:
+            assert (results / "report" / f).exists(), f
+    assert (results / "agg" / "table2.parquet").exists()
     assert (results / "config.resolved.yaml").exists()
     assert load_config(results / "config.resolved.yaml") == load_config(cfg)
     ran = calls(tmp_path)
@@ -213,7 +216,7 @@ def test_dag_runs_then_reruns_only_what_changed(tmp_path, fake_env):
     assert "AsymGRPO (βpos=0.9, βneg=0.4)" in table and "GRPO" in table and "Base model" in table
 
     # a second call does nothing
-    res = snakemake("-n", "table2", "--configfile", str(cfg), cwd=work, env=fake_env)
+    res = snakemake("-n", "all", "--configfile", str(cfg), cwd=work, env=fake_env)
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout[-2000:]
     resolved_mtime = (results / "config.resolved.yaml").stat().st_mtime_ns
 

@@ -20,7 +20,7 @@ rule eval_run:
         **EVAL_RESOURCES,
     shell:
         "asym eval --config {params.config} --run {params.run_dir} --prompts {input.prompts}"
-        " --out {output.samples} > {log} 2>&1"
+        " --out {output.samples} --no-progress > {log} 2>&1"
 
 
 rule eval_base:
@@ -40,4 +40,4 @@ rule eval_base:
         **EVAL_RESOURCES,
     shell:
         "asym eval --config {params.config} --model {params.model} --run-id base"
-        " --prompts {input.prompts} --out {output.samples} > {log} 2>&1"
+        " --prompts {input.prompts} --out {output.samples} --no-progress > {log} 2>&1"

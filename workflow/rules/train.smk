@@ -22,4 +22,4 @@ rule train:
         **TRAIN_RESOURCES,
     shell:
         "asym train --config {params.config} {params.run} --prompts {input.prompts}"
-        " --model {params.model} --out {params.out} > {log} 2>&1"
+        " --model {params.model} --out {params.out} --no-progress > {log} 2>&1"

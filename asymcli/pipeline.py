@@ -252,8 +252,10 @@ def fingerprint(cfg: Config, stage: str, rid: str | None = None) -> str:
     elif stage == "eval":
         part = {"model": d["model"], "eval": d["eval"], "max_new_tokens": cfg.train.max_new_tokens}
     elif stage in ("aggregate", "report"):
-        part = {"report": d["report"], "model": d["model"]["path"],
-                "betas": d["grid"]["betas"]}  # betas: Table 2's row order
+        # what the tables and figures show besides the data: row/column order, labels, titles
+        part = {"report": d["report"], "name": d["name"], "model": d["model"]["path"],
+                "betas": d["grid"]["betas"], "benchmarks": [b["name"] for b in d["eval"]["benchmarks"]],
+                "group_size": d["train"]["group_size"]}
     else:
         raise ValueError(f"unknown stage {stage!r}")
     return _json(part)

@@ -5,10 +5,12 @@ module turns them into what a reader compares: markdown / LaTeX / CSV tables wit
 paper's marks (best per column in bold, second underlined), a rich table in the
 terminal, the figures (asymcli.figures) and ``report/index.md`` linking everything.
 
-Extension point: ``index.md`` ends with the sections returned by the functions in
-``EXTRA_SECTIONS`` (``@extra_section`` adds one). Each gets the ``ReportContext`` and
-returns markdown, or None to add nothing. The built-in "Claims" placeholder is where
-checks of the paper's claims against these results will report.
+Extension point (``extra_sections``): ``index.md`` ends with the sections returned by the
+functions in ``EXTRA_SECTIONS`` (``@extra_section`` appends one; ``index_markdown`` /
+``write_index`` also take an explicit ``extra_sections`` list). Each gets the
+``ReportContext`` and returns markdown, or None to add nothing. The built-in "Claims"
+placeholder (:func:`claims_section`) is where checks of the paper's claims will report:
+replace it in ``EXTRA_SECTIONS`` when they exist.
 """
 
 from __future__ import annotations
@@ -341,7 +343,9 @@ FIGURE_CAPTIONS = {
 }
 
 
-def index_markdown(ctx: ReportContext, sections: Sequence[SectionFn] | None = None) -> str:
+def index_markdown(ctx: ReportContext, extra_sections: Sequence[SectionFn] | None = None) -> str:
+    """index.md: links to the tables and figures, Table 2 inline, kappa-hat, then the
+    ``extra_sections`` (default: ``EXTRA_SECTIONS``, which holds the Claims placeholder)."""
     cfg = ctx.cfg
     present = set(ctx.files)
     model = cfg.model.path if cfg.model.kind == "hf" else "the embedded tiny model"
@@ -367,7 +371,7 @@ def index_markdown(ctx: ReportContext, sections: Sequence[SectionFn] | None = No
         out.append("No figures yet (`asym report` or `snakemake figures`).\n")
     if ctx.kappa is not None and ctx.kappa.num_rows:
         out.append(kappa_markdown(ctx.kappa, cfg.report.kappa_steps))
-    for fn in EXTRA_SECTIONS if sections is None else sections:
+    for fn in EXTRA_SECTIONS if extra_sections is None else extra_sections:
         text = fn(ctx)
         if text:
             out.append(text.rstrip() + "\n")
@@ -453,11 +457,11 @@ def context(cfg: Config, layout: Layout | None = None) -> ReportContext:
     )
 
 
-def write_index(cfg: Config, layout: Layout, sections: Sequence[SectionFn] | None = None) -> list[Path]:
+def write_index(cfg: Config, layout: Layout, extra_sections: Sequence[SectionFn] | None = None) -> list[Path]:
     ctx = context(cfg, layout)
     ctx.files = sorted(set(ctx.files) | {"index.md"})
     p = layout.report_dir / "index.md"
-    artifacts.write_text(p, index_markdown(ctx, sections))
+    artifacts.write_text(p, index_markdown(ctx, extra_sections))
     return [p]
 
 

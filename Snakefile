@@ -13,7 +13,15 @@ Targets: all (default), table2, grid, figures. From the repository root:
 A --configfile replaces configs/default.yaml instead of being merged over it, so a file
 means the same config here and in `asym <command> --config FILE`. The rules (one file per
 concern) are in workflow/rules/; which runs a config asks for, the results layout and each
-rule's rerun fingerprint come from asymcli/pipeline.py (rerun semantics: see there).
+rule's rerun fingerprint come from asymcli/pipeline.py.
+
+Rerun semantics (Snakemake's default triggers, no flags needed): a second call does
+nothing; a new beta pair or seed adds only its own train/eval jobs; a changed setting
+reruns exactly the jobs whose config slice changed (each rule's `fingerprint` param), e.g.
+train.lr retrains every run, report.ema only re-aggregates. The merged config is written
+to {results_dir}/config.resolved.yaml when a run starts (never on dry runs, and only when
+its text changed); rules pass it to the CLI but do not depend on it. Artifacts written by
+the `asym` stage commands directly are reused as long as they are newer than their inputs.
 """
 
 import os

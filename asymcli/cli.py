@@ -15,9 +15,41 @@ import typer
 
 from .errors import AsymError
 
+# Typer >= 0.22 vendors click as typer._click; older versions use the click package.
+_click: Any = getattr(typer.core, "_click", None) or __import__("click")
+
+
+class _OneLineUsageErrors(typer.core.TyperGroup):
+    """Usage errors (an unknown option, an option value of the wrong type) as one
+    ``error: ...`` line and exit code 2, like AsymError, instead of a usage block and a box."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _click.exceptions.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `asym`: the help text, as before
+                exc.show()
+                sys.exit(exc.exit_code)
+            where = exc.ctx.command_path if exc.ctx is not None else "asym"
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"error: {where}: {message} (see '{where} --help')", err=True)
+            sys.exit(2)
+        except _click.exceptions.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)  # non-standalone main returns Exit's code
+
+
 app = typer.Typer(
     name="asym",
     help="Run, compare and report RLVR experiments: AsymGRPO and the baselines of arXiv 2604.04894.",
+    cls=_OneLineUsageErrors,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

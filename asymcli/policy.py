@@ -18,7 +18,6 @@ models go through the module's ``forward``.
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -154,7 +153,7 @@ def response_logprobs(
     tgt = torch.cat(targets) if targets else torch.zeros((0,), dtype=torch.long, device=device)
     idx = torch.cat(flat_idx) if flat_idx else torch.zeros((0,), dtype=torch.long, device=device)
     inv_temp = 1.0 / temperature if temperature > 0 else 1.0
-    head_fn = _maybe_compiled(_head_logp_entropy, compile)
+    head_fn = qf.maybe_compiled(_head_logp_entropy, compile)
     pieces = []
     for s in range(0, h.shape[0], chunk_tokens):
         args = (h[s : s + chunk_tokens], head.weight, head.bias, tgt[s : s + chunk_tokens], inv_temp)
@@ -189,7 +188,7 @@ def _fused_hidden(model: Any, ids: torch.Tensor, compile: bool | str) -> torch.T
     geo = qf.geometry(model)
     cos, sin = qf.rope_table(model, ids.shape[1], w.embed.dtype, ids.device)
     cos, sin = cos[None], sin[None]
-    layer = _maybe_compiled(_layer_fn(geo), compile)
+    layer = qf.maybe_compiled(_layer_fn(geo), compile)
     remat = bool(getattr(qf.unwrap(model), "is_gradient_checkpointing", False)) and torch.is_grad_enabled()
     x = qf.embed(w, geo, ids)
     for lw in w.layers:
@@ -207,37 +206,3 @@ def _layer_fn(geo: qf.Geometry) -> Callable[..., torch.Tensor]:
         return qf.causal_layer(x, cos, sin, qf.LayerWeights(*tensors), geo)
 
     return layer
-
-
-class _Compiled:
-    """``torch.compile(fn)`` that falls back to ``fn`` (with one warning) if compiling fails."""
-
-    def __init__(self, fn: Callable[..., Any], backend: str):
-        self.eager = fn
-        # dynamic=None: the first shape compiles static, the first change of a dimension
-        # recompiles it as symbolic (then no more recompiles); constants stay constants.
-        self.compiled = torch.compile(fn, backend=backend, dynamic=None)
-        self.failed = False
-
-    def __call__(self, *args: Any) -> Any:
-        if not self.failed:
-            try:
-                return self.compiled(*args)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly
-                self.failed = True
-                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                              "running eagerly", stacklevel=2)
-        return self.eager(*args)
-
-
-_COMPILED: dict[tuple[Callable[..., Any], str], _Compiled] = {}
-
-
-def _maybe_compiled(fn: Callable[..., Any], compile: bool | str) -> Callable[..., Any]:
-    if not compile:
-        return fn
-    backend = "inductor" if compile is True else str(compile)
-    key = (fn, backend)
-    if key not in _COMPILED:
-        _COMPILED[key] = _Compiled(fn, backend)
-    return _COMPILED[key]

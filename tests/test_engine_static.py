@@ -192,3 +192,23 @@ def test_unsupported_models_and_inputs_raise_clear_errors(model):
         _static(model).generate([[3], []], SamplingParams())
     with pytest.raises(ConfigError, match="dtype"):
         _static(model, dtype="int8")
+
+
+@pytest.mark.slow
+def test_compiled_halves_trace_without_graph_breaks(model):
+    """The decode layer halves and the training layer compile whole (the GPU default)."""
+    from torch._dynamo.utils import counters
+
+    from asymcli.policy import pack, response_logprobs
+
+    counters.clear()
+    p = SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=2)
+    engine = _static(model, compile="aot_eager")
+    engine._emulate_capture = True
+    assert _ids(engine.generate(PROMPTS, p)) == _ids(_static(model).generate(PROMPTS, p))
+    batch = pack(PROMPTS, [[4, 5], [6], [7, 8, 9], [10]], pad_id=0)
+    with torch.no_grad():
+        fused = response_logprobs(model, batch, compile="aot_eager")[0]
+        torch.testing.assert_close(fused, response_logprobs(model, batch, impl="hf")[0], atol=1e-5, rtol=0)
+    assert not any(h.failed for h in engine._halves)
+    assert not counters["graph_break"], dict(counters["graph_break"])

@@ -16,6 +16,8 @@ only by the q/k/v biases and the absence of q/k norm; both come from the module.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
@@ -220,23 +222,43 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + rotate_half(x) * sin
 
 
-def project_qkv(lw: LayerWeights, geo: Geometry, h: Tensor, cos: Tensor, sin: Tensor
+def project_qkv(h: Tensor, geo: Geometry, cos: Tensor, sin: Tensor, wq: Tensor, bq: Tensor | None, wk: Tensor,
+                bk: Tensor | None, wv: Tensor, bv: Tensor | None, q_norm: Tensor | None, k_norm: Tensor | None
                 ) -> tuple[Tensor, Tensor, Tensor]:
     """h [b, L, hidden] (already normed) -> q [b, H, L, D], k and v [b, n_kv, L, D] (q, k roped)."""
     shape = (*h.shape[:-1], -1, geo.head_dim)
-    q = F.linear(h, lw.wq, lw.bq).view(shape)
-    k = F.linear(h, lw.wk, lw.bk).view(shape)
-    v = F.linear(h, lw.wv, lw.bv).view(shape)
-    if lw.q_norm is not None:
-        q = rms_norm(q, lw.q_norm, geo.eps)
-    if lw.k_norm is not None:
-        k = rms_norm(k, lw.k_norm, geo.eps)
+    q = F.linear(h, wq, bq).view(shape)
+    k = F.linear(h, wk, bk).view(shape)
+    v = F.linear(h, wv, bv).view(shape)
+    if q_norm is not None:
+        q = rms_norm(q, q_norm, geo.eps)
+    if k_norm is not None:
+        k = rms_norm(k, k_norm, geo.eps)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
 
-def mlp(lw: LayerWeights, h: Tensor) -> Tensor:
-    return F.linear(F.silu(F.linear(h, lw.w_gate)) * F.linear(h, lw.w_up), lw.w_down)
+def attn_in(x: Tensor, geo: Geometry, cos: Tensor, sin: Tensor, ln1: Tensor, wq: Tensor, bq: Tensor | None,
+            wk: Tensor, bk: Tensor | None, wv: Tensor, bv: Tensor | None, q_norm: Tensor | None,
+            k_norm: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """The layer up to attention: input RMSNorm, q/k/v projections, q/k norm, rope."""
+    return project_qkv(rms_norm(x, ln1, geo.eps), geo, cos, sin, wq, bq, wk, bk, wv, bv, q_norm, k_norm)
+
+
+def attn_out(residual: Tensor, att: Tensor, geo: Geometry, wo: Tensor, bo: Tensor | None, ln2: Tensor,
+             w_gate: Tensor, w_up: Tensor, w_down: Tensor) -> Tensor:
+    """The layer after attention (att [b, L, H*D]): o_proj, residual, RMSNorm, SwiGLU MLP, residual."""
+    x = residual + F.linear(att, wo, bo)
+    h = rms_norm(x, ln2, geo.eps)
+    return x + F.linear(F.silu(F.linear(h, w_gate)) * F.linear(h, w_up), w_down)
+
+
+def attn_in_args(lw: LayerWeights) -> tuple[Tensor | None, ...]:
+    return (lw.ln1, lw.wq, lw.bq, lw.wk, lw.bk, lw.wv, lw.bv, lw.q_norm, lw.k_norm)
+
+
+def attn_out_args(lw: LayerWeights) -> tuple[Tensor | None, ...]:
+    return (lw.wo, lw.bo, lw.ln2, lw.w_gate, lw.w_up, lw.w_down)
 
 
 def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
@@ -247,6 +269,24 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     return x[:, :, None].expand(b, n_kv, n_rep, L, D).reshape(b, n_kv * n_rep, L, D)
 
 
+@functools.lru_cache(maxsize=None)
+def layer_halves(geo: Geometry) -> tuple[Callable[..., tuple[Tensor, Tensor, Tensor]], Callable[..., Tensor]]:
+    """``(attn_in(x, cos, sin, *attn_in_args), attn_out(residual, att, *attn_out_args))`` for ``geo``.
+
+    Flat tensor arguments so that one compiled graph serves every layer (the weights are
+    inputs); the geometry is a closure constant, never a symbolic int. The rollout
+    engine's decode step writes the KV cache and runs attention between the two.
+    """
+
+    def attn_in_(x: Tensor, cos: Tensor, sin: Tensor, *w: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        return attn_in(x, geo, cos, sin, *w)
+
+    def attn_out_(residual: Tensor, att: Tensor, *w: Tensor | None) -> Tensor:
+        return attn_out(residual, att, geo, *w)
+
+    return attn_in_, attn_out_
+
+
 def causal_layer(x: Tensor, cos: Tensor, sin: Tensor, lw: LayerWeights, geo: Geometry) -> Tensor:
     """One decoder layer over full right-padded sequences x [b, L, hidden] (training path).
 
@@ -254,15 +294,52 @@ def causal_layer(x: Tensor, cos: Tensor, sin: Tensor, lw: LayerWeights, geo: Geo
     tokens, so the padded tail changes nothing that is read back, and SDPA can take its
     fastest (flash) kernel. GQA goes through ``enable_gqa`` as HF's SDPA path does.
     """
-    residual = x
-    q, k, v = project_qkv(lw, geo, rms_norm(x, lw.ln1, geo.eps), cos, sin)
+    q, k, v = attn_in(x, geo, cos, sin, *attn_in_args(lw))
     a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=geo.scaling,
                                        enable_gqa=geo.group > 1)
-    a = a.transpose(1, 2).reshape(*x.shape[:-1], -1)
-    x = residual + F.linear(a, lw.wo, lw.bo)
-    return x + mlp(lw, rms_norm(x, lw.ln2, geo.eps))
+    return attn_out(x, a.transpose(1, 2).reshape(*x.shape[:-1], -1), geo, *attn_out_args(lw))
 
 
 def embed(w: Weights, geo: Geometry, ids: Tensor) -> Tensor:
     # padding_idx only changes the gradient (no update of the pad row), as nn.Embedding does.
     return F.embedding(ids, w.embed, geo.padding_idx)
+
+
+# ---------------------------------------------------------------------------- compile
+
+
+class Compiled:
+    """``torch.compile(fn)`` that falls back to ``fn`` (warning once) if compiling fails.
+
+    Compilation happens at the first call, so a failure there is caught; ``dynamic=None``
+    compiles the first shapes static and a dimension that later changes as symbolic.
+    """
+
+    def __init__(self, fn: Callable[..., Any], backend: str):
+        self.eager = fn
+        self.compiled = torch.compile(fn, backend=backend, dynamic=None)
+        self.failed = False
+
+    def __call__(self, *args: Any) -> Any:
+        if not self.failed:
+            try:
+                return self.compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly
+                self.failed = True
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                              "running eagerly", stacklevel=2)
+        return self.eager(*args)
+
+
+_COMPILED: dict[tuple[Callable[..., Any], str], Compiled] = {}
+
+
+def maybe_compiled(fn: Callable[..., Any], compile: bool | str) -> Callable[..., Any]:
+    """``fn`` itself, or its cached :class:`Compiled` (True: inductor, or a backend name)."""
+    if not compile:
+        return fn
+    backend = "inductor" if compile is True else str(compile)
+    key = (fn, backend)
+    if key not in _COMPILED:
+        _COMPILED[key] = Compiled(fn, backend)
+    return _COMPILED[key]

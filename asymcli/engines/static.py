@@ -166,6 +166,9 @@ class StaticEngine(RolloutEngine):
         sync_every: decode steps between "all rows done?" checks (host syncs).
         prefill_tokens: padded prompt tokens per prefill forward.
         decode_attention: "sdpa" (default) or "matmul" (HF-eager-like math, for comparison).
+        compile: ``torch.compile`` the two halves of a decode layer around attention (fuses
+            the norms, rope and SwiGLU into a few kernels; default: on CUDA only). A backend
+            name picks another backend; a compilation failure falls back to eager.
         eos_token_ids: stop tokens (default: the generation config's, else the tokenizer's);
             an empty list never stops early (benchmarks).
     """
@@ -175,7 +178,7 @@ class StaticEngine(RolloutEngine):
     def __init__(self, model: Any, tokenizer: Any, *, dtype: str = "auto", max_batch_seqs: int = 256,
                  kv_cache_gib: float | None = None, kv_block: int = 128, cuda_graphs: bool = True,
                  sync_every: int = 32, prefill_tokens: int = 16384, decode_attention: str = "sdpa",
-                 eos_token_ids: list[int] | None = None, **_: Any):
+                 eos_token_ids: list[int] | None = None, compile: bool | str | None = None, **_: Any):
         qf.check_supported(model)
         if dtype not in ("auto", "model", *_DTYPES):
             raise ConfigError(f"static engine dtype must be auto, model or one of {', '.join(_DTYPES)}; got '{dtype}'")
@@ -194,6 +197,7 @@ class StaticEngine(RolloutEngine):
         self.sync_every = sync_every
         self.prefill_tokens = prefill_tokens
         self.decode_attention = decode_attention
+        self.compile = compile
         if eos_token_ids is None:
             gen_cfg = getattr(qf.unwrap(model), "generation_config", None)
             eos = getattr(gen_cfg, "eos_token_id", None)
@@ -235,6 +239,9 @@ class StaticEngine(RolloutEngine):
         else:
             self.w = params.map(lambda t: t.detach())  # views of the module's storage
         self._param_ptrs = self._ptrs(params)
+        self._layer_args = [(qf.attn_in_args(lw), qf.attn_out_args(lw)) for lw in self.w.layers]
+        compile_ = self.device.type == "cuda" if self.compile is None else self.compile
+        self._halves = tuple(qf.maybe_compiled(f, compile_) for f in qf.layer_halves(self.geo))
         if old is not None and old != self._ptrs(self.w):
             self._drop_graphs()
         if self._ws is not None and self._ws.k.device != self.device:
@@ -409,15 +416,13 @@ class StaticEngine(RolloutEngine):
             pos = pos.to(dev)
             cos, sin = ws.cos[pos], ws.sin[pos]
             x = qf.embed(w, geo, ids.to(dev))
-            for layer, lw in enumerate(w.layers):
-                residual = x
-                q, k, v = qf.project_qkv(lw, geo, qf.rms_norm(x, lw.ln1, geo.eps), cos, sin)
+            for layer, (w_in, w_out) in enumerate(self._layer_args):
+                q, k, v = qf.attn_in(x, geo, cos, sin, *w_in)
                 ws.k[layer, :, :, :P].index_copy_(0, dst, k.index_select(0, loc))
                 ws.v[layer, :, :, :P].index_copy_(0, dst, v.index_select(0, loc))
                 att = F.scaled_dot_product_attention(q, qf.repeat_kv(k, geo.group), qf.repeat_kv(v, geo.group),
                                                      attn_mask=mask, scale=geo.scaling)
-                x = residual + F.linear(att.transpose(1, 2).reshape(u, P, -1), lw.wo, lw.bo)
-                x = x + qf.mlp(lw, qf.rms_norm(x, lw.ln2, geo.eps))
+                x = qf.attn_out(x, att.transpose(1, 2).reshape(u, P, -1), geo, *w_out)
             h = qf.rms_norm(x[:, -1], w.norm, geo.eps)  # left-aligned: every prompt ends at slot P-1
             logits_u[a:a + u] = F.linear(h, w.lm_head, w.lm_head_bias).float()
         ws.uniform.uniform_(generator=gen)
@@ -466,9 +471,9 @@ class StaticEngine(RolloutEngine):
         j = torch.arange(n_att, device=ws.k.device)
         mask = ((j[None, :] >= ws.start[:, None]) & (j[None, :] <= slot))[:, None, None, :]
         x = qf.embed(w, geo, tok)  # [rows, 1, hidden]
-        for layer, lw in enumerate(w.layers):
-            residual = x
-            q, k, v = qf.project_qkv(lw, geo, qf.rms_norm(x, lw.ln1, geo.eps), cos, sin)
+        attn_in, attn_out = self._halves
+        for layer, (w_in, w_out) in enumerate(self._layer_args):
+            q, k, v = attn_in(x, cos, sin, *w_in)
             ws.k[layer].index_copy_(2, slot.view(1), k)
             ws.v[layer].index_copy_(2, slot.view(1), v)
             keys, values = ws.k[layer, :, :, :n_att], ws.v[layer, :, :, :n_att]
@@ -480,8 +485,7 @@ class StaticEngine(RolloutEngine):
                 scores = torch.matmul(qg, keys.transpose(-1, -2)) * geo.scaling
                 probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1, dtype=torch.float32)
                 att = torch.matmul(probs.to(values.dtype), values)
-            x = residual + F.linear(att.reshape(rows, 1, -1), lw.wo, lw.bo)
-            x = x + qf.mlp(lw, qf.rms_norm(x, lw.ln2, geo.eps))
+            x = attn_out(x, att.reshape(rows, 1, -1), *w_out)
         h = qf.rms_norm(x[:, 0], w.norm, geo.eps)
         logits = F.linear(h, w.lm_head, w.lm_head_bias).float()
         new, lp = sample_tokens(logits, ws.uniform, mode, ws.temperature, ws.top_p)

@@ -335,7 +335,21 @@ def read_parquet(path: str | os.PathLike[str], schema: pa.Schema | None = None) 
     if schema is not None:
         check_schema(table, schema, str(path))
         table = table.select(schema.names)
+    if schema is PROMPTS:
+        check_unique(table, "problem_id", str(path))
     return table
+
+
+def check_unique(table: pa.Table, column: str, where: str) -> None:
+    """Raise ArtifactError naming the first value of ``column`` that occurs twice, with its
+    1-based rows (a duplicated problem would be sampled, graded and averaged twice)."""
+    values = table.column(column).to_pylist()
+    first: dict[Any, int] = {}
+    for row, value in enumerate(values, 1):
+        if value in first:
+            raise ArtifactError(f"{where}: row {row}, column '{column}': duplicate {column} '{value}' "
+                                f"(first at row {first[value]})")
+        first[value] = row
 
 
 def check_schema(table: pa.Table, schema: pa.Schema, where: str) -> None:

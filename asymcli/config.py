@@ -446,6 +446,17 @@ def _coerce(tp: Any, value: Any, where: str, path: str) -> Any:
     raise TypeError(f"config field {path}: unsupported type {tp}")
 
 
+def _unknown_estimator(name: Any) -> str:
+    """"" if ``name`` is a registered advantage estimator, else what is wrong with it."""
+    if name in {preset["estimator"] for preset in METHODS.values()}:
+        return ""
+    from .algorithm.advantages import estimator_names  # imports torch: only for unusual names
+
+    if name in estimator_names():
+        return ""
+    return f"names unknown estimator {name!r}; known estimators: {', '.join(estimator_names())}"
+
+
 def validate(cfg: Config, where: str = "config") -> Config:
     """Range checks that types alone cannot express. Raises ConfigError naming the key."""
 
@@ -454,6 +465,9 @@ def validate(cfg: Config, where: str = "config") -> Config:
 
     t = cfg.train
     check_method(t.method)
+    unknown = _unknown_estimator(t.estimator)
+    if unknown:
+        bad("train.estimator", unknown)
     for key in ("beta_pos", "beta_neg"):
         v = getattr(t, key)
         if not (t.method == "dr_grpo" and math.isnan(v)):
@@ -519,6 +533,9 @@ def validate(cfg: Config, where: str = "config") -> Config:
         for k in over:
             if k not in known:
                 bad(f"methods.{m}.{k}", "is not a train setting")
+        unknown = _unknown_estimator(over["estimator"]) if "estimator" in over else ""
+        if unknown:
+            bad(f"methods.{m}.estimator", unknown)
     if not cfg.grid.seeds:
         bad("grid.seeds", "must list at least one seed")
     if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():

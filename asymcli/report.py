@@ -310,9 +310,11 @@ def extra_section(fn: SectionFn) -> SectionFn:
 @extra_section
 def claims_section(ctx: ReportContext) -> str | None:
     """Placeholder: where checks of the paper's claims against these results will go."""
+    if "claims.md" in ctx.files:  # written by `asym claims`
+        return "## Claims\n\nThe paper's claims checked on these runs: [claims.md](claims.md).\n"
     return ("## Claims\n\n"
-            "_No claim checks are registered yet._ Code that checks a claim of the paper against "
-            "these results adds a section with `asymcli.report.extra_section`.\n")
+            "_No claim checks yet_ (`asym claims` writes claims.md). Code that checks a claim of the "
+            "paper against these results adds a section with `asymcli.report.extra_section`.\n")
 
 
 def kappa_markdown(kappa: pa.Table, steps: int) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from asymcli import aggregate as agg
 from asymcli import artifacts
 from asymcli.config import Config, config_to_dict, parse_run_id
-from asymcli.errors import ConfigError
+from asymcli.errors import ArtifactError, ConfigError
 from asymcli.pipeline import AGG_PARTS, BASE_RUN, Layout
 
 
@@ -64,6 +64,7 @@ def run(cfg: Config, parts: Sequence[str] | None = None, runs: Sequence[str] | N
             if part == "grid":
                 ids = [r for r in ids if r.startswith("asym_")]
             scores = agg.run_scores([layout.samples(r) for r in ids])
+            check_k(scores, cfg, layout)
             table = agg.table2(scores, checkpoint=cfg.report.checkpoint, benchmark_order=bench_order,
                                pair_order=pair_order, base_label=_base_label(cfg))
             if part == "table2":
@@ -77,6 +78,22 @@ def run(cfg: Config, parts: Sequence[str] | None = None, runs: Sequence[str] | N
             out.append(_write(layout, "curves", curves, cfg, part, ids))
             out.append(_write(layout, "kappa", agg.kappa(curves, cfg.report.kappa_steps), cfg, part, ids))
     return out
+
+
+def check_k(scores, cfg: Config, layout: Layout) -> None:
+    """Every (run, step, benchmark) of the config's benchmarks must have exactly the config's k
+    samples per problem: Avg@k over another k (an evaluation made with an older config, a
+    short part) would be reported under the config's protocol. Raises ArtifactError naming
+    the samples file."""
+    want = {b.name: b.k for b in cfg.eval.benchmarks}
+    for r in scores.to_pylist():
+        k = want.get(r["benchmark"])
+        if k is not None and not r["k_min"] == r["k"] == k:
+            got = f"k={r['k']}" if r["k_min"] == r["k"] else f"k={r['k_min']} to {r['k']}"
+            raise ArtifactError(
+                f"{layout.samples(r['run_id'])}: benchmark '{r['benchmark']}' (step {r['step']}) has {got} "
+                f"samples per problem but the config's eval.benchmarks asks k={k}; rerun `asym eval` for "
+                f"run {r['run_id']}")
 
 
 def _base_label(cfg: Config) -> str:

@@ -51,7 +51,8 @@ def load_policy(path: str | Path, model_cfg: ModelConfig, device: str | torch.de
         if not (local / "config.json").is_file():
             raise ConfigError(f"{local}: model folder has no config.json")
         if not any((local / f).is_file() for f in _TOKENIZER_FILES):
-            raise ConfigError(f"{local}: model folder has no tokenizer (expected tokenizer.json or tokenizer_config.json)")
+            raise ConfigError(f"{local}: model folder has no tokenizer"
+                              " (expected tokenizer.json or tokenizer_config.json)")
         source, kwargs = str(local), {}
     elif local.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ConfigError(f"{spec}: model folder does not exist")

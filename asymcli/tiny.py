@@ -92,7 +92,8 @@ def build_model(model_cfg: ModelConfig, tokenizer: Any, seed: int = 0) -> Any:
         )
     if model_cfg.num_heads % model_cfg.num_kv_heads:
         raise ConfigError(
-            f"model.num_heads ({model_cfg.num_heads}) must be divisible by model.num_kv_heads ({model_cfg.num_kv_heads})"
+            f"model.num_heads ({model_cfg.num_heads}) must be divisible by"
+            f" model.num_kv_heads ({model_cfg.num_kv_heads})"
         )
     eos = tokenizer.convert_tokens_to_ids(IM_END)
     pad = tokenizer.convert_tokens_to_ids(PAD)

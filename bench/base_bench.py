@@ -80,12 +80,19 @@ def main() -> None:
     ap.add_argument("--config", default=None)
     ap.add_argument("--set", action="append", default=[], help="dotted override, e.g. base.steps=800")
     ap.add_argument("--heldout", type=int, default=100, help="held-out problems per tier to measure")
+    ap.add_argument("--frac", action="append", default=[],
+                    help="tier=fraction of its training rows with a worked solution (default: asymcli.tasks)")
     ap.add_argument("--out", default=None, help="folder for prompts + base outputs (default: a temp folder)")
     args = ap.parse_args()
     overrides: dict = {}
     for s in args.set:
         _set(overrides, s)
     cfg = load_config(args.config, overrides)
+    from asymcli import tasks
+
+    for item in args.frac:
+        tier, _, frac = item.partition("=")
+        tasks.DEFAULT_SOLUTION_FRAC[tier] = float(frac)
     _fallback_grader()
 
     import torch
@@ -100,9 +107,9 @@ def main() -> None:
     t0 = time.perf_counter()
     prompts = prep.run(cfg, out / "data" / "prompts.parquet")
     t_prep = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     paths = base.run(cfg, prompts, out / "base", log=print)
-    t_base = time.perf_counter() - t1
+    t_base, c_base = time.perf_counter() - t1, time.process_time() - c1
     sft_meta = artifacts.read_metadata(paths["sft_metrics"])
     sft_rows = artifacts.read_parquet(paths["sft_metrics"]).to_pylist()
     stats = artifacts.read_parquet(paths["base_stats"], artifacts.BASE_STATS).to_pylist()
@@ -120,7 +127,7 @@ def main() -> None:
     t2 = time.perf_counter()
     print(f"\nprep {t_prep:.1f}s  base {t_base:.1f}s (sft {sft_meta.get('seconds', 0):.1f}s,"
           f" {len(sft_rows)} steps, final loss {sft_rows[-1]['loss']:.4f})  params {sft_meta.get('model_params')}")
-    print(f"load after base: {load_after}")
+    print(f"load after base: {load_after}  base cpu time {c_base:.0f}s (threads {torch.get_num_threads()})")
     print(f"\nheld-out per tier ({args.heldout} problems): greedy, sampled T={cfg.train.temperature} (G={G})")
     tot_g = tot_s = n_tot = 0
     for tier, trs in sorted(by_tier.items()):

@@ -84,15 +84,28 @@ def test_warmup_learns_and_is_deterministic(tok, examples):
     assert [r["loss"] for r in rows_c] != [r["loss"] for r in rows_a]
 
 
-def test_loss_ignores_the_prompt(tok, examples):
-    """Changing prompt tokens' targets must not matter: only response tokens are scored."""
+def test_loss_is_the_response_tokens_cross_entropy(tok, examples):
+    """Same as the model's own label loss (which also scores response tokens only)."""
     model = tiny.build_model(SMALL, tok, seed=0)
     ids, mask, labels = sft.collate(examples[:4], tok.pad_token_id)
-    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-    tgt = labels[:, 1:]
-    manual = torch.nn.functional.cross_entropy(logits[tgt != -100], tgt[tgt != -100])
-    assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
+    loss_sum, n = sft.response_loss(model, ids, mask, labels)
+    assert n == sum(len(e.response_ids) for e in examples[:4])
+    ref = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert (loss_sum / n).item() == pytest.approx(ref.item(), rel=1e-5)
+    # Prompt tokens do not count: changing one leaves the response-position targets alone.
+    assert (labels[:, : len(examples[0].prompt_ids)][0] == -100).all()
+
+
+def test_batches_are_length_bucketed_and_cover_an_epoch():
+    import numpy as np
+
+    exs = [sft.SFTExample([1] * (i % 7 + 1), [2] * (i % 5 + 1)) for i in range(100)]
+    gen = sft._batches(exs, 8, np.random.default_rng(0))
+    first_epoch = [next(gen) for _ in range(12)]  # 100 // 8 batches per epoch
+    flat = np.concatenate(first_epoch)
+    assert len(set(flat.tolist())) == 96  # each example at most once per epoch
+    spreads = [np.ptp([len(exs[i].prompt_ids) + len(exs[i].response_ids) for i in b]) for b in first_epoch]
+    assert np.mean(spreads) < 4  # random batches would span ~9
 
 
 def test_max_seconds_stops_early(tok, examples):

@@ -309,12 +309,10 @@ def extra_section(fn: SectionFn) -> SectionFn:
 
 @extra_section
 def claims_section(ctx: ReportContext) -> str | None:
-    """Placeholder: where checks of the paper's claims against these results will go."""
-    if "claims.md" in ctx.files:  # written by `asym claims`
-        return "## Claims\n\nThe paper's claims checked on these runs: [claims.md](claims.md).\n"
-    return ("## Claims\n\n"
-            "_No claim checks yet_ (`asym claims` writes claims.md). Code that checks a claim of the "
-            "paper against these results adds a section with `asymcli.report.extra_section`.\n")
+    """The paper's claims checked on these runs (asymcli.claims): summary table + link to claims.md."""
+    from .claims import report_section
+
+    return report_section(ctx)
 
 
 def kappa_markdown(kappa: pa.Table, steps: int) -> str:

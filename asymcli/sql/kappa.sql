@@ -1,12 +1,12 @@
 -- kappa-hat (Appendix E, Table 1): mean of the per-step kappa_B over the first $steps
--- training steps of each run (steps without a mixed group, kappa NaN, are skipped), then
+-- training steps of each run (steps 1..$steps; step 0 is the evaluation-only row) (steps without a mixed group, kappa NaN, are skipped), then
 -- mean over seeds. Scaled by 1e3 as in Table 1. Relations: curves (curves.sql's output).
 WITH per_run AS (
     SELECT run_id, method, beta_pos, beta_neg, seed,
            avg(kappa) FILTER (WHERE NOT isnan(kappa)) AS kappa_hat,
            count(*) FILTER (WHERE NOT isnan(kappa)) AS n_steps
     FROM curves
-    WHERE step <= (SELECT min(step) FROM curves c2 WHERE c2.run_id = curves.run_id) + $steps - 1
+    WHERE step >= 1 AND step <= $steps
     GROUP BY run_id, method, beta_pos, beta_neg, seed
 )
 SELECT method,

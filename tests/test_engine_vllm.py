@@ -149,9 +149,11 @@ def test_sampling_kwargs_map_one_to_one():
     assert kw["ignore_eos"] is False and isinstance(kw["seed"], int) and 0 <= kw["seed"] < 2**30
 
 
-def test_greedy_is_temperature_zero_and_ignores_top_p():
-    kw = V.vllm_sampling_kwargs(SamplingParams(temperature=0, top_p=0.5, max_new_tokens=4), [1])
-    assert kw["temperature"] == 0.0 and kw["top_p"] == 1.0
+def test_greedy_is_temperature_zero_one_sample_repeated():
+    kw = V.vllm_sampling_kwargs(SamplingParams(temperature=0, top_p=0.5, max_new_tokens=4, n=3), [1])
+    assert kw["temperature"] == 0.0 and kw["top_p"] == 1.0 and kw["n"] == 1  # vLLM: greedy needs n=1
+    rs = V.to_rollouts([request([completion(0, [4, EOS], "stop")])], 3, [EOS], greedy=True)
+    assert [(r.prompt_index, r.sample_index, r.token_ids) for r in rs] == [(0, s, [4, EOS]) for s in range(3)]
 
 
 def test_prompt_seeds_are_reproducible_and_apart():
@@ -356,10 +358,14 @@ if HAVE_VLLM:
         monkeypatch.setattr(shared, "tiny_model", tiny_model_hd32)
         build = V.VLLMEngine._build_llm
 
-        def cached(self, model_path, *args, **kwargs):
-            key = self.model.config.to_json_string(use_diff=False)
+        def cached(self, model_path, gpu_memory_utilization, dtype, seed, max_model_len, enforce_eager, extra):
+            c = self.model.config  # save_pretrained edits the config: key on the shape only
+            key = (type(self.model).__name__, c.vocab_size, c.hidden_size, c.num_hidden_layers, c.head_dim)
             if key not in _LLMS:
-                _LLMS[key] = build(self, model_path, *args, **kwargs)
+                # On CPUs "gpu_memory_utilization" is a share of host RAM: keep this shared machine's.
+                extra = {**extra, "kv_cache_memory_bytes": 32 << 20}
+                # fp32 as the HF reference forward (vLLM's CPU "auto" would pick bf16).
+                _LLMS[key] = build(self, model_path, 0.05, "float32", seed, max_model_len, enforce_eager, extra)
             return _LLMS[key]
 
         monkeypatch.setattr(V.VLLMEngine, "_build_llm", cached)

@@ -72,12 +72,13 @@ def prompt_seed(seed: int, prompt_index: int) -> int:
 def vllm_sampling_kwargs(params: SamplingParams, eos_ids: Iterable[int], prompt_index: int = 0) -> dict[str, Any]:
     """``vllm.SamplingParams(**kwargs)`` for one prompt of a call, mapped one to one.
 
-    temperature 0 is greedy in vLLM as in asym (top_p is then irrelevant and set to 1);
+    temperature 0 is greedy in vLLM as in asym (top_p is then irrelevant and set to 1, and
+    vLLM takes n=1 only: :func:`to_rollouts` repeats the one greedy sample n times);
     ``logprobs=0`` returns the sampled token's log-prob only; ``detokenize=False``: ids out.
     """
     greedy = params.temperature == 0
     return {
-        "n": params.n,
+        "n": 1 if greedy else params.n,
         "temperature": 0.0 if greedy else float(params.temperature),
         "top_p": 1.0 if greedy else float(params.top_p),
         "max_tokens": int(params.max_new_tokens),
@@ -135,16 +136,18 @@ def completion_to_rollout(prompt_index: int, sample_index: int, completion: Any,
     return Rollout(prompt_index, sample_index, ids, lps, finish)
 
 
-def to_rollouts(outputs: Sequence[Any], n: int, eos_ids: Iterable[int]) -> list[Rollout]:
+def to_rollouts(outputs: Sequence[Any], n: int, eos_ids: Iterable[int], *, greedy: bool = False) -> list[Rollout]:
     """vLLM ``RequestOutput``-like objects (one per prompt, in prompt order) -> rollouts.
 
     Returns ``len(outputs) * n`` rollouts ordered by prompt, then sample (``outputs[i].outputs``
-    sorted by their ``index``).
+    sorted by their ``index``). ``greedy``: one completion per prompt stands for all n.
     """
     eos = {int(e) for e in eos_ids}
     out: list[Rollout] = []
     for i, req in enumerate(outputs):
         comps = sorted(req.outputs, key=lambda c: c.index)
+        if greedy and len(comps) == 1:
+            comps = comps * n
         if len(comps) != n:
             raise RuntimeError(f"vLLM returned {len(comps)} samples for prompt {i}, expected {n}")
         out.extend(completion_to_rollout(i, s, c, eos) for s, c in enumerate(comps))
@@ -402,15 +405,15 @@ class VLLMEngine(RolloutEngine):
         sampling = [_vllm_sampling_params(vllm_sampling_kwargs(params, self.eos_ids, i))
                     for i in range(len(prompt_ids))]
         prompts = [_tokens_prompt(p) for p in prompt_ids]
-        return self._run(prompts, sampling, params.n)
+        return self._run(prompts, sampling, params.n, params.temperature == 0)
 
-    def _run(self, prompts: list[Any], sampling: list[Any], n: int) -> list[Rollout]:
+    def _run(self, prompts: list[Any], sampling: list[Any], n: int, greedy: bool) -> list[Rollout]:
         self._wake()
         try:
             outputs = self.llm.generate(prompts, sampling_params=sampling, use_tqdm=False)
         finally:
             self._sleep()
-        return to_rollouts(outputs, n, self.eos_ids)
+        return to_rollouts(outputs, n, self.eos_ids, greedy=greedy)
 
     def close(self) -> None:
         llm, self.llm = self.llm, None

@@ -121,7 +121,9 @@ def response_logprobs(
         raise ValueError(f"impl must be 'auto', 'fused' or 'hf', got '{impl}'")
     if impl == "fused":
         qf.check_supported(model, engine="fused log-probs")
-    fused = impl == "fused" or (impl == "auto" and qf.unsupported_reason(model) is None)
+    # "auto" keeps the module's forward where it would differ: attention dropout in training.
+    dropout = qf.unwrap(model).training and getattr(getattr(model, "config", None), "attention_dropout", 0.0)
+    fused = impl == "fused" or (impl == "auto" and not dropout and qf.unsupported_reason(model) is None)
     B, T = batch.resp_ids.shape
     device = batch.input_ids.device
     am = batch.attention_mask

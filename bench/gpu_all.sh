@@ -40,19 +40,19 @@ echo "baseline script: ${BASELINE:-NOT FOUND (looked in shared, ../shared, /work
 ROLLOUT_EXTRA=""
 if [ -n "$BASELINE" ]; then
   stage "shared baseline: HF generate, qwen3-0.6b, 32 prompts x 8, 128 + 512 tokens"
-  timeout 170 $PY "$BASELINE" --what generate --shape qwen3-0.6b --prompts 32 --group 8 --prompt-len 128 --new-tokens 512
+  timeout 150 $PY "$BASELINE" --what generate --shape qwen3-0.6b --prompts 32 --group 8 --prompt-len 128 --new-tokens 512
   stage "shared baseline: train step, 64 x (128 + 512) tokens, micro 16, checkpointing"
-  timeout 100 $PY "$BASELINE" --what train --shape qwen3-0.6b --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16
+  timeout 90 $PY "$BASELINE" --what train --shape qwen3-0.6b --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16
 else
   ROLLOUT_EXTRA="--hf"  # no shared baseline: time HF generate (called as the baseline does) in-process
 fi
 
 stage "rollout bench: static engine, same workload"
-timeout 150 $PY bench/rollout_bench.py --prompts 32 --group 8 --prompt-len 128 --new-tokens 512 \
-  --repeats 1 --variants graphs,matmul,top_p,eager --check --baseline-jsonl "$BL" $ROLLOUT_EXTRA
+timeout 160 $PY bench/rollout_bench.py --prompts 32 --group 8 --prompt-len 128 --new-tokens 512 \
+  --repeats 1 --variants graphs,triton,matmul,top_p,eager --check --baseline-jsonl "$BL" $ROLLOUT_EXTRA
 
 stage "train-step bench: same workload (fp32 master weights, bf16 autocast)"
-timeout 230 $PY bench/train_step_bench.py --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16 \
+timeout 190 $PY bench/train_step_bench.py --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16 \
   --variants fused_compile,fused,hf --baseline-jsonl "$BL"
 
 stage "summary"
@@ -74,6 +74,9 @@ for r in base:
         print(f"{'baseline HF train step':38s} {r['tokens_per_s']:>10} {'1.00':>10s} {str(m6):>8s}  "
               f"baseline's own 8N MFU {r.get('mfu_bf16_dense')}, peak {r.get('peak_gib')} GiB")
 for r in roll:
+    if "error" in r:
+        print(f"{'rollout ' + r['engine']:38s} {'error':>10s}  {r['error'][:80]}")
+        continue
     ratio = r.get("ratio_vs_shared_baseline", r.get("ratio_vs_hf_same_process", ""))
     notes = f"top_p {r.get('top_p')}, first call {r.get('first_call_seconds')} s, peak {r.get('peak_gib')} GiB"
     if "logprob_abs_diff_mean" in r:

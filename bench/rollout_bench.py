@@ -11,7 +11,9 @@ $OUT/rollout_bench.jsonl when OUT is set).
     python bench/rollout_bench.py --shape tiny --prompts 4 --group 4 --prompt-len 32 --new-tokens 64 --hf
 
 Variants (--variants): graphs = CUDA graphs + SDPA decode (the default engine), eager =
-no CUDA graphs, matmul = matmul decode attention, top_p = top_p 0.95 (sorting sampler).
+no CUDA graphs, matmul = matmul decode attention, triton = the split-KV Triton decode
+kernel, top_p = top_p 0.95 (sorting sampler). A variant that fails prints its error and
+the others go on.
 --check compares the engine's per-token log-probs with a direct HF forward.
 """
 
@@ -23,6 +25,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -214,10 +217,15 @@ def main() -> None:
         emit("rollout_bench.jsonl", **common, engine="hf_generate(same process)", top_p=a.top_p, **r)
     base_tps = baseline_tokens_per_s(a.baseline_jsonl, "hf_generate")
     variants = {"graphs": {}, "eager": {"cuda_graphs": False}, "matmul": {"decode_attention": "matmul"},
-                "top_p": {"_top_p": 0.95}}
+                "triton": {"decode_attention": "triton"}, "top_p": {"_top_p": 0.95}}
     for name in [v for v in a.variants.split(",") if v]:
         kw = dict(variants[name])
-        r, outs = time_static(model, prompts, a, device, **kw)
+        try:
+            r, outs = time_static(model, prompts, a, device, **kw)
+        except Exception as exc:  # noqa: BLE001 - report it, measure the other variants
+            traceback.print_exc()
+            emit("rollout_bench.jsonl", **common, engine=f"static[{name}]", error=f"{type(exc).__name__}: {exc}"[:300])
+            continue
         extra = {}
         if hf_tps:
             extra["ratio_vs_hf_same_process"] = round(r["tokens_per_s"] / hf_tps, 2)

@@ -8,6 +8,7 @@ chunking, weight binding (zero-copy and bf16 shadow) and the unsupported-model e
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections import Counter
 
@@ -212,3 +213,37 @@ def test_compiled_halves_trace_without_graph_breaks(model):
         torch.testing.assert_close(fused, response_logprobs(model, batch, impl="hf")[0], atol=1e-5, rtol=0)
     assert not any(h.failed for h in engine._halves)
     assert not counters["graph_break"], dict(counters["graph_break"])
+
+
+_TRITON_CHECK = """
+import torch
+from asymcli.engines import decode_attention as da
+from asymcli.engines.base import SamplingParams, make_engine
+from tests.test_engine_hf import PROMPTS, TOKENIZER, tiny_model
+
+g = torch.Generator().manual_seed(0)
+for R, n_kv, G, D, n_ctx, n_att in [(3, 2, 2, 16, 300, 256), (2, 1, 3, 32, 40, 24)]:
+    q, k, v = (torch.randn(s, generator=g) for s in [(R, n_kv, G, D), (R, n_kv, n_ctx, D), (R, n_kv, n_ctx, D)])
+    start, end = torch.tensor([0, 5, 2][:R]), torch.tensor(n_att - 3)
+    torch.testing.assert_close(da.decode_attention(q, k, v, start, end, n_att, D**-0.5),
+                               da.reference(q, k, v, start, end, n_att, D**-0.5), atol=1e-5, rtol=0)
+model, p = tiny_model(), SamplingParams(temperature=0, max_new_tokens=6, n=2)
+ids = [[o.token_ids for o in make_engine("static", model, TOKENIZER, kv_block=8, decode_attention=a).generate(PROMPTS[:2], p)]
+       for a in ("triton", "sdpa")]
+assert ids[0] == ids[1], ids
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_triton_decode_attention_in_the_interpreter():
+    """The split-KV Triton kernel (CUDA engines) against torch, run by Triton's CPU interpreter
+    in a fresh process (TRITON_INTERPRET must be set before Triton is first imported)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", _TRITON_CHECK], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]

@@ -26,8 +26,9 @@ backend runs the same weights through :mod:`asymcli.engines.qwen_forward` with:
   The attended length is the prompt width plus the step, rounded up to ``kv_block`` slots,
   so early steps do not read the whole cache. On the CPU the very same step function runs
   eagerly: the CPU tests exercise the code that the graphs capture.
-- **Attention** is torch SDPA (no flash-attn needed): prefill with a mask; decode treats the
-  G query heads sharing a KV head as G query rows of one KV head (GQA without copying K/V).
+- **Attention** needs no flash-attn: prefill is torch SDPA with a mask; decode treats the G
+  query heads sharing a KV head as G query rows of one KV head (GQA without copying K/V),
+  through SDPA (default), a matmul softmax, or a split-KV Triton kernel (``decode_attention``).
 - **Sampling on device.** Temperature, then top-p (sort only when top_p < 1), then inverse-CDF
   sampling from one uniform per row drawn from a ``torch.Generator`` seeded by
   ``params.seed``. HF's greedy convention for log-probs (raw logits) is kept.
@@ -51,6 +52,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from . import qwen_forward as qf
 from .base import Rollout, RolloutEngine, SamplingParams, register_engine
+from .decode_attention import decode_attention as triton_decode
 
 GREEDY, SAMPLE, TOP_P = "greedy", "sample", "top_p"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -165,7 +167,8 @@ class StaticEngine(RolloutEngine):
         cuda_graphs: capture the decode step on CUDA (False: eager, for debugging).
         sync_every: decode steps between "all rows done?" checks (host syncs).
         prefill_tokens: padded prompt tokens per prefill forward.
-        decode_attention: "sdpa" (default) or "matmul" (HF-eager-like math, for comparison).
+        decode_attention: "sdpa" (default), "matmul" (HF-eager-like math) or "triton" (the
+            split-KV kernel of :mod:`asymcli.engines.decode_attention`, CUDA only).
         compile: ``torch.compile`` the two halves of a decode layer around attention (fuses
             the norms, rope and SwiGLU into a few kernels; default: on CUDA only). A backend
             name picks another backend; a compilation failure falls back to eager.
@@ -182,8 +185,17 @@ class StaticEngine(RolloutEngine):
         qf.check_supported(model)
         if dtype not in ("auto", "model", *_DTYPES):
             raise ConfigError(f"static engine dtype must be auto, model or one of {', '.join(_DTYPES)}; got '{dtype}'")
-        if decode_attention not in ("sdpa", "matmul"):
-            raise ConfigError(f"static engine decode_attention must be 'sdpa' or 'matmul'; got '{decode_attention}'")
+        if decode_attention not in ("sdpa", "matmul", "triton"):
+            raise ConfigError(f"static engine decode_attention must be 'sdpa', 'matmul' or 'triton'; "
+                              f"got '{decode_attention}'")
+        if decode_attention == "triton":
+            import importlib.util
+            import os
+
+            on_cuda = qf.collect_params(model).embed.device.type == "cuda"
+            if importlib.util.find_spec("triton") is None or not (on_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
+                raise ConfigError("static engine decode_attention 'triton' needs Triton and a CUDA model "
+                                  "(or TRITON_INTERPRET=1); use 'sdpa'")
         for name, value in (("max_batch_seqs", max_batch_seqs), ("kv_block", kv_block),
                             ("sync_every", sync_every), ("prefill_tokens", prefill_tokens)):
             if value < 1:
@@ -481,6 +493,8 @@ class StaticEngine(RolloutEngine):
             qg = q.reshape(rows, geo.n_kv, geo.group, geo.head_dim)
             if self.decode_attention == "sdpa":
                 att = F.scaled_dot_product_attention(qg, keys, values, attn_mask=mask, scale=geo.scaling)
+            elif self.decode_attention == "triton":
+                att = triton_decode(qg, ws.k[layer], ws.v[layer], ws.start, slot, n_att, geo.scaling)
             else:
                 scores = torch.matmul(qg, keys.transpose(-1, -2)) * geo.scaling
                 probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1, dtype=torch.float32)

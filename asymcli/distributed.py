@@ -439,7 +439,11 @@ class DeepSpeedBackend:
         """A loadable HF folder on rank 0, consolidated from ZeRO-3 shards (all ranks call)."""
         state = None
         if self.stage == 3:
-            state = self.engine._zero3_consolidated_16bit_state_dict()  # collective; full on rank 0
+            consolidate = getattr(self.engine, "_zero3_consolidated_16bit_state_dict", None)
+            if callable(consolidate):
+                state = consolidate()  # collective; the full state dict on rank 0
+            else:  # builds without it: gather parameter by parameter (collective too)
+                state = dict(iter_full_params(self.model))
         if is_main():
             Path(folder).mkdir(parents=True, exist_ok=True)
             kwargs = {"state_dict": state} if state is not None else {}

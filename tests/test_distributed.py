@@ -163,7 +163,7 @@ def test_torch_backend_is_the_plain_adamw_step(tmp_path):
     ref_loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), CLIP)
     opt.step()
-    assert loss == pytest.approx(float(ref_loss), abs=ATOL)
+    assert loss == pytest.approx(ref_loss.item(), abs=ATOL)
     assert backend.grad_norm == pytest.approx(float(norm), rel=1e-5)
     for (n, a), b in zip(model.named_parameters(), ref.parameters()):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0, msg=n)

@@ -393,10 +393,10 @@ class Trainer:
         tmp = self.ckpt_dir / f".tmp_{CKPT_PREFIX}{step:06d}"
         for stale in self.ckpt_dir.glob(f".tmp_{CKPT_PREFIX}*"):  # left by a killed run
             shutil.rmtree(stale)
-        tmp.mkdir(parents=True)
         try:
+            tmp.mkdir(parents=True)
             self._write_checkpoint(tmp, step)
-        except (OSError, RuntimeError) as exc:  # disk full, quota: torch.save raises RuntimeError
+        except (OSError, RuntimeError, ArtifactError) as exc:  # disk full, quota: torch.save raises RuntimeError
             shutil.rmtree(tmp, ignore_errors=True)
             raise ArtifactError(
                 f"{tmp}: cannot write the step-{step} checkpoint ({_first_line(exc)}); the last complete "
@@ -432,7 +432,11 @@ class Trainer:
         keep = {s for s, _ in cks[-max(1, self.run.keep_last):]} | set(self.run.keep_steps)
         for s, p in cks:
             if s not in keep:
-                shutil.rmtree(p, ignore_errors=True)
+                # Renamed first: a kill during the delete leaves no half checkpoint under a step
+                # name, only a .tmp_ folder that the next save removes.
+                doomed = p.with_name(f".tmp_{p.name}.deleted")
+                os.replace(p, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
 
     def _load_state(self, ckpt: Path) -> None:
         try:

@@ -13,7 +13,10 @@ verdict, exit 0, within a bounded time.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,3 +325,26 @@ def test_grader_returns_a_verdict_in_bounded_time(pred: str, gold: str):
 def test_many_boxes_grades_the_last():
     result = CliRunner().invoke(app, ["grade", "\\boxed{}" * 50_000 + "\\boxed{3}", "3", "--format", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["correct"] is True
+
+
+# ---------------------------------------------------------------------------
+# The installed entry point (a real process): same one line, same exit code
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--beta-pos", "high"], "--beta-pos"),
+    (["status", "--config", "{config}"], "malformed YAML"),
+], ids=["usage_error", "config_error"])
+def test_entry_point_process_gives_one_line(args, needle, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: [\n")
+    args = [a.replace("{config}", str(bad)) for a in args]
+    before = snapshot(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "asymcli.cli", *args], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert needle in lines[0] and "Traceback" not in res.stderr + res.stdout
+    assert snapshot(tmp_path) == before

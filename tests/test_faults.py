@@ -74,9 +74,7 @@ def asym(args: list[str], log: Path, env: dict[str, str] | None = None) -> int:
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
         finally:
-            with_flush = getattr(sys.stdout, "flush", None)
-            if with_flush:
-                with_flush()
+            sys.stdout.flush()
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .artifacts import fsync_tree
 from .config import ModelConfig
 from .errors import ConfigError
 
@@ -147,6 +148,7 @@ def save_policy(model: Any, tokenizer: Any, folder: str | os.PathLike[str]) -> P
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        fsync_tree(tmp)  # after a power loss the renamed folder must not hold half-written files
         if folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
             os.rmdir(old)

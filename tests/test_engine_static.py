@@ -224,9 +224,11 @@ from tests.test_engine_hf import PROMPTS, TOKENIZER, tiny_model
 g = torch.Generator().manual_seed(0)
 for R, n_kv, G, D, n_ctx, n_att in [(3, 2, 2, 16, 300, 256), (2, 1, 3, 32, 40, 24)]:
     q, k, v = (torch.randn(s, generator=g) for s in [(R, n_kv, G, D), (R, n_kv, n_ctx, D), (R, n_kv, n_ctx, D)])
-    start, end = torch.tensor([0, 5, 2][:R]), torch.tensor(n_att - 3)
-    torch.testing.assert_close(da.decode_attention(q, k, v, start, end, n_att, D**-0.5),
-                               da.reference(q, k, v, start, end, n_att, D**-0.5), atol=1e-5, rtol=0)
+    start, end, p0 = torch.tensor([0, 5, 2][:R]), torch.tensor(n_att - 3), torch.tensor(7)
+    leader = torch.tensor([0, 0, 2][:R])  # rows 0 and 1 share a prompt: row 1's own copy is ignored
+    args = (q, k, v, start, end, n_att, D**-0.5, leader, p0)
+    torch.testing.assert_close(da.decode_attention(*args), da.reference(*args), atol=1e-5, rtol=0)
+    assert not torch.allclose(da.reference(*args), da.reference(*args[:7], torch.arange(R), p0))
 model, p = tiny_model(), SamplingParams(temperature=0, max_new_tokens=6, n=2)
 ids = [[o.token_ids for o in make_engine("static", model, TOKENIZER, kv_block=8, decode_attention=a).generate(PROMPTS[:2], p)]
        for a in ("triton", "sdpa")]

@@ -5,7 +5,9 @@ row's cache slots ``start[r] .. end`` (inclusive) of a static cache ``[R, n_kv, 
 SDPA's memory-efficient kernel treats such a step as a tiny prefill; this kernel is built
 for it: the keys are cut into chunks of ``CHUNK`` slots, one program per (row, KV head,
 chunk) reads its K/V block once for all G heads and keeps fp32 scores, and a few torch ops
-merge the chunks' partial softmaxes exactly (a second, small kernel). ``end`` is read on
+merge the chunks' partial softmaxes exactly (a second, small kernel). The n samples of a
+prompt read their prompt slots from one row (``leader``), which turns the repeated prompt
+reads into L2 hits: prefix sharing at decode without a second cache layout. ``end`` is read on
 the device, so the launch can be captured in a CUDA graph; ``n_att`` (the attended-slot
 bucket) is the only host value.
 
@@ -24,8 +26,13 @@ CHUNK = 128  # key slots per program
 BLOCK_N = 32  # key slots per inner iteration
 
 
-def reference(q: Tensor, k: Tensor, v: Tensor, start: Tensor, end: Tensor, n_att: int, scale: float) -> Tensor:
+def reference(q: Tensor, k: Tensor, v: Tensor, start: Tensor, end: Tensor, n_att: int, scale: float,
+              leader: Tensor | None = None, p0: Tensor | None = None) -> Tensor:
     """Plain torch: q [R, n_kv, G, D], k/v [R, n_kv, n_ctx, D] -> [R, n_kv, G, D] (fp32 softmax)."""
+    if leader is not None:  # slots < p0 come from the leader row
+        slot = torch.arange(k.shape[2], device=k.device)[None, None, :, None]
+        k = torch.where(slot < p0, k[leader], k)
+        v = torch.where(slot < p0, v[leader], v)
     j = torch.arange(n_att, device=q.device)
     mask = (j[None, :] >= start[:, None]) & (j[None, :] <= end)
     s = torch.matmul(q.float(), k[:, :, :n_att].float().transpose(-1, -2)) * scale
@@ -44,7 +51,7 @@ def _kernel():
     import triton.language as tl
 
     @triton.jit
-    def decode_chunks(Q, K, V, START, END, M_OUT, L_OUT, ACC_OUT,
+    def decode_chunks(Q, K, V, START, END, LEADER, P0, M_OUT, L_OUT, ACC_OUT,
                       s_qr, s_qh, s_qg, s_kr, s_kh, s_kn, s_vr, s_vh, s_vn,
                       n_kv, n_att, scale,
                       G: tl.constexpr, G_PAD: tl.constexpr, D: tl.constexpr,
@@ -56,6 +63,10 @@ def _kernel():
         h = pid % n_kv
         start = tl.load(START + r)
         end = tl.load(END)
+        # Prompt slots (< p0) are read from the row's group leader: the n samples of a prompt
+        # then read the same addresses, side by side, and L2 serves all but the first.
+        leader = tl.load(LEADER + r)
+        p0 = tl.load(P0)
         offs_g = tl.arange(0, G_PAD)
         offs_d = tl.arange(0, D)
         g_ok = offs_g < G
@@ -64,20 +75,21 @@ def _kernel():
         m_i = tl.full([G_PAD], float("-inf"), tl.float32)
         l_i = tl.zeros([G_PAD], tl.float32)
         acc = tl.zeros([G_PAD, D], tl.float32)
-        k_base = K + r * s_kr + h * s_kh
-        v_base = V + r * s_vr + h * s_vh
         lo = split * CHUNK_
         for n0 in range(0, CHUNK_, BLOCK):
             offs_n = lo + n0 + tl.arange(0, BLOCK)
             ok = (offs_n >= start) & (offs_n <= end) & (offs_n < n_att)
-            k = tl.load(k_base + offs_n[:, None] * s_kn + offs_d[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
+            row = tl.where(offs_n < p0, leader, r).to(tl.int64)
+            k_ptr = K + row[:, None] * s_kr + h * s_kh + offs_n[:, None] * s_kn + offs_d[None, :]
+            k = tl.load(k_ptr, mask=ok[:, None], other=0.0).to(tl.float32)
             s = tl.sum(q[:, None, :] * k[None, :, :], axis=2)  # [G_PAD, BLOCK]
             s = tl.where(ok[None, :], s, float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, axis=1))
             m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # an all-masked block adds nothing
             alpha = tl.exp(m_i - m_use)
             p = tl.exp(s - m_use[:, None])
-            vv = tl.load(v_base + offs_n[:, None] * s_vn + offs_d[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
+            v_ptr = V + row[:, None] * s_vr + h * s_vh + offs_n[:, None] * s_vn + offs_d[None, :]
+            vv = tl.load(v_ptr, mask=ok[:, None], other=0.0).to(tl.float32)
             acc = acc * alpha[:, None] + tl.sum(p[:, :, None] * vv[None, :, :], axis=1)
             l_i = l_i * alpha + tl.sum(p, axis=1)
             m_i = m_new
@@ -112,11 +124,14 @@ def _kernel():
     return _KERNEL
 
 
-def decode_attention(q: Tensor, k: Tensor, v: Tensor, start: Tensor, end: Tensor, n_att: int, scale: float) -> Tensor:
+def decode_attention(q: Tensor, k: Tensor, v: Tensor, start: Tensor, end: Tensor, n_att: int, scale: float,
+                     leader: Tensor, p0: Tensor) -> Tensor:
     """Attention of q [R, n_kv, G, D] over slots start[r]..end of k/v [R, n_kv, n_ctx, D].
 
     ``start`` [R] long, ``end`` a 0-dim long tensor (inclusive), ``n_att`` the slots that may
-    be read (a bound, not a length). Returns [R, n_kv, G, D] in q's dtype.
+    be read (a bound, not a length). Slots below ``p0`` (0-dim long: the prompt region) are
+    read from row ``leader[r]`` (long [R]; r itself where the row shares nothing), which must
+    hold the same prompt K/V. Returns [R, n_kv, G, D] in q's dtype.
     """
     R, n_kv, G, D = q.shape
     if D & (D - 1) or k.stride(-1) != 1 or v.stride(-1) != 1:
@@ -130,7 +145,7 @@ def decode_attention(q: Tensor, k: Tensor, v: Tensor, start: Tensor, end: Tensor
     acc = torch.empty((*part, D), dtype=torch.float32, device=q.device)
     chunks, merge = _kernel()
     chunks[(R * n_kv, n_split)](
-        q, k, v, start, end, m, l_, acc,
+        q, k, v, start, end, leader, p0, m, l_, acc,
         q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), n_kv, n_att, scale,
         G=G, G_PAD=g_pad, D=D, CHUNK_=CHUNK, BLOCK=BLOCK_N, num_warps=4)

@@ -130,6 +130,7 @@ class _Workspace:
         self.done = torch.ones(rows, dtype=torch.bool, device=device)
         self.start = torch.zeros(rows, dtype=torch.long, device=device)  # first valid slot of a row
         self.plen = torch.ones(rows, dtype=torch.long, device=device)  # prompt length = position of token 0
+        self.leader = torch.arange(rows, device=device)  # first row holding the same prompt
         self.p0 = torch.zeros((), dtype=torch.long, device=device)  # slot of generated token 0 (= P)
         self.step = torch.zeros((), dtype=torch.long, device=device)  # t: the step feeds token t
         self.uniform = torch.zeros(rows, dtype=torch.float32, device=device)
@@ -406,6 +407,11 @@ class StaticEngine(RolloutEngine):
         plen[:B] = lens[src_t]
         ws.plen.copy_(plen)
         ws.start.copy_(P - plen)
+        leader = torch.arange(ws.rows)
+        first: dict[int, int] = {}
+        for r, prompt in enumerate(src):
+            leader[r] = first.setdefault(prompt, r)
+        ws.leader.copy_(leader)
         ws.p0.fill_(P)
         logits_u = torch.empty((U, geo.vocab), dtype=torch.float32, device=dev)
         per = max(1, self.prefill_tokens // P)
@@ -480,8 +486,10 @@ class StaticEngine(RolloutEngine):
         tok = ws.tokens.index_select(1, t)  # [rows, 1]
         pos = ws.plen + ws.step
         cos, sin = ws.cos.index_select(0, pos)[:, None], ws.sin.index_select(0, pos)[:, None]
-        j = torch.arange(n_att, device=ws.k.device)
-        mask = ((j[None, :] >= ws.start[:, None]) & (j[None, :] <= slot))[:, None, None, :]
+        mask = None
+        if self.decode_attention != "triton":  # the kernel masks by start/slot itself
+            j = torch.arange(n_att, device=ws.k.device)
+            mask = ((j[None, :] >= ws.start[:, None]) & (j[None, :] <= slot))[:, None, None, :]
         x = qf.embed(w, geo, tok)  # [rows, 1, hidden]
         attn_in, attn_out = self._halves
         for layer, (w_in, w_out) in enumerate(self._layer_args):
@@ -494,7 +502,8 @@ class StaticEngine(RolloutEngine):
             if self.decode_attention == "sdpa":
                 att = F.scaled_dot_product_attention(qg, keys, values, attn_mask=mask, scale=geo.scaling)
             elif self.decode_attention == "triton":
-                att = triton_decode(qg, ws.k[layer], ws.v[layer], ws.start, slot, n_att, geo.scaling)
+                att = triton_decode(qg, ws.k[layer], ws.v[layer], ws.start, slot, n_att, geo.scaling,
+                                    ws.leader, ws.p0)
             else:
                 scores = torch.matmul(qg, keys.transpose(-1, -2)) * geo.scaling
                 probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1, dtype=torch.float32)

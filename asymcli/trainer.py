@@ -47,6 +47,7 @@ import pyarrow as pa
 import torch
 
 from . import artifacts, faults
+from . import distributed as dist
 from .algorithm import advantages as adv_mod
 from .algorithm import metrics as M
 from .algorithm.objective import policy_loss
@@ -116,6 +117,13 @@ class Trainer:
         if run.threads:
             torch.set_num_threads(run.threads)
         self.device = pick_device(run.device)
+        # Under a launcher (torchrun / deepspeed / srun) every rank runs this trainer on its
+        # share of each step's prompts; single-process runs take the plain torch path.
+        dist.init_distributed(self.device)
+        self.device = dist.device_for(self.device)
+        if run.prompts_per_step % dist.world() or run.mini_batch_prompts % dist.world():
+            raise ConfigError(f"train.prompts_per_step ({run.prompts_per_step}) and train.mini_batch_prompts "
+                              f"({run.mini_batch_prompts}) must be multiples of the world size ({dist.world()})")
         self.train_rows = list(train_rows)
         self.heldout_rows = list(heldout_rows)[: run.eval_prompts]
         self.model_path = str(model_path)
@@ -136,10 +144,9 @@ class Trainer:
         self.train_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.train_rows], cfg.model)
         self.heldout_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.heldout_rows], cfg.model)
 
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=run.lr, betas=(run.adam_beta1, run.adam_beta2),
-            weight_decay=run.weight_decay,
-        )
+        # AdamW + grad clipping, plain torch or DeepSpeed ZeRO (train.deepspeed), one interface.
+        self.backend = dist.make_backend(run, self.model)
+        self.model = self.backend.model
         self.engine: RolloutEngine = make_engine(run.engine, self.model, self.tokenizer,
                                                  **self._engine_kwargs())
         if grader is None:
@@ -190,14 +197,14 @@ class Trainer:
     def rollout(self, step: int) -> tuple[StepBatch, dict[str, Any]]:
         run = self.run
         G = run.group_size
-        rows = self.prompt_indices(step)
+        rows = dist.shard(self.prompt_indices(step))  # this rank's prompts (all of them on one process)
         prompts = [self.train_prompt_ids[i] for i in rows]
         t0 = time.perf_counter()
         self.model.eval()
-        with torch.no_grad(), self.autocast():
+        with torch.no_grad(), self.backend.compute(), self.autocast():
             outs = self.engine.generate(prompts, SamplingParams(
                 temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
-                n=G, seed=_step_seed(run.seed, step, 1)))
+                n=G, seed=_step_seed(run.seed, step, 1) + dist.rank()))
         rollout_s = time.perf_counter() - t0
         faults.maybe_fail("rollout", step)
         texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
@@ -219,7 +226,7 @@ class Trainer:
     def _logprobs_nograd(self, model: Any, batch: PackedBatch, chunk_rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         model.eval()
         lps, ents = [], []
-        with torch.no_grad(), self.autocast():
+        with torch.no_grad(), self.backend.compute(), self.autocast():
             for s in range(0, batch.input_ids.shape[0], chunk_rows):
                 sub = batch.select(slice(s, s + chunk_rows)).to(self.device)
                 lp, ent = response_logprobs(model, sub, temperature=self.run.temperature or 1.0)
@@ -235,10 +242,9 @@ class Trainer:
         G = run.group_size
         self.model.train()
         lr = run.lr * min(1.0, step / max(1, run.warmup_steps))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.backend.set_lr(lr)
         n_prompts = len(sb.prompt_rows)
-        per_mini = run.mini_batch_prompts * G
+        per_mini = run.mini_batch_prompts // dist.world() * G  # this rank's share of a mini-batch
         micro = run.micro_batch_seqs or per_mini
         stats: dict[str, list[float]] = {"loss": [], "clipfrac_low": [], "clipfrac_high": [],
                                          "approx_kl": [], "grad_norm": []}
@@ -246,37 +252,41 @@ class Trainer:
             for m0 in range(0, n_prompts * G, per_mini):
                 rows = torch.arange(m0, min(m0 + per_mini, n_prompts * G))
                 mask_all = sb.batch.resp_mask[rows]
-                if run.loss_agg == "token-mean":
-                    denom = float(mask_all.sum().clamp(min=1))
-                else:
-                    denom = float(len(rows))
-                self.optimizer.zero_grad(set_to_none=True)
+                # The whole mini-batch's denominator (over ranks), so that the micro-batch losses
+                # of every rank add up to the unsplit mini-batch loss.
+                local = float(mask_all.sum()) if run.loss_agg == "token-mean" else float(len(rows))
+                denom = max(1.0, dist.all_reduce_sum({"d": local})["d"])
+                self.backend.zero_grad()
                 mini_stats: dict[str, float] = {"loss": 0.0, "clipfrac_low": 0.0, "clipfrac_high": 0.0,
                                                 "approx_kl": 0.0}
-                for u0 in range(0, len(rows), micro):
+                starts = list(range(0, len(rows), micro))
+                for u0 in starts:
                     idx = rows[u0 : u0 + micro]
                     sub = sb.batch.select(idx).to(self.device)
                     T = sub.resp_ids.shape[1]
-                    with self.autocast():
-                        logp, ent = response_logprobs(self.model, sub, temperature=run.temperature or 1.0)
-                    loss, mstats = policy_loss(
-                        logp.float(), sb.old_logp[idx, :T].to(self.device), sb.advantages[idx].to(self.device),
-                        sub.resp_mask, clip_eps_low=run.clip_eps_low, clip_eps_high=run.clip_eps_high,
-                        dual_clip_c=run.dual_clip_c, loss_agg=run.loss_agg,
-                        entropy=ent.float() if run.entropy_coef else None, entropy_coef=run.entropy_coef,
-                        ref_logp=sb.ref_logp[idx, :T].to(self.device) if sb.ref_logp is not None else None,
-                        kl_coef=run.kl_coef, agg_denom=denom, max_len=run.max_new_tokens,
-                    )
-                    self._check_finite(step, "loss", loss.detach())
-                    loss.backward()
+                    with self.backend.compute():
+                        with self.autocast():
+                            logp, ent = response_logprobs(self.model, sub, temperature=run.temperature or 1.0)
+                        loss, mstats = policy_loss(
+                            logp.float(), sb.old_logp[idx, :T].to(self.device), sb.advantages[idx].to(self.device),
+                            sub.resp_mask, clip_eps_low=run.clip_eps_low, clip_eps_high=run.clip_eps_high,
+                            dual_clip_c=run.dual_clip_c, loss_agg=run.loss_agg,
+                            entropy=ent.float() if run.entropy_coef else None, entropy_coef=run.entropy_coef,
+                            ref_logp=sb.ref_logp[idx, :T].to(self.device) if sb.ref_logp is not None else None,
+                            kl_coef=run.kl_coef, agg_denom=denom, max_len=run.max_new_tokens,
+                        )
+                        self._check_finite(step, "loss", loss.detach())
+                        self.backend.backward(loss, last=u0 == starts[-1])
                     w = float(sub.resp_mask.sum()) / max(1.0, float(mask_all.sum()))
                     mini_stats["loss"] += float(loss.detach())
                     for k in ("clipfrac_low", "clipfrac_high", "approx_kl"):
                         mini_stats[k] += w * float(mstats.get(k, 0.0))
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), run.grad_clip)
-                self._check_finite(step, "gradients", grad_norm.detach().reshape(1))
-                self.optimizer.step()
+                grad_norm = self.backend.step()  # skipped when the norm is not finite
+                self._check_finite(step, "gradients", torch.tensor([grad_norm]))
                 faults.maybe_fail("update", step)
+                if dist.world() > 1:  # losses add up over ranks; token-weighted stats average
+                    mini_stats = dist.all_reduce_sum(mini_stats)
+                    mini_stats = {k: v if k == "loss" else v / dist.world() for k, v in mini_stats.items()}
                 for k, v in mini_stats.items():
                     stats[k].append(v)
                 stats["grad_norm"].append(float(grad_norm))
@@ -292,7 +302,7 @@ class Trainer:
         if not self.heldout_rows:
             return float("nan")
         self.model.eval()
-        with torch.no_grad(), self.autocast():
+        with torch.no_grad(), self.backend.compute(), self.autocast():
             outs = self.engine.generate(self.heldout_prompt_ids, SamplingParams(
                 temperature=0.0, max_new_tokens=self.run.max_new_tokens, n=1))
         texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
@@ -353,11 +363,13 @@ class Trainer:
     def train(self) -> Path:
         run = self.run
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        artifacts.write_json(self.out_dir / "run.json", self.config_dict())
+        if dist.is_main():
+            artifacts.write_json(self.out_dir / "run.json", self.config_dict())
         if self.start_step == 1 and not self.metrics_rows and run.eval_every:
             # Step 0: the starting policy's held-out accuracy anchors the accuracy curves.
             self.metrics_rows.append(self._eval_row(0, self.eval_greedy()))
-        bar = _Progress(run.steps, self.start_step - 1, enabled=self.progress, label=self.out_dir.name)
+        bar = _Progress(run.steps, self.start_step - 1, enabled=self.progress and dist.is_main(),
+                        label=self.out_dir.name)
         with bar:
             for step in range(self.start_step, run.steps + 1):
                 row = self.train_step(step)
@@ -368,8 +380,10 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(step, row)
         path = self.out_dir / "metrics.parquet"
-        artifacts.write_parquet(path, self.metrics_rows, artifacts.METRICS,
-                                artifacts.provenance(self.config_dict(), run_id=self.out_dir.name))
+        if dist.is_main():
+            artifacts.write_parquet(path, self.metrics_rows, artifacts.METRICS,
+                                    artifacts.provenance(self.config_dict(), run_id=self.out_dir.name))
+        dist.barrier()
         self.engine.close()
         return path
 
@@ -391,10 +405,12 @@ class Trainer:
     def save_checkpoint(self, step: int) -> Path:
         final = self.ckpt_dir / f"{CKPT_PREFIX}{step:06d}"
         tmp = self.ckpt_dir / f".tmp_{CKPT_PREFIX}{step:06d}"
-        for stale in self.ckpt_dir.glob(f".tmp_{CKPT_PREFIX}*"):  # left by a killed run
-            shutil.rmtree(stale)
+        if dist.is_main():
+            for stale in self.ckpt_dir.glob(f".tmp_{CKPT_PREFIX}*"):  # left by a killed run
+                shutil.rmtree(stale)
+        dist.barrier()
         try:
-            tmp.mkdir(parents=True)
+            tmp.mkdir(parents=True, exist_ok=True)  # every rank writes its part into the same folder
             self._write_checkpoint(tmp, step)
         except (OSError, RuntimeError, ArtifactError) as exc:  # disk full, quota: torch.save raises RuntimeError
             shutil.rmtree(tmp, ignore_errors=True)
@@ -402,19 +418,24 @@ class Trainer:
                 f"{tmp}: cannot write the step-{step} checkpoint ({_first_line(exc)}); the last complete "
                 f"checkpoint is step {self.last_good_step}: free disk space and rerun to resume from it") from None
         faults.maybe_fail("checkpoint", step)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)  # atomic: a checkpoint is either complete under its name or absent
+        dist.barrier()
+        if dist.is_main():
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)  # atomic: a checkpoint is either complete under its name or absent
+            self._apply_retention()
+        dist.barrier()
         self.last_good_step = step
-        self._apply_retention()
         return final
 
     def _write_checkpoint(self, tmp: Path, step: int) -> None:
-        self.model.save_pretrained(tmp, safe_serialization=True)
-        self.tokenizer.save_pretrained(tmp)
+        self.backend.save_hf(tmp, self.tokenizer)  # consolidated HF folder (rank 0 writes it)
+        self.backend.save_state(tmp)  # optimizer state: optimizer.pt, or DeepSpeed's shards
+        dist.barrier()
+        if not dist.is_main():
+            return
         state = {
             "step": step,
-            "optimizer": self.optimizer.state_dict(),
             "metrics_rows": self.metrics_rows,
             "torch_rng": torch.random.get_rng_state(),
             "numpy_rng": np.random.get_state(),
@@ -445,7 +466,7 @@ class Trainer:
             raise ArtifactError(f"{ckpt / STATE_FILE}: corrupted checkpoint state ({type(exc).__name__}: "
                                 f"{_first_line(exc)}); {_delete_hint(ckpt)}") from None
         _check_same_run(ckpt, state.get("config"), self.config_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.backend.load_state(ckpt)  # every rank; also reads a legacy "optimizer" key
         self.metrics_rows = list(state["metrics_rows"])
         torch.random.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])

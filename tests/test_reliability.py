@@ -194,7 +194,7 @@ def test_disk_full_while_checkpointing_is_one_error_and_keeps_the_last_checkpoin
 
     def failing_save(obj, f, *a, **k):
         calls["n"] += 1
-        if calls["n"] == 2:  # the step-2 checkpoint: as torch reports ENOSPC
+        if "step_000002" in str(f):  # the step-2 checkpoint: as torch reports ENOSPC
             raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 123 vs 456: file write failed")
         return real_save(obj, f, *a, **k)
 
@@ -258,3 +258,16 @@ def test_fault_spec_parsing():
     for bad in ("rollout", "explode:1", "update:x"):
         with pytest.raises(ValueError, match="ASYM_FAULT"):
             faults.parse(bad)
+
+
+def test_corrupt_run_json_is_named(tmp_path, tiny_policy_dir):
+    run = tmp_path / "run"
+    ckpt = run / "checkpoints" / "step_000001"
+    shutil.copytree(tiny_policy_dir, ckpt)
+    (ckpt / COMPLETE_MARKER).write_text(json.dumps({"step": 1}))
+    (run / "run.json").write_bytes(b'{"run": {"method": "gr')
+    cfg = config(tmp_path, "runjson")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["eval", "--config", str(cfg), "--run", str(run), "--no-progress"])
+    assert "run.json: unreadable run description" in one_line_error(result)
+    assert sorted(p for p in tmp_path.rglob("*")) == before

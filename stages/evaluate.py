@@ -42,7 +42,10 @@ def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, 
         chosen = select_steps(list(available), steps if steps is not None else cfg.eval.steps)
         ckpts = [(s, available[s]) for s in chosen]
         rj = run_dir / "run.json"
-        run_json = json.loads(rj.read_text()) if rj.exists() else None
+        try:
+            run_json = json.loads(rj.read_text(encoding="utf-8")) if rj.exists() else None
+        except (ValueError, OSError) as exc:
+            raise ArtifactError(f"{rj}: unreadable run description ({exc}); rerun `asym train` for this run") from None
     out = Path(out) if out else root / "evals" / rid / "samples.parquet"
     return evaluate(cfg, run_id=rid, checkpoints=ckpts, out=out, prompts_path=prompts,
                     benchmarks=benchmarks, progress=progress, run_json=run_json)

@@ -190,10 +190,8 @@ def test_disk_full_while_checkpointing_is_one_error_and_keeps_the_last_checkpoin
     t = Trainer(cfg, run, [r for r in arith_rows if r["split"] == "train"], [], tiny_policy_dir, out,
                 progress=False)
     real_save = torch.save
-    calls = {"n": 0}
 
     def failing_save(obj, f, *a, **k):
-        calls["n"] += 1
         if "step_000002" in str(f):  # the step-2 checkpoint: as torch reports ENOSPC
             raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 123 vs 456: file write failed")
         return real_save(obj, f, *a, **k)

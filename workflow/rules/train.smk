@@ -17,9 +17,13 @@ rule train:
         model=MODEL,
         out=lambda w, output: os.path.dirname(output.metrics),
         fingerprint=lambda w: pipeline.fingerprint(CFG, "train", w.run),
+        # One process per GPU under torchrun when a run asks for several (DeepSpeed/ZeRO data
+        # parallel, see docs/scaling.md); a plain process otherwise.
+        launcher=("torchrun --standalone --nproc_per_node %d -m asymcli.cli" % CFG.resources.train_gpus
+                  if CFG.resources.train_gpus > 1 else "asym"),
     threads: CFG.resources.train_threads
     resources:
         **TRAIN_RESOURCES,
     shell:
-        "asym train --config {params.config} {params.run} --prompts {input.prompts}"
+        "{params.launcher} train --config {params.config} {params.run} --prompts {input.prompts}"
         " --model {params.model} --out {params.out} --no-progress > {log} 2>&1"

@@ -65,6 +65,7 @@ def run(cfg: Config, parts: Sequence[str] | None = None, runs: Sequence[str] | N
                 ids = [r for r in ids if r.startswith("asym_")]
             scores = agg.run_scores([layout.samples(r) for r in ids])
             check_k(scores, cfg, layout)
+            check_reported_step(scores, cfg, layout)
             table = agg.table2(scores, checkpoint=cfg.report.checkpoint, benchmark_order=bench_order,
                                pair_order=pair_order, base_label=_base_label(cfg))
             if part == "table2":
@@ -94,6 +95,23 @@ def check_k(scores, cfg: Config, layout: Layout) -> None:
                 f"{layout.samples(r['run_id'])}: benchmark '{r['benchmark']}' (step {r['step']}) has {got} "
                 f"samples per problem but the config's eval.benchmarks asks k={k}; rerun `asym eval` for "
                 f"run {r['run_id']}")
+
+
+def check_reported_step(scores, cfg: Config, layout: Layout) -> None:
+    """With ``report.checkpoint: N`` every run must have been evaluated at step N; otherwise
+    its row would silently drop out of Table 2. Raises ArtifactError naming the samples file."""
+    step = agg.parse_checkpoint(cfg.report.checkpoint)
+    if step is None:
+        return
+    steps: dict[str, set[int]] = {}
+    for r in scores.to_pylist():
+        if r["run_id"] != BASE_RUN:
+            steps.setdefault(r["run_id"], set()).add(r["step"])
+    for rid, have in sorted(steps.items()):
+        if step not in have:
+            raise ArtifactError(
+                f"{layout.samples(rid)}: no evaluation at step {step} (report.checkpoint), only at steps "
+                f"{sorted(have)}; set eval.steps: all, or run `asym eval --steps {step}` for run {rid}")
 
 
 def _base_label(cfg: Config) -> str:

@@ -41,6 +41,8 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     if cfg.eval.steps == "all":
         # Retention must not delete checkpoints the evaluation stage will still read.
         tc.keep_last = max(tc.keep_last, tc.steps)
+    if cfg.report.checkpoint.isdigit():  # nor the one Table 2 reports
+        tc.keep_steps = sorted(set(tc.keep_steps) | {int(cfg.report.checkpoint)})
     paths = default_paths(cfg)
     prompts = Path(prompts or paths["prompts"])
     model = Path(model) if model else paths["model"]

@@ -167,17 +167,31 @@ def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
-def _samples_with_k(ws: WS, k: int) -> str:
-    """A results folder whose base evaluation drew ``k`` samples per problem."""
-    results = ws.root / "inputs" / f"results_k{k}"
-    rows = [{"run_id": "base", "method": "base", "beta_pos": float("nan"), "beta_neg": float("nan"), "seed": -1,
-             "step": 0, "benchmark": "arith_heldout", "problem_id": f"p{i}", "difficulty": "t1", "sample_idx": j,
+def _samples(run_id: str, step: int, k: int) -> list[dict]:
+    method = "base" if run_id == "base" else run_id.split("_s")[0]
+    return [{"run_id": run_id, "method": method, "beta_pos": float("nan"), "beta_neg": float("nan"), "seed": -1,
+             "step": step, "benchmark": "arith_heldout", "problem_id": f"p{i}", "difficulty": "t1", "sample_idx": j,
              "temperature": 0.4, "response": "\\boxed{1}", "extracted": "1", "verdict": "wrong", "correct": False,
              "n_tokens": 3, "finish_reason": "stop"} for i in range(3) for j in range(k)]
+
+
+def _samples_with_k(ws: WS, k: int) -> str:
+    """A results folder whose base evaluation drew ``k`` samples per problem; the config asks 4."""
+    results = ws.root / "inputs" / f"results_k{k}"
     if not results.exists():
-        artifacts.write_parquet(results / "evals" / "base" / "samples.parquet", rows, artifacts.SAMPLES)
+        artifacts.write_parquet(results / "evals" / "base" / "samples.parquet", _samples("base", 0, k), artifacts.SAMPLES)
     return ws.config(f"agg_k{k}", {"results_dir": str(results),
                                    "eval.benchmarks": [{"name": "arith_heldout", "k": 4, "temperature": 0.4}]})
+
+
+def _reported_step_not_evaluated(ws: WS) -> str:
+    """A GRPO run evaluated at its final step 6 only, while report.checkpoint asks for step 4."""
+    results = ws.root / "inputs" / "results_step"
+    if not results.exists():
+        artifacts.write_parquet(results / "evals" / "base" / "samples.parquet", _samples("base", 0, 2), artifacts.SAMPLES)
+        artifacts.write_parquet(results / "evals" / "grpo_s0" / "samples.parquet", _samples("grpo_s0", 6, 2),
+                                artifacts.SAMPLES)
+    return ws.config("agg_step", {"results_dir": str(results), "report.checkpoint": "4"})
 
 
 def _truncated_metrics(ws: WS) -> str:
@@ -232,6 +246,8 @@ CASES: list[Case] = [
      ("eval.benchmarks[0].k", "temperature 0")),
     ("k_larger_than_samples", lambda w: ["aggregate", "--config", _samples_with_k(w, 2), "--part", "table2"],
      ("samples.parquet", "arith_heldout", "k=2", "k=4")),
+    ("reported_step_not_evaluated", lambda w: ["aggregate", "--config", _reported_step_not_evaluated(w), "--part", "table2"],
+     ("grpo_s0/samples.parquet", "step 4", "report.checkpoint", "[6]")),
     ("duplicate_benchmark", lambda w: w.eval(w.config("dupbench", {"eval.benchmarks": [{"name": "arith_heldout"}, {"name": "arith_heldout"}]})),
      ("eval.benchmarks", "twice")),
     # --- data files

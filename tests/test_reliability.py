@@ -120,6 +120,14 @@ def test_retention_keeps_every_checkpoint_eval_needs(ws, tiny_policy_dir):
     assert steps_of(out) == [1, 2, 3, 4]
 
 
+def test_retention_keeps_the_reported_checkpoint(ws, tiny_policy_dir):
+    root, prompts = ws
+    cfg = config(root, "keep_report", {"steps": 4, "keep_last": 1}, report={"checkpoint": "2"})
+    out = root / "keep_report_run"
+    assert train(cfg, prompts, tiny_policy_dir, out).exit_code == 0
+    assert steps_of(out) == [2, 4]
+
+
 def test_status_shows_disk_used_per_run(ws, tiny_policy_dir, monkeypatch):
     root, prompts = ws
     cfg = config(root, "status", {"steps": 1}, grid={"methods": ["grpo"], "betas": [], "seeds": [0]})

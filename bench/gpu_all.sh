@@ -53,7 +53,7 @@ timeout 160 $PY bench/rollout_bench.py --prompts 32 --group 8 --prompt-len 128 -
 
 stage "train-step bench: same workload (fp32 master weights, bf16 autocast)"
 timeout 190 $PY bench/train_step_bench.py --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16 \
-  --variants fused_compile,fused,hf --baseline-jsonl "$BL"
+  --variants fused,hf,fused_compile --baseline-jsonl "$BL"
 
 stage "summary"
 $PY - <<'EOF'

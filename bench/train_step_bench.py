@@ -96,7 +96,7 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=16384, help="padded tokens per forward group")
     p.add_argument("--param-dtype", choices=["float32", "bfloat16"], default="float32",
                    help="float32 = fp32 master weights with bf16 autocast on CUDA (the trainer's setting)")
-    p.add_argument("--variants", default=None, help="comma list of fused_compile,fused,hf (default: all on CUDA, fused,hf on CPU)")
+    p.add_argument("--variants", default=None, help="comma list of fused,hf,fused_compile (default: all on CUDA, compiled last; fused,hf on CPU)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--baseline-jsonl", default=None)
@@ -106,7 +106,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     device = pick_device(a.device)
     shape = a.shape or ("qwen3-0.6b" if device.type == "cuda" else "tiny")
-    variants = a.variants or ("fused_compile,fused,hf" if device.type == "cuda" else "fused,hf")
+    variants = a.variants or ("fused,hf,fused_compile" if device.type == "cuda" else "fused,hf")
     info = device_info(device)
     t0 = time.perf_counter()
     model, n_params = build_model(shape, device, getattr(torch, a.param_dtype))

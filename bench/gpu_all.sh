@@ -40,19 +40,19 @@ echo "baseline script: ${BASELINE:-NOT FOUND (looked in shared, ../shared, /work
 ROLLOUT_EXTRA=""
 if [ -n "$BASELINE" ]; then
   stage "shared baseline: HF generate, qwen3-0.6b, 32 prompts x 8, 128 + 512 tokens"
-  timeout 150 $PY "$BASELINE" --what generate --shape qwen3-0.6b --prompts 32 --group 8 --prompt-len 128 --new-tokens 512
+  timeout 130 $PY "$BASELINE" --what generate --shape qwen3-0.6b --prompts 32 --group 8 --prompt-len 128 --new-tokens 512
   stage "shared baseline: train step, 64 x (128 + 512) tokens, micro 16, checkpointing"
-  timeout 90 $PY "$BASELINE" --what train --shape qwen3-0.6b --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16
+  timeout 80 $PY "$BASELINE" --what train --shape qwen3-0.6b --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16
 else
   ROLLOUT_EXTRA="--hf"  # no shared baseline: time HF generate (called as the baseline does) in-process
 fi
 
 stage "rollout bench: static engine, same workload"
-timeout 160 $PY bench/rollout_bench.py --prompts 32 --group 8 --prompt-len 128 --new-tokens 512 \
+timeout 180 $PY bench/rollout_bench.py --prompts 32 --group 8 --prompt-len 128 --new-tokens 512 \
   --repeats 1 --variants graphs,triton,matmul,top_p,eager --check --baseline-jsonl "$BL" $ROLLOUT_EXTRA
 
 stage "train-step bench: same workload (fp32 master weights, bf16 autocast)"
-timeout 190 $PY bench/train_step_bench.py --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16 \
+timeout 200 $PY bench/train_step_bench.py --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16 \
   --variants fused,hf,fused_compile --baseline-jsonl "$BL"
 
 stage "summary"

@@ -49,7 +49,7 @@ fi
 
 stage "rollout bench: static engine, same workload"
 timeout 180 $PY bench/rollout_bench.py --prompts 32 --group 8 --prompt-len 128 --new-tokens 512 \
-  --repeats 1 --variants graphs,triton,matmul,top_p,eager --check --baseline-jsonl "$BL" $ROLLOUT_EXTRA
+  --repeats 1 --variants graphs,triton,triton_b8w2,matmul,top_p,eager --check --baseline-jsonl "$BL" $ROLLOUT_EXTRA
 
 stage "train-step bench: same workload (fp32 master weights, bf16 autocast)"
 timeout 200 $PY bench/train_step_bench.py --prompts 8 --group 8 --prompt-len 128 --new-tokens 512 --micro 16 \

@@ -12,7 +12,7 @@ $OUT/rollout_bench.jsonl when OUT is set).
 
 Variants (--variants): graphs = CUDA graphs + SDPA decode (the default engine), eager =
 no CUDA graphs, matmul = matmul decode attention, triton = the split-KV Triton decode
-kernel, top_p = top_p 0.95 (sorting sampler). A variant that fails prints its error and
+kernel (triton_b8w2: its 8-slot, 2-warp setting), top_p = top_p 0.95 (sorting sampler). A variant that fails prints its error and
 the others go on.
 --check compares the engine's per-token log-probs with a direct HF forward.
 """
@@ -110,6 +110,11 @@ def time_static(model, prompts, a, device, **engine_kw) -> dict:
 
     tok = SimpleNamespace(eos_token_id=None, pad_token_id=0)
     top_p = engine_kw.pop("_top_p", None)
+    block = engine_kw.pop("_block", None)
+    if block:  # a tuning point of the Triton decode kernel: (key slots per iteration, warps)
+        from asymcli.engines import decode_attention as da
+
+        da.BLOCK_N, da.NUM_WARPS = block
     engine = make_engine("static", model, tok, eos_token_ids=[], max_batch_seqs=len(prompts) * a.group, **engine_kw)
     params = SamplingParams(temperature=a.temperature, top_p=top_p or a.top_p, max_new_tokens=a.new_tokens,
                             n=a.group, seed=0)
@@ -217,7 +222,8 @@ def main() -> None:
         emit("rollout_bench.jsonl", **common, engine="hf_generate(same process)", top_p=a.top_p, **r)
     base_tps = baseline_tokens_per_s(a.baseline_jsonl, "hf_generate")
     variants = {"graphs": {}, "eager": {"cuda_graphs": False}, "matmul": {"decode_attention": "matmul"},
-                "triton": {"decode_attention": "triton"}, "top_p": {"_top_p": 0.95}}
+                "triton": {"decode_attention": "triton"}, "triton_b8w2": {"decode_attention": "triton", "_block": (8, 2)},
+                "top_p": {"_top_p": 0.95}}
     for name in [v for v in a.variants.split(",") if v]:
         kw = dict(variants[name])
         try:

@@ -23,7 +23,11 @@ import torch
 from torch import Tensor
 
 CHUNK = 128  # key slots per program
-BLOCK_N = 32  # key slots per inner iteration
+# Key slots per inner iteration and warps per program. ptxas (Triton 3.6, sm_90a) reports
+# 253 registers at 32/4 (2 programs per SM), 153 at 16/4, 96 at 8/2, no spills; 16/4 is
+# the default until timed on a GPU (bench/rollout_bench.py's triton_b8w2 variant tries 8/2).
+BLOCK_N = 16
+NUM_WARPS = 4
 
 
 def reference(q: Tensor, k: Tensor, v: Tensor, start: Tensor, end: Tensor, n_att: int, scale: float,
@@ -148,7 +152,7 @@ def decode_attention(q: Tensor, k: Tensor, v: Tensor, start: Tensor, end: Tensor
         q, k, v, start, end, leader, p0, m, l_, acc,
         q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), n_kv, n_att, scale,
-        G=G, G_PAD=g_pad, D=D, CHUNK_=CHUNK, BLOCK=BLOCK_N, num_warps=4)
+        G=G, G_PAD=g_pad, D=D, CHUNK_=CHUNK, BLOCK=BLOCK_N, num_warps=NUM_WARPS)
     out = torch.empty_like(q)
     merge[(R * n_kv,)](m, l_, acc, out, n_split, G=G, G_PAD=g_pad, D=D,
                        S_PAD=1 << (n_split - 1).bit_length(), num_warps=4)

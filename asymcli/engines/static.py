@@ -24,11 +24,15 @@ backend runs the same weights through :mod:`asymcli.engines.qwen_forward` with:
 - **CUDA graphs.** On CUDA the step is captured once per (attended-length bucket, sampling
   mode) for the batch geometry, before the prefill, in a shared memory pool, and replayed.
   The attended length is the prompt width plus the step, rounded up to ``kv_block`` slots,
-  so early steps do not read the whole cache. On the CPU the very same step function runs
-  eagerly: the CPU tests exercise the code that the graphs capture.
+  so early steps do not read the whole cache. Within the step, the two halves of each layer
+  around attention (norms, projections, rope, SwiGLU) are ``torch.compile``d on CUDA, which
+  fuses their elementwise work into a few kernels. On the CPU the very same step function
+  runs eagerly: the CPU tests exercise the code that the graphs capture.
 - **Attention** needs no flash-attn: prefill is torch SDPA with a mask; decode treats the G
   query heads sharing a KV head as G query rows of one KV head (GQA without copying K/V),
-  through SDPA (default), a matmul softmax, or a split-KV Triton kernel (``decode_attention``).
+  through SDPA (default), a matmul softmax, or a split-KV Triton kernel (``decode_attention``;
+  it reads a row's prompt slots from the first sample of its prompt, so the n samples'
+  repeated prompt reads hit L2).
 - **Sampling on device.** Temperature, then top-p (sort only when top_p < 1), then inverse-CDF
   sampling from one uniform per row drawn from a ``torch.Generator`` seeded by
   ``params.seed``. HF's greedy convention for log-probs (raw logits) is kept.

@@ -24,6 +24,8 @@ if CFG.model.kind == "tiny":
             sft_metrics=f"{R}/base/sft_metrics.parquet",
         log:
             f"{R}/logs/base.log",
+        benchmark:
+            f"{R}/benchmarks/base.tsv"
         params:
             config=CONFIG_FILE,
             out=lambda w, output: os.path.dirname(output.base_stats),

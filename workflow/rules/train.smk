@@ -11,6 +11,8 @@ rule train:
         metrics=f"{R}/runs/{{run}}/metrics.parquet",
     log:
         f"{R}/logs/train/{{run}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{run}}.tsv"
     params:
         config=CONFIG_FILE,
         run=lambda w: pipeline.train_args(w.run),

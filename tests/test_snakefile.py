@@ -130,7 +130,9 @@ def test_train_rule_passes_resources_and_run_options(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
     assert "gpu=4" in out and "mem_mb=256000" in out and "runtime=2880" in out
-    assert re.search(r"asym train --config \S+config\.resolved\.yaml --method asym --beta-pos 0\.9 "
+    # 4 GPUs per run: one process per GPU under torchrun (DeepSpeed data parallel)
+    assert re.search(r"torchrun --standalone --nproc_per_node 4 -m asymcli\.cli train --config "
+                     r"\S+config\.resolved\.yaml --method asym --beta-pos 0\.9 "
                      r"--beta-neg 0\.4 --seed 0 .*--model Qwen/Qwen3-4B", out)
 
 

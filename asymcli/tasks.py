@@ -119,6 +119,18 @@ def check_tiers(tiers: Sequence[str]) -> list[str]:
     return list(tiers)
 
 
+def check_solution_frac(frac: Mapping[str, float]) -> dict[str, float]:
+    """Validate per-tier solution fractions (tiers not named keep every solution)."""
+    out = {}
+    for tier, value in frac.items():
+        if tier not in TIERS:
+            raise ConfigError(f"task.solution_frac names unknown tier '{tier}'; known tiers: {', '.join(TIERS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ConfigError(f"task.solution_frac.{tier} must be a number in [0, 1], got {value!r}")
+        out[tier] = float(value)
+    return out
+
+
 def _hash(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
@@ -165,7 +177,7 @@ def generate_arithmetic(
     tiers = check_tiers(tiers)
     if n_train < 0 or n_heldout < 0:
         raise ConfigError(f"task.n_train and task.n_heldout must be >= 0, got {n_train}, {n_heldout}")
-    frac = dict(DEFAULT_SOLUTION_FRAC if solution_frac is None else solution_frac)
+    frac = check_solution_frac(DEFAULT_SOLUTION_FRAC if solution_frac is None else solution_frac)
     rows: list[dict[str, str]] = []
     per_tier = [n_train // len(tiers) + (i < n_train % len(tiers)) for i in range(len(tiers))]
     for tier, n in zip(tiers, per_tier):

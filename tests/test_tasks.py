@@ -118,6 +118,12 @@ def test_solution_fraction_per_tier(rows):
     assert all(r["solution"] for r in full)
 
 
+@pytest.mark.parametrize("frac", [{"t9": 0.5}, {"t4": 1.5}, {"t4": -0.1}, {"t4": "half"}])
+def test_bad_solution_fractions_are_config_errors(frac):
+    with pytest.raises(ConfigError, match="solution_frac"):
+        generate_arithmetic(10, 1, solution_frac=frac)
+
+
 def test_subset_of_tiers():
     rows = generate_arithmetic(30, 5, tiers=["t2", "t4"], seed=0)
     assert {r["difficulty"] for r in rows} == {"t2", "t4"}

@@ -44,13 +44,22 @@ def test_default_config_is_minimal():
     assert cfg.train == defaults.train and cfg.model == defaults.model and cfg.task == defaults.task
 
 
-def test_default_config_covers_table2_and_the_figures():
+def test_default_config_is_the_quick_comparison():
+    # `asym run-grid --betas 0.9,0.4` on the default: GRPO and REINFORCE beside AsymGRPO.
     cfg = load_config(CONFIGS / "default.yaml")
-    assert {"reinforce", "grpo", "grpo_ent", "clip_higher", "dr_grpo", "pos_only", "neg_only"} <= set(cfg.grid.methods)
-    assert {"reinforce_ent", "ent_decrease", "ent_increase"} <= set(cfg.grid.methods)
-    assert [0.9, 0.4] in cfg.grid.betas and any(a == b for a, b in cfg.grid.betas)
+    assert {"reinforce", "grpo"} <= set(cfg.grid.methods) and [0.9, 0.4] in cfg.grid.betas
     assert cfg.eval.benchmarks[0].temperature == 0.4
     assert cfg.report.ema == 0.7 and cfg.report.checkpoint == "final"
+
+
+def test_paper_cpu_config_covers_table2_the_figures_and_the_claims():
+    cfg = load_config(CONFIGS / "paper-cpu.yaml")
+    default = load_config(CONFIGS / "default.yaml")
+    assert (cfg.task, cfg.model, cfg.base, cfg.train) == (default.task, default.model, default.base, default.train)
+    assert {"reinforce", "grpo", "grpo_ent", "clip_higher", "dr_grpo", "pos_only", "neg_only"} <= set(cfg.grid.methods)
+    assert {"reinforce_ent", "ent_decrease", "ent_increase"} <= set(cfg.grid.methods)
+    assert [0.9, 0.4] in cfg.grid.betas and [0.7, 0.7] in cfg.grid.betas
+    assert len(cfg.grid.seeds) >= 3
 
 
 def test_smoke_config_is_tiny():

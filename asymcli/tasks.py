@@ -17,17 +17,23 @@ t4     a*b+c*d              ``7*8=56, 9*6=54, 56+54=110. \\boxed{110}``
 =====  ===================  ==========================================================
 
 t4 composes steps that t1..t3 teach separately (two table products, a 3-digit sum) in an
-order no other tier uses. Which training rows carry a worked solution is set by
-``solution_frac`` (per tier; rows without one have ``solution == ""``). The supervised
-warm-up trains only on rows with a solution, while RL trains on every training prompt, so
-a tier with a small ``solution_frac`` is one that supervision covers thinly and RL has to
-improve (see ``DEFAULT_SOLUTION_FRAC``).
+order no other tier uses.
+
+Worked versus answer-only solutions (``worked_frac``, per tier): a training row's
+``solution`` shows the worked steps, or only the final answer (``\\boxed{110}``). The
+default gives every t1..t3 row a worked solution but only a fifth of the t4 rows, so the
+warmed-up model has two modes on t4, told apart by its first token: the worked steps
+(usually right) and a bare guess (usually wrong), mostly the latter. Supervised training
+on this data only entrenches the mixture; RL, which rewards outcomes, can move the mass
+to the worked mode. That is the regime the paper studies: rare successes on hard prompts
+(the positive channel, ``beta_pos``) next to frequent failures (the negative channel).
 
 Splits are disjoint by construction: a problem is held out iff a hash of its canonical
 expression falls in the held-out bucket (:func:`split_of`), so no held-out expression can
-ever be generated for training, whatever the seed or the counts. Generation is a pure
-function of its arguments (string-seeded ``random.Random`` streams per tier and split:
-the held-out set does not change when ``n_train`` does).
+ever be generated for training, whatever the seed or the counts. Held-out rows always
+carry the worked solution. Generation is a pure function of its arguments
+(string-seeded ``random.Random`` streams per tier and split: the held-out set does not
+change when ``n_train`` does).
 """
 
 from __future__ import annotations
@@ -63,7 +69,12 @@ class Problem:
 
     @property
     def solution(self) -> str:
-        return f"{', '.join(self.steps)}. \\boxed{{{self.answer}}}"
+        """The worked solution: every step, then the boxed answer."""
+        return f"{', '.join(self.steps)}. {self.answer_only}"
+
+    @property
+    def answer_only(self) -> str:
+        return f"\\boxed{{{self.answer}}}"
 
 
 def _t1(rng: random.Random) -> Problem:
@@ -97,10 +108,8 @@ def _t4(rng: random.Random) -> Problem:
 #: tier name -> sampler. Order is difficulty order.
 TIERS: dict[str, Callable[[random.Random], Problem]] = {"t1": _t1, "t2": _t2, "t3": _t3, "t4": _t4}
 
-#: Fraction of each tier's training rows that carry a worked solution (the rest: "").
-#: t4 is covered thinly on purpose: the warm-up reaches its plateau on t1..t3 while t4
-#: starts with rare successes, the regime where group-relative RL (and beta_pos) matters.
-DEFAULT_SOLUTION_FRAC: dict[str, float] = {"t1": 1.0, "t2": 1.0, "t3": 1.0, "t4": 0.1}
+#: Fraction of each tier's training rows whose solution is worked (the rest: answer only).
+DEFAULT_WORKED_FRAC: dict[str, float] = {"t1": 1.0, "t2": 1.0, "t3": 1.0, "t4": 0.2}
 
 
 def tier_names() -> list[str]:
@@ -119,14 +128,14 @@ def check_tiers(tiers: Sequence[str]) -> list[str]:
     return list(tiers)
 
 
-def check_solution_frac(frac: Mapping[str, float]) -> dict[str, float]:
-    """Validate per-tier solution fractions (tiers not named keep every solution)."""
+def check_worked_frac(frac: Mapping[str, float]) -> dict[str, float]:
+    """Validate per-tier worked fractions (a tier not named is fully worked)."""
     out = {}
     for tier, value in frac.items():
         if tier not in TIERS:
-            raise ConfigError(f"task.solution_frac names unknown tier '{tier}'; known tiers: {', '.join(TIERS)}")
+            raise ConfigError(f"task.worked_frac names unknown tier '{tier}'; known tiers: {', '.join(TIERS)}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ConfigError(f"task.solution_frac.{tier} must be a number in [0, 1], got {value!r}")
+            raise ConfigError(f"task.worked_frac.{tier} must be a number in [0, 1], got {value!r}")
         out[tier] = float(value)
     return out
 
@@ -168,29 +177,29 @@ def generate_arithmetic(
     n_heldout: int,
     tiers: Sequence[str] = ("t1", "t2", "t3", "t4"),
     seed: int = 0,
-    solution_frac: Mapping[str, float] | None = None,
+    worked_frac: Mapping[str, float] | None = None,
 ) -> list[dict[str, str]]:
     """Rows of the PROMPTS schema: ``n_train`` training problems spread evenly over
     ``tiers`` (shuffled, so any prefix mixes tiers), then ``n_heldout`` held-out problems
-    per tier (every held-out row keeps its worked solution).
+    per tier (held-out rows always carry the worked solution).
     """
     tiers = check_tiers(tiers)
     if n_train < 0 or n_heldout < 0:
         raise ConfigError(f"task.n_train and task.n_heldout must be >= 0, got {n_train}, {n_heldout}")
-    frac = check_solution_frac(DEFAULT_SOLUTION_FRAC if solution_frac is None else solution_frac)
+    frac = check_worked_frac(DEFAULT_WORKED_FRAC if worked_frac is None else worked_frac)
     rows: list[dict[str, str]] = []
     per_tier = [n_train // len(tiers) + (i < n_train % len(tiers)) for i in range(len(tiers))]
     for tier, n in zip(tiers, per_tier):
         problems = sample_problems(tier, "train", n, seed)
-        k = round(frac.get(tier, 1.0) * n)  # the first k (a random subset) keep their solution
-        rows += [_row(p, "train", keep_solution=i < k) for i, p in enumerate(problems)]
+        k = round(frac.get(tier, 1.0) * n)  # the first k (a random subset) are worked
+        rows += [_row(p, "train", worked=i < k) for i, p in enumerate(problems)]
     random.Random(f"arith:{seed}:shuffle").shuffle(rows)
     for tier in tiers:
-        rows += [_row(p, "heldout", keep_solution=True) for p in sample_problems(tier, "heldout", n_heldout, seed)]
+        rows += [_row(p, "heldout", worked=True) for p in sample_problems(tier, "heldout", n_heldout, seed)]
     return rows
 
 
-def _row(p: Problem, split: str, keep_solution: bool) -> dict[str, str]:
+def _row(p: Problem, split: str, worked: bool) -> dict[str, str]:
     return {
         "problem_id": problem_id(p),
         "split": split,
@@ -198,5 +207,5 @@ def _row(p: Problem, split: str, keep_solution: bool) -> dict[str, str]:
         "difficulty": p.tier,
         "prompt": p.prompt,
         "answer": str(p.answer),
-        "solution": p.solution if keep_solution else "",
+        "solution": p.solution if worked else p.answer_only,
     }

@@ -10,7 +10,7 @@ import pytest
 from asymcli import artifacts
 from asymcli.errors import ConfigError
 from asymcli.tasks import (
-    DEFAULT_SOLUTION_FRAC,
+    DEFAULT_WORKED_FRAC,
     PROMPT_TEMPLATE,
     TIERS,
     generate_arithmetic,
@@ -83,16 +83,17 @@ def _check_step(step: str) -> None:
     assert {"+": a + b, "-": a - b, "*": a * b}[op] == c, step
 
 
-def test_answers_and_worked_solutions_are_correct(rows):
+def test_answers_and_solutions_are_correct(rows):
     for r in rows:
         expr = _expr(r)
         assert re.fullmatch(r"[0-9+\-*()]+", expr)
         assert eval(expr) == int(r["answer"]), r  # noqa: S307 - digits and operators only
         assert int(r["answer"]) >= 0
-        if not r["solution"]:
+        boxed = f"\\boxed{{{r['answer']}}}"
+        if r["solution"] == boxed:  # answer-only
             continue
-        body, boxed = r["solution"].rsplit(". ", 1)
-        assert boxed == f"\\boxed{{{r['answer']}}}"
+        body, last = r["solution"].rsplit(". ", 1)
+        assert last == boxed
         steps = body.split(", ")
         for s in steps:
             _check_step(s)
@@ -106,22 +107,26 @@ def test_steps_per_tier():
             assert p.prompt == PROMPT_TEMPLATE.format(expr=p.expr)
 
 
-def test_solution_fraction_per_tier(rows):
+def test_worked_fraction_per_tier(rows):
     train = [r for r in rows if r["split"] == "train"]
-    for tier, frac in DEFAULT_SOLUTION_FRAC.items():
+    for tier, frac in DEFAULT_WORKED_FRAC.items():
         tr = [r for r in train if r["difficulty"] == tier]
-        with_solution = sum(bool(r["solution"]) for r in tr)
-        assert with_solution == round(frac * len(tr))
-    # Held-out rows always keep their worked solution.
-    assert all(r["solution"] for r in rows if r["split"] == "heldout")
-    full = generate_arithmetic(80, 0, solution_frac={t: 1.0 for t in TIERS})
-    assert all(r["solution"] for r in full)
+        worked = [r for r in tr if "=" in r["solution"]]
+        assert len(worked) == round(frac * len(tr))
+        assert all(r["solution"] == f"\\boxed{{{r['answer']}}}" for r in tr if r not in worked)
+    assert DEFAULT_WORKED_FRAC["t4"] < 1  # the thinly worked tier
+    # Held-out rows always carry the worked solution.
+    assert all("=" in r["solution"] for r in rows if r["split"] == "heldout")
+    full = generate_arithmetic(80, 0, worked_frac={t: 1.0 for t in TIERS})
+    assert all("=" in r["solution"] for r in full)
+    none = generate_arithmetic(80, 0, worked_frac={t: 0.0 for t in TIERS})
+    assert all(r["solution"] == f"\\boxed{{{r['answer']}}}" for r in none)
 
 
 @pytest.mark.parametrize("frac", [{"t9": 0.5}, {"t4": 1.5}, {"t4": -0.1}, {"t4": "half"}])
-def test_bad_solution_fractions_are_config_errors(frac):
-    with pytest.raises(ConfigError, match="solution_frac"):
-        generate_arithmetic(10, 1, solution_frac=frac)
+def test_bad_worked_fractions_are_config_errors(frac):
+    with pytest.raises(ConfigError, match="worked_frac"):
+        generate_arithmetic(10, 1, worked_frac=frac)
 
 
 def test_subset_of_tiers():

@@ -37,7 +37,7 @@ class TaskConfig:
 
     kind: Literal["arithmetic", "benchmark"] = "arithmetic"  # embedded task, or a benchmark source
     seed: int = 0  # generator seed (arithmetic)
-    n_train: int = 4000  # training problems (arithmetic)
+    n_train: int = 20000  # training problems (arithmetic)
     n_heldout: int = 150  # held-out problems per tier (arithmetic)
     tiers: list[str] = field(default_factory=lambda: ["t1", "t2", "t3", "t4"])  # arithmetic tiers used
     source: str = "math_train"  # benchmark registry name when kind == benchmark
@@ -53,11 +53,11 @@ class ModelConfig:
 
     kind: Literal["tiny", "hf"] = "tiny"
     path: str | None = None  # HF folder or hub id (kind == hf)
-    hidden_size: int = 128  # tiny model shape ...
+    hidden_size: int = 96  # tiny model shape (0.23M parameters with the defaults) ...
     num_layers: int = 2
     num_heads: int = 4
     num_kv_heads: int = 2
-    intermediate_size: int = 384
+    intermediate_size: int = 288
     max_position: int = 256
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
     chat_template: bool = True  # wrap prompts with the tokenizer's chat template
@@ -68,7 +68,7 @@ class ModelConfig:
 class BaseConfig:
     """Supervised warm-up of the tiny model (the base stage; embedded default only)."""
 
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 64
     lr: float = 3e-3
     warmup_steps: int = 50
@@ -76,6 +76,7 @@ class BaseConfig:
     seed: int = 0
     probe_prompts: int = 64  # prompts used to record the group-accuracy distribution at RL start
     max_seconds: float | None = None  # stop early after this wall time (reported)
+    threads: int = 0  # torch CPU threads for the warm-up; 0 = torch's default (all cores)
 
 
 @dataclass
@@ -100,7 +101,7 @@ class TrainConfig:
     epochs: int = 1  # PPO epochs over each global batch
     micro_batch_seqs: int = 0  # sequences per forward pass for grad accumulation; 0 = whole mini-batch
     group_size: int = 8  # G rollouts per prompt
-    lr: float = 3e-5
+    lr: float = 5e-5
     warmup_steps: int = 10
     weight_decay: float = 0.0
     adam_beta1: float = 0.9
@@ -122,7 +123,7 @@ class TrainConfig:
     keep_steps: list[int] = field(default_factory=list)  # never delete these checkpoint steps
     engine: Literal["hf", "static", "vllm"] = "hf"  # rollout backend
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = 0  # torch CPU threads; 0 = torch default
+    threads: int = 1  # torch CPU threads per run (1: two runs share 2 cores well); 0 = torch default
     gradient_checkpointing: bool = False
     vllm_gpu_memory_utilization: float = 0.5
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
@@ -175,11 +176,11 @@ class ReportConfig:
 class ResourcesConfig:
     """Per-rule resources for Snakemake (cluster executors read them)."""
 
-    train_threads: int = 2
+    train_threads: int = 1
     train_gpus: int = 0
     train_mem_mb: int = 4000
     train_runtime_min: int = 60
-    eval_threads: int = 2
+    eval_threads: int = 1
     eval_gpus: int = 0
     eval_mem_mb: int = 4000
     eval_runtime_min: int = 60

@@ -104,8 +104,8 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     t0 = time.perf_counter()
     metrics: list[dict[str, float]] = []
     if cfg.model.kind == "tiny":
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        if cfg.base.threads:
+            torch.set_num_threads(cfg.base.threads)
         tokenizer = tiny.build_tokenizer(cfg.model.max_position)
         model = tiny.build_model(cfg.model, tokenizer, seed=cfg.base.seed).to(device)
         supervised = [r for r in rows if r["solution"]]

@@ -30,7 +30,7 @@ if CFG.model.kind == "tiny":
             config=CONFIG_FILE,
             out=lambda w, output: os.path.dirname(output.base_stats),
             fingerprint=pipeline.fingerprint(CFG, "base"),
-        threads: CFG.resources.train_threads
+        threads: CFG.base.threads or workflow.cores  # alone in the DAG while it runs
         resources:
             **TRAIN_RESOURCES,
         shell:

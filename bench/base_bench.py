@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="dotted override, e.g. base.steps=800")
     ap.add_argument("--heldout", type=int, default=100, help="held-out problems per tier to measure")
     ap.add_argument("--frac", action="append", default=[],
-                    help="tier=fraction of its training rows with a worked solution (default: asymcli.tasks)")
+                    help="tier=fraction of its training rows with a worked solution, the rest answer-only")
     ap.add_argument("--out", default=None, help="folder for prompts + base outputs (default: a temp folder)")
     args = ap.parse_args()
     overrides: dict = {}
@@ -92,7 +92,7 @@ def main() -> None:
 
     for item in args.frac:
         tier, _, frac = item.partition("=")
-        tasks.DEFAULT_SOLUTION_FRAC[tier] = float(frac)
+        tasks.DEFAULT_WORKED_FRAC[tier] = float(frac)
     _fallback_grader()
 
     import torch
@@ -139,12 +139,17 @@ def main() -> None:
                                        max_new_tokens=cfg.train.max_new_tokens, n=G, seed=1)),
         ):
             ro = engine.generate(ids, params)
-            v = grader.grade_many(decode_responses(tok, [r.token_ids for r in ro]),
-                                  [trs[r.prompt_index]["answer"] for r in ro])
+            texts = decode_responses(tok, [r.token_ids for r in ro])
+            v = grader.grade_many(texts, [trs[r.prompt_index]["answer"] for r in ro])
             per_prompt = [0] * len(trs)
             for r, vv in zip(ro, v):
                 per_prompt[r.prompt_index] += bool(vv.correct)
-            res[name] = (sum(per_prompt) / len(ro), per_prompt)
+            # Mode: worked steps ("=" in the text) or a bare answer.
+            worked = [("=" in t, vv.correct) for t, vv in zip(texts, v)]
+            n_w = sum(w for w, _ in worked)
+            acc_w = sum(c for w, c in worked if w) / max(1, n_w)
+            acc_d = sum(c for w, c in worked if not w) / max(1, len(worked) - n_w)
+            res[name] = (sum(per_prompt) / len(ro), per_prompt, n_w / len(worked), acc_w, acc_d)
         hist = [0] * (G + 1)
         for c in res["sampled"][1]:
             hist[c] += 1
@@ -152,6 +157,9 @@ def main() -> None:
         tot_s += res["sampled"][0] * len(trs)
         n_tot += len(trs)
         print(f"  {tier}: greedy {res['greedy'][0]:.3f}  sampled {res['sampled'][0]:.3f}  groups {_hist_line(hist)}")
+        for name in ("greedy", "sampled"):
+            _, _, w, aw, ad = res[name]
+            print(f"      {name}: worked mode {w:.2f} (acc {aw:.2f}), bare answer {1 - w:.2f} (acc {ad:.2f})")
     print(f"  all: greedy {tot_g / n_tot:.3f}  sampled {tot_s / n_tot:.3f}   ({time.perf_counter() - t2:.0f}s)")
     counts = [s["groups"] for s in sorted(stats, key=lambda s: s["k_correct"])]
     print(f"\nbase_stats (probe {sum(counts)} training prompts, G={G}): {_hist_line(counts)}")

@@ -44,6 +44,16 @@ def test_run_is_deterministic_and_honours_out_and_limit(tmp_path):
     assert {r["difficulty"] for r in rows} <= {"t1", "t3"}
 
 
+def test_worked_fraction_comes_from_the_config(tmp_path):
+    rows = artifacts.read_parquet(prep.run(_cfg(tmp_path, worked_frac={"t2": 0.0}))).to_pylist()
+    t2 = [r for r in rows if r["split"] == "train" and r["difficulty"] == "t2"]
+    assert t2 and all(r["solution"] == f"\\boxed{{{r['answer']}}}" for r in t2)
+    t4 = [r for r in rows if r["split"] == "train" and r["difficulty"] == "t4"]
+    assert all("=" in r["solution"] for r in t4)  # unnamed tiers are fully worked
+    with pytest.raises(ConfigError, match="task.worked_frac.t1"):
+        prep.run(_cfg(tmp_path, worked_frac={"t1": 2}))
+
+
 def test_unknown_tier_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="t7"):
         prep.run(_cfg(tmp_path, tiers=["t1", "t7"]))

@@ -1,7 +1,7 @@
-"""Supervised warm-up: teach a fresh policy the answer format from worked solutions.
+"""Supervised warm-up: teach a fresh policy the answer format from solutions.
 
 RL from a random policy never sees a reward, so the embedded default first imitates the
-worked ``solution`` of training rows (prompt rendered exactly as RL renders it, loss on
+``solution`` of training rows (prompt rendered exactly as RL renders it, loss on
 the response tokens only, response = solution + EOS). AdamW, linear warm-up then cosine
 decay to zero; deterministic given the seed and the thread count. ``max_seconds`` caps
 the wall time: the schedule then follows whichever of step count and elapsed time is
@@ -105,7 +105,7 @@ def supervised_warmup(
     """Train ``model`` in place on ``examples``; one metrics row per step
     (step, loss, lr, seconds since start). Stops at ``base_cfg.steps`` or ``max_seconds``."""
     if not examples:
-        raise ConfigError("no supervised examples: no training prompt has a worked solution")
+        raise ConfigError("no supervised examples: no training prompt has a solution")
     if base_cfg.steps < 1 or base_cfg.batch_size < 1:
         raise ConfigError(f"base.steps and base.batch_size must be >= 1, got {base_cfg.steps}, {base_cfg.batch_size}")
     torch.manual_seed(base_cfg.seed)

@@ -1,8 +1,9 @@
 """Stage `base`: prompts.parquet -> base/model/ + base/sft_metrics.parquet + base/base_stats.parquet.
 
 For the embedded default (``model.kind == "tiny"``): build the character tokenizer and a
-fresh tiny Qwen3, train it on the worked solutions of the training rows (rows whose
-``solution`` is empty are RL-only), save it atomically as an HF folder. For
+fresh tiny Qwen3, train it on the training rows' solutions (worked or answer-only, see
+:mod:`asymcli.tasks`; rows with an empty ``solution`` are RL-only), save it atomically as
+an HF folder. For
 ``model.kind == "hf"`` there is nothing to train: the checkpoint at ``model.path`` is the
 base model and only its statistics are recorded.
 
@@ -110,7 +111,7 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
         model = tiny.build_model(cfg.model, tokenizer, seed=cfg.base.seed).to(device)
         supervised = [r for r in rows if r["solution"]]
         if not supervised:
-            raise DataError(f"{prompts}: no training row has a worked solution to warm the tiny model up on")
+            raise DataError(f"{prompts}: no training row has a solution to warm the tiny model up on")
         examples = sft.build_examples(
             tokenizer, encode_prompts(tokenizer, [r["prompt"] for r in supervised], cfg.model),
             [r["solution"] for r in supervised], max_length=cfg.model.max_position,

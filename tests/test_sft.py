@@ -114,5 +114,5 @@ def test_max_seconds_stops_early(tok, examples):
 
 
 def test_no_examples_is_a_config_error(tok):
-    with pytest.raises(ConfigError, match="worked solution"):
+    with pytest.raises(ConfigError, match="has a solution"):
         sft.supervised_warmup(tiny.build_model(SMALL, tok), [], BaseConfig(), tok.pad_token_id)

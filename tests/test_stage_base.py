@@ -97,7 +97,7 @@ def test_missing_or_unsupervised_prompts(tmp_path):
     rows = [{"problem_id": "p", "split": "train", "source": "arith", "difficulty": "t1",
              "prompt": "Compute 1+1. Put the final answer in \\boxed{}.", "answer": "2", "solution": ""}]
     path = artifacts.write_parquet(tmp_path / "p.parquet", rows, artifacts.PROMPTS)
-    with pytest.raises(DataError, match="worked solution"):
+    with pytest.raises(DataError, match="no training row has a solution"):
         base.run(cfg, path, tmp_path / "out")
     held = [dict(rows[0], split="heldout")]
     path = artifacts.write_parquet(tmp_path / "h.parquet", held, artifacts.PROMPTS)

@@ -51,10 +51,11 @@ def test_chat_template_is_chatml():
 
 def test_model_shape_and_special_ids():
     tok = tiny.build_tokenizer()
-    model = tiny.build_model(ModelConfig(), tok)
+    cfg = ModelConfig()
+    model = tiny.build_model(cfg, tok)
     assert type(model).__name__ == "Qwen3ForCausalLM"
-    assert model.config.hidden_size == 128 and model.config.num_hidden_layers == 2
-    assert model.config.head_dim == 32
+    assert model.config.hidden_size == cfg.hidden_size and model.config.num_hidden_layers == cfg.num_layers
+    assert model.config.head_dim == cfg.hidden_size // cfg.num_heads
     assert model.config.vocab_size == len(tok)
     assert model.generation_config.eos_token_id == tok.eos_token_id
     assert tiny.n_params(model) < 1_000_000

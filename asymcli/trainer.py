@@ -125,7 +125,7 @@ class Trainer:
             raise ConfigError(f"train.prompts_per_step ({run.prompts_per_step}) and train.mini_batch_prompts "
                               f"({run.mini_batch_prompts}) must be multiples of the world size ({dist.world()})")
         self.train_rows = list(train_rows)
-        self.heldout_rows = list(heldout_rows)[: run.eval_prompts]
+        self.heldout_rows = spread_rows(list(heldout_rows), run.eval_prompts)
         self.model_path = str(model_path)
 
         resume = self.latest_checkpoint()
@@ -566,6 +566,17 @@ def checkpoint_fingerprint(folder: str | Path) -> str:
     files = sorted((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
                    for p in folder.rglob("*") if p.is_file())
     return artifacts.config_hash({"files": files})
+
+
+def spread_rows(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """``n`` rows evenly spaced over ``rows``, in order.
+
+    Held-out rows come grouped by tier; the first ``n`` would measure the easy tiers only.
+    """
+    if n >= len(rows):
+        return rows
+    idx = sorted(set(np.linspace(0, len(rows) - 1, n).round().astype(int).tolist()))
+    return [rows[i] for i in idx]
 
 
 def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:

@@ -120,3 +120,13 @@ def test_nan_stops_run_naming_step_and_quantity(tiny_policy_dir, arith_rows, tmp
         t.train()
     assert [s for s, _ in list_checkpoints(tmp_path / "r" / "checkpoints")] == [1]
     assert not (tmp_path / "r" / "metrics.parquet").exists()
+
+
+def test_greedy_eval_prompts_spread_over_tiers():
+    from asymcli.trainer import spread_rows
+
+    rows = [{"difficulty": t, "i": i} for t in ("t1", "t2", "t3", "t4") for i in range(150)]
+    picked = spread_rows(rows, 200)
+    assert len(picked) == 200
+    assert {r["difficulty"] for r in picked} == {"t1", "t2", "t3", "t4"}
+    assert spread_rows(rows[:5], 10) == rows[:5]

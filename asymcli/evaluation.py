@@ -140,8 +140,13 @@ def evaluate(
         verify_checkpoint(folder)
         model, tok = load_policy(str(folder), cfg.model, device=str(device))
         model.eval()
-        engine = make_engine("hf" if cfg.train.engine == "vllm" and device.type == "cpu" else cfg.train.engine,
-                             model, tok, **({"batch_size": cfg.eval.batch_size} if cfg.train.engine == "hf" else {}))
+        name = "hf" if cfg.train.engine == "vllm" and device.type == "cpu" else cfg.train.engine
+        kwargs: dict[str, Any] = {}
+        if name == "hf":
+            kwargs = {"batch_size": cfg.eval.batch_size}
+        elif name == "vllm":  # same settings as the trainer's engine (Trainer._engine_kwargs)
+            kwargs = {"gpu_memory_utilization": cfg.train.vllm_gpu_memory_utilization, "model_path": str(folder)}
+        engine = make_engine(name, model, tok, **kwargs)
         try:
             for spec, max_new, key, path in todo:
                 rows = tables[spec.name].to_pylist()

@@ -72,6 +72,8 @@ METRICS = pa.schema(
         ("p_hist", pa.list_(pa.int64())),  # groups per k correct, k = 0..G
         ("w_pos_hist", pa.list_(pa.float64())),  # positive advantage mass per k
         ("w_neg_hist", pa.list_(pa.float64())),  # |negative| advantage mass per k
+        ("w_pos_tok_hist", pa.list_(pa.float64())),  # the same, each rollout x its length / mean length
+        ("w_neg_tok_hist", pa.list_(pa.float64())),  # (its weight in the token-mean loss; claim 6)
     ]
 )
 

@@ -41,6 +41,7 @@ class TaskConfig:
     n_heldout: int = 150  # held-out problems per tier (arithmetic)
     tiers: list[str] = field(default_factory=lambda: ["t1", "t2", "t3", "t4"])  # arithmetic tiers used
     worked_frac: dict[str, float] = field(default_factory=lambda: {"t4": 0.2})  # worked share per tier, rest answer-only
+    solution_forms: Literal["canonical", "varied"] = "canonical"  # varied: worked steps in random valid orders (base keeps entropy that costs no accuracy)
     source: str = "math_train"  # benchmark registry name when kind == benchmark
     path: str | None = None  # local Parquet/JSONL/JSON file for that source
     hub_id: str | None = None  # hub dataset id (used only if present locally)

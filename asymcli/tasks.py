@@ -28,6 +28,14 @@ on this data only entrenches the mixture; RL, which rewards outcomes, can move t
 to the worked mode. That is the regime the paper studies: rare successes on hard prompts
 (the positive channel, ``beta_pos``) next to frequent failures (the negative channel).
 
+Solution forms (``solution_forms``): ``canonical`` writes every worked solution in the one
+order of the table above. ``varied`` writes each training row in one of its equally valid
+orders, picked at random per row: operands of ``+`` and ``*`` commuted (``45+37``,
+``12*7``) and, on t4, either product first. The warmed-up model then keeps real entropy at
+those branch points, entropy that costs no accuracy, so the advantage channels have
+something to sustain or prune (Sec. 3.1's "productive" versus "noisy" entropy) without the
+policy being pushed off the task. The answer, and so the reward, is the same on every path.
+
 Splits are disjoint by construction: a problem is held out iff a hash of its canonical
 expression falls in the held-out bucket (:func:`split_of`), so no held-out expression can
 ever be generated for training, whatever the seed or the counts. Held-out rows always
@@ -72,6 +80,10 @@ class Problem:
         """The worked solution: every step, then the boxed answer."""
         return f"{', '.join(self.steps)}. {self.answer_only}"
 
+    def varied_solution(self, rng: random.Random) -> str:
+        """One of the equally valid worked solutions, drawn with ``rng`` (see the module doc)."""
+        return f"{', '.join(_vary_steps(self, rng))}. {self.answer_only}"
+
     @property
     def answer_only(self) -> str:
         return f"\\boxed{{{self.answer}}}"
@@ -105,8 +117,30 @@ def _t4(rng: random.Random) -> Problem:
     return Problem("t4", f"{a}*{b}+{c}*{d}", (f"{a}*{b}={p}", f"{c}*{d}={q}", f"{p}+{q}={p + q}"), p + q)
 
 
+def _commute(step: str, rng: random.Random) -> str:
+    """``a+b=s`` -> ``b+a=s`` (or ``*``) with probability 1/2; ``-`` steps stay as they are."""
+    lhs, rhs = step.split("=")
+    for op in "+*":
+        if op in lhs and rng.random() < 0.5:
+            x, y = lhs.split(op)
+            return f"{y}{op}{x}={rhs}"
+    return step
+
+
+def _vary_steps(p: Problem, rng: random.Random) -> list[str]:
+    steps = [_commute(s, rng) for s in p.steps]
+    if p.tier == "t4" and rng.random() < 0.5:  # the second product first; the sum in that order
+        first, second, total = p.steps
+        (x, y), s = total.split("=")[0].split("+"), total.split("=")[1]
+        steps = [steps[1], steps[0], f"{y}+{x}={s}"]
+    return steps
+
+
 #: tier name -> sampler. Order is difficulty order.
 TIERS: dict[str, Callable[[random.Random], Problem]] = {"t1": _t1, "t2": _t2, "t3": _t3, "t4": _t4}
+
+#: How worked solutions are written (module doc): one canonical order, or varied valid orders.
+SOLUTION_FORMS = ("canonical", "varied")
 
 #: Fraction of each tier's training rows whose solution is worked (the rest: answer only).
 DEFAULT_WORKED_FRAC: dict[str, float] = {"t1": 1.0, "t2": 1.0, "t3": 1.0, "t4": 0.2}
@@ -178,12 +212,17 @@ def generate_arithmetic(
     tiers: Sequence[str] = ("t1", "t2", "t3", "t4"),
     seed: int = 0,
     worked_frac: Mapping[str, float] | None = None,
+    solution_forms: str = "canonical",
 ) -> list[dict[str, str]]:
     """Rows of the PROMPTS schema: ``n_train`` training problems spread evenly over
     ``tiers`` (shuffled, so any prefix mixes tiers), then ``n_heldout`` held-out problems
-    per tier (held-out rows always carry the worked solution).
+    per tier (held-out rows always carry the canonical worked solution).
+    ``solution_forms="varied"`` writes each worked training solution in a random valid order.
     """
     tiers = check_tiers(tiers)
+    if solution_forms not in SOLUTION_FORMS:
+        raise ConfigError(f"task.solution_forms must be one of {', '.join(SOLUTION_FORMS)}, got {solution_forms!r}")
+    form_rng = random.Random(f"arith:{seed}:forms") if solution_forms == "varied" else None
     if n_train < 0 or n_heldout < 0:
         raise ConfigError(f"task.n_train and task.n_heldout must be >= 0, got {n_train}, {n_heldout}")
     frac = check_worked_frac(DEFAULT_WORKED_FRAC if worked_frac is None else worked_frac)
@@ -192,14 +231,18 @@ def generate_arithmetic(
     for tier, n in zip(tiers, per_tier):
         problems = sample_problems(tier, "train", n, seed)
         k = round(frac.get(tier, 1.0) * n)  # the first k (a random subset) are worked
-        rows += [_row(p, "train", worked=i < k) for i, p in enumerate(problems)]
+        rows += [_row(p, "train", worked=i < k, form_rng=form_rng) for i, p in enumerate(problems)]
     random.Random(f"arith:{seed}:shuffle").shuffle(rows)
     for tier in tiers:
         rows += [_row(p, "heldout", worked=True) for p in sample_problems(tier, "heldout", n_heldout, seed)]
     return rows
 
 
-def _row(p: Problem, split: str, worked: bool) -> dict[str, str]:
+def _row(p: Problem, split: str, worked: bool, form_rng: random.Random | None = None) -> dict[str, str]:
+    if not worked:
+        solution = p.answer_only
+    else:
+        solution = p.solution if form_rng is None else p.varied_solution(form_rng)
     return {
         "problem_id": problem_id(p),
         "split": split,
@@ -207,5 +250,5 @@ def _row(p: Problem, split: str, worked: bool) -> dict[str, str]:
         "difficulty": p.tier,
         "prompt": p.prompt,
         "answer": str(p.answer),
-        "solution": p.solution if worked else p.answer_only,
+        "solution": solution,
     }

@@ -326,6 +326,8 @@ class Trainer:
         none_f, all_f, mixed_f = M.solved_fractions(sb.rewards, sb.group_ids)
         hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, run.group_size)
         w_pos, w_neg = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, run.group_size)
+        w_pos_tok, w_neg_tok = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, run.group_size,
+                                                     lengths=mask.sum(1))
         n_tokens = float(mask.sum())
         row = {
             "step": step,
@@ -353,6 +355,8 @@ class Trainer:
             "p_hist": [int(x) for x in hist],
             "w_pos_hist": [float(x) for x in w_pos],
             "w_neg_hist": [float(x) for x in w_neg],
+            "w_pos_tok_hist": [float(x) for x in w_pos_tok],
+            "w_neg_tok_hist": [float(x) for x in w_neg_tok],
         }
         if run.eval_every and (step % run.eval_every == 0 or step == run.steps):
             row["eval_greedy_acc"] = self.eval_greedy()
@@ -389,7 +393,8 @@ class Trainer:
 
     def _eval_row(self, step: int, acc: float) -> dict[str, Any]:
         row: dict[str, Any] = {name: float("nan") for name in artifacts.METRICS.names}
-        row.update(step=step, eval_greedy_acc=acc, p_hist=[], w_pos_hist=[], w_neg_hist=[], lr=0.0)
+        row.update(step=step, eval_greedy_acc=acc, p_hist=[], w_pos_hist=[], w_neg_hist=[], w_pos_tok_hist=[],
+                   w_neg_tok_hist=[], lr=0.0)
         return row
 
     # ------------------------------------------------------------------ checkpoints

@@ -26,7 +26,8 @@ def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:
     """The rows prep would write, without writing them."""
     t = cfg.task
     if t.kind == "arithmetic":
-        rows = generate_arithmetic(t.n_train, t.n_heldout, t.tiers, seed=t.seed, worked_frac=t.worked_frac)
+        rows = generate_arithmetic(t.n_train, t.n_heldout, t.tiers, seed=t.seed, worked_frac=t.worked_frac,
+                                   solution_forms=t.solution_forms)
         if t.limit is not None:
             train = [r for r in rows if r["split"] == "train"][: t.limit]
             rows = train + [r for r in rows if r["split"] != "train"]

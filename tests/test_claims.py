@@ -42,18 +42,21 @@ def mass(hist, bp, bn):
 
 
 def write_run(root: Path, rid: str, *, entropy=0.0, none=0.0, gain=0.0, kappa=None, acc=None,
-              greedy=None, samples=True, hist=HIST, w_betas=None):
+              greedy=None, samples=True, hist=HIST, w_betas=None, tok_betas=None):
     """One run: metrics.parquet (+ samples.parquet when acc is given and samples is True).
 
     entropy/none/gain: offsets added to a shared decreasing curve from step 2 on (step 1 is
     the shared starting policy). kappa: kappa_B per step (callable of step) or None.
     acc: held-out Avg@k in [0, 1] (multiple of 1/40); greedy: eval_greedy_acc at the end.
+    w_betas / tok_betas: the betas whose W the logged plain / token-weighted mass follows
+    (default: the run's own; tok_betas default: w_betas, i.e. equal response lengths).
     """
     method, bp, bn, seed = parse_run_id(rid)
     w_bp, w_bn = w_betas or ((bp, bn) if method == "asym" else (0.5, 0.5))
     pos, neg = mass(hist, w_bp, w_bn)
+    pos_tok, neg_tok = mass(hist, *(tok_betas or (w_bp, w_bn)))
     rows = [{**{n: math.nan for n in artifacts.METRICS.names}, "step": 0, "eval_greedy_acc": 0.1,
-             "p_hist": [], "w_pos_hist": [], "w_neg_hist": []}]
+             "p_hist": [], "w_pos_hist": [], "w_neg_hist": [], "w_pos_tok_hist": [], "w_neg_tok_hist": []}]
     for step in range(1, STEPS + 1):
         on = 1.0 if step >= 2 else 0.0
         row = {n: 0.0 for n in artifacts.METRICS.names}
@@ -61,7 +64,8 @@ def write_run(root: Path, rid: str, *, entropy=0.0, none=0.0, gain=0.0, kappa=No
                    none_solved_frac=0.5 - 0.01 * step + on * none,
                    logprob_gain_correct=0.3 + gain,
                    kappa=kappa(step) if kappa else 0.004,
-                   eval_greedy_acc=math.nan, p_hist=list(hist), w_pos_hist=pos, w_neg_hist=neg)
+                   eval_greedy_acc=math.nan, p_hist=list(hist), w_pos_hist=pos, w_neg_hist=neg,
+                   w_pos_tok_hist=pos_tok, w_neg_tok_hist=neg_tok)
         if step == STEPS and greedy is not None:
             row["eval_greedy_acc"] = greedy
         rows.append(row)
@@ -94,7 +98,7 @@ def holds_world(root: Path, seeds=(0, 1, 2)):
             "reinforce": dict(kappa=lambda t, s=s: (5 + s + 0.1 * t) * 1e-3),
             "pos_only": dict(entropy=0.05 + 0.01 * s, none=-0.1),
             "neg_only": dict(entropy=-0.03 - 0.01 * s, gain=0.2 + 0.05 * s),
-            "grpo": {}, "ent_decrease": {}, "ent_increase": {},
+            "grpo": {}, "ent_decrease": dict(entropy=-0.02 - 0.01 * s), "ent_increase": dict(entropy=0.03 + 0.01 * s),
             "asym_bp0.9_bn0.4": {}, "asym_bp0.7_bn0.7": {},
         }
         for head, kw in spec.items():
@@ -133,21 +137,51 @@ def variant(holds, tmp_path: Path, drop=()) -> Path:
 # ---------------------------------------------------------------------------
 
 
-def test_judge_rule():
-    assert claims.judge([1.0, 2.0, 3.0], +1)[0] == "holds"
-    assert claims.judge([1.0, 2.0, 3.0], -1)[0] == "fails"
-    assert claims.judge([1.0, -1.2, 0.1], +1)[0] == "mixed"  # mean within 1 SE
-    assert claims.judge([5.0, 5.0, -0.1], +1)[0] == "holds"  # significant though one seed disagrees
-    assert claims.judge([0.5], +1) == ("holds", "one seed: sign only, no spread")
-    assert claims.judge([-0.5], +1)[0] == "fails"
-    assert claims.judge([], +1)[0] == "insufficient"
-    assert claims.judge([math.nan, 2.0, 2.0], +1)[0] == "holds"  # NaN seeds dropped; equal seeds
+def test_paired_test_matches_scipy_and_exact_signflip():
+    from scipy import stats as st
+
+    xs = [0.3, 0.1, 0.25, -0.05, 0.2]
+    r = claims.paired_test(xs, +1)
+    ref = st.ttest_1samp(xs, 0.0, alternative="greater")
+    assert r.p == pytest.approx(ref.pvalue, rel=1e-12) and r.t == pytest.approx(ref.statistic)
+    lo, hi = st.t.interval(0.95, df=4, loc=sum(xs) / 5, scale=st.sem(xs))
+    assert (r.ci_low, r.ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    # sign-flip: of the 32 patterns of |x|, those with sum >= 0.8: all 5 positive (sum 0.9) and
+    # flipping only the 0.05 (0.8, the observed one), i.e. 2 of 32
+    assert r.p_signflip == pytest.approx(2 / 32)
+    assert claims.paired_test(xs, -1).p == pytest.approx(1 - ref.pvalue)
+    assert claims.paired_test([1.0, 2.0, 3.0], +1).p_signflip == pytest.approx(1 / 8)
+
+
+def test_verdict_words():
+    v = lambda xs, sign=+1: claims.paired_test(xs, sign).verdict  # noqa: E731
+    assert v([1.0, 2.0, 3.0]) == "holds"  # t = 3.46, p = 0.037
+    assert v([1.0, 2.0, 3.0], -1) == "fails"  # the opposite direction is significant
+    assert v([1.0, -0.2, 1.4]) == "trend"  # p = 0.12
+    assert v([1.0, -1.2, 0.1]) == "inconclusive"
+    assert v([1.0, 2.0]) == "insufficient" and v([0.5]) == "insufficient" and v([]) == "insufficient"
+    assert v([math.nan, 2.0, 2.0, 2.0]) == "holds"  # NaN seeds dropped; equal seeds: deterministic
+    assert "2 paired seeds" in claims.paired_test([1.0, 2.0], +1).reason
     assert claims.combine(["holds", "holds"]) == "holds"
-    assert claims.combine(["holds", "fails"]) == "mixed"
+    assert claims.combine(["holds", "fails"]) == "fails"
     assert claims.combine(["fails", "insufficient"]) == "fails"
     assert claims.combine(["holds", "insufficient"]) == "insufficient"
-    assert claims.combine(["mixed", "insufficient"]) == "mixed"
-    assert claims.combine(["insufficient"]) == "insufficient"
+    assert claims.combine(["holds", "trend"]) == "trend"
+    assert claims.combine(["trend", "inconclusive"]) == "inconclusive"
+    assert claims.holm([0.01, None, 0.04, 0.03]) == [pytest.approx(0.03), None, pytest.approx(0.06),
+                                                     pytest.approx(0.06)]
+
+
+def test_holds_rate_without_an_effect_is_alpha():
+    """Calibration: with no effect, 3 seeds say "holds" about 5% of the time. (The first
+    wave's one-SE rule said it about 20% of the time; the issue measured this.)"""
+    import random
+
+    rng = random.Random(0)
+    n_sim = 4000
+    holds = sum(claims.paired_test([rng.gauss(0, 1) for _ in range(3)], +1).verdict == "holds"
+                for _ in range(n_sim))
+    assert 0.04 <= holds / n_sim <= 0.06  # binomial sd at 5%: 0.0034
 
 
 # ---------------------------------------------------------------------------
@@ -157,8 +191,9 @@ def test_judge_rule():
 
 def test_all_claims_hold(holds):
     _, p = holds
-    assert p["verdicts"] == {"1": "holds", "2": "holds", "3": "holds", "4": "holds", "5a": "holds",
-                             "5b": "holds", "6": "holds"}
+    assert p["verdicts"] == {"1": "holds", "2": "holds", "3": "holds", "4a": "holds", "4b": "holds",
+                             "5a": "holds", "5b": "holds", "6": "holds"}
+    assert all(k["p_holm"] is not None for c in p["claims"] for k in c["checks"] if k["p"] is not None)
     assert p["missing"] == [] and p["command"] is None
     assert len(p["runs"]) == 24 and all(r["samples"] and r["steps"] == STEPS for r in p["runs"])
 
@@ -191,10 +226,10 @@ def test_entropy_and_channel_numbers(holds):
 
 def test_accuracy_numbers(holds):
     p = holds[1]
-    dec, inc = by_id(p)["4"]["checks"]
+    dec, inc = by_id(p)["4b"]["checks"]
     assert dec["per_seed"] == pytest.approx({"s0": -10.0, "s1": -10.0, "s2": -10.0})  # (16 - 20) / 40 x 100
     assert inc["mean"] == pytest.approx(-5.0) and inc["extra"]["source"] == "samples"
-    assert any("samples.parquet" in n and "arith_heldout, other" in n for n in by_id(p)["4"]["notes"])
+    assert any("samples.parquet" in n and "arith_heldout, other" in n for n in by_id(p)["4b"]["notes"])
     a_grpo, a_rein = by_id(p)["5a"]["checks"]
     assert a_grpo["levels"] == pytest.approx({"AsymGRPO (0.9, 0.4)": 67.5, "GRPO": 52.5})
     assert a_rein["mean"] == pytest.approx(25.0)
@@ -204,21 +239,20 @@ def test_accuracy_numbers(holds):
 
 def test_prop2_peaks(holds):
     c = by_id(holds[1])["6"]
-    got = {(k["label"], k["verdict"]) for k in c["checks"]}
-    assert got == {("AsymGRPO (0.7, 0.7): positive-channel peak p", "holds"),
-                   ("AsymGRPO (0.7, 0.7): negative-channel peak p", "holds"),
-                   ("AsymGRPO (0.9, 0.4): positive-channel peak p", "holds"),
-                   ("AsymGRPO (0.9, 0.4): negative-channel peak p", "holds")}
     k = {x["label"]: x for x in c["checks"]}
-    pos = k["AsymGRPO (0.9, 0.4): positive-channel peak p"]
-    neg = k["AsymGRPO (0.9, 0.4): negative-channel peak p"]
-    # continuous peaks 0.1 and 0.4; on the grid k/8 the argmaxes are 1/8 and 3/8
+    assert set(k) == {"AsymGRPO (0.7, 0.7): positive-channel peak at k*/G = 0.25 (token-weighted)",
+                      "AsymGRPO (0.7, 0.7): negative-channel peak at k*/G = 0.75 (token-weighted)",
+                      "AsymGRPO (0.9, 0.4): positive-channel peak at k*/G = 0.125 (token-weighted)",
+                      "AsymGRPO (0.9, 0.4): negative-channel peak at k*/G = 0.375 (token-weighted)"}
+    assert {x["verdict"] for x in c["checks"]} == {"holds"}
+    pos = k["AsymGRPO (0.9, 0.4): positive-channel peak at k*/G = 0.125 (token-weighted)"]
+    # continuous peak 0.1; on the grid k/8 the argmax is 1/8; margin over the best rival (k = 2)
     assert pos["levels"]["theory"] == pytest.approx(0.1)
-    assert pos["levels"]["theory on the grid"] == 0.125 and neg["levels"]["theory on the grid"] == 0.375
-    assert pos["per_seed"] == {"s0": 0.125, "s1": 0.125, "s2": 0.125}
-    assert pos["extra"]["max_abs_w_deviation"] == pytest.approx(0.0, abs=1e-12)
-    # realised mass: p_hist is flat, so the mass peaks where W does
-    assert neg["extra"]["mass_peak_p"] == 0.375
+    assert pos["levels"]["theory on the grid"] == 0.125
+    margin = math.log(float(w_pos(1 / 8, 0.9)) / float(w_pos(2 / 8, 0.9)))
+    assert pos["per_seed"] == pytest.approx({"s0": margin, "s1": margin, "s2": margin})
+    assert pos["extra"]["peak_per_seed"] == {"s0": 0.125, "s1": 0.125, "s2": 0.125}
+    assert pos["extra"]["max_abs_w_deviation_untokenised"] == pytest.approx(0.0, abs=1e-12)
     summary = c["tables"][0]
     assert summary["columns"][0] == "Runs" and len(summary["rows"]) == 4
 
@@ -228,23 +262,23 @@ def test_prop2_peaks(holds):
 # ---------------------------------------------------------------------------
 
 
-def test_fails_and_mixed(holds, tmp_path):
+def test_fails_and_inconclusive(holds, tmp_path):
     # the flips beat GRPO; Neg-Only entropy above REINFORCE on every seed
     root = variant(holds, tmp_path)
     for s in (0, 1, 2):
         write_run(root, f"ent_decrease_s{s}", acc=(24 + s) / 40)
         write_run(root, f"ent_increase_s{s}", acc=(25 + s) / 40)
-        write_run(root, f"neg_only_s{s}", entropy=0.02, gain=0.1 * (s - 1), acc=0.4)
+        write_run(root, f"neg_only_s{s}", entropy=0.02 + 0.001 * s, gain=0.1 * (s - 1), acc=0.4)
     p = check(root)
     v = p["verdicts"]
-    assert v["4"] == "fails"
-    assert by_id(p)["4"]["checks"][0]["mean"] == pytest.approx(10.0)
-    assert v["2"] == "mixed"  # Pos-Only holds, Neg-Only fails
+    assert v["4b"] == "fails"
+    assert by_id(p)["4b"]["checks"][0]["mean"] == pytest.approx(10.0)
+    assert v["2"] == "fails"  # Pos-Only holds, Neg-Only fails: the claim as stated fails
     assert [k["verdict"] for k in by_id(p)["2"]["checks"]] == ["holds", "fails"]
     gain = by_id(p)["3"]["checks"][1]
     assert gain["per_seed"] == pytest.approx({"s0": -0.1, "s1": 0.0, "s2": 0.1})
-    assert gain["verdict"] == "mixed" and gain["reason"].startswith("not significant")
-    assert v["3"] == "mixed"
+    assert gain["verdict"] == "inconclusive" and gain["p"] == pytest.approx(0.5)
+    assert v["3"] == "inconclusive"
 
 
 def test_missing_runs_suggest_run_grid(holds, tmp_path):
@@ -255,9 +289,9 @@ def test_missing_runs_suggest_run_grid(holds, tmp_path):
     assert c["2"]["verdict"] == "insufficient" and c["3"]["verdict"] == "insufficient"
     assert c["2"]["command"] == "asym run-grid --methods reinforce,pos_only,neg_only --seeds 0,1,2 --config cfg.yaml"
     assert c["2"]["checks"][0]["reason"] == "no Pos-Only Modulation or REINFORCE run"
-    assert c["4"]["verdict"] == "insufficient"  # EntDecrease below GRPO holds; EntIncrease missing
-    assert [k["verdict"] for k in c["4"]["checks"]] == ["holds", "insufficient"]
-    assert c["4"]["command"] == "asym run-grid --methods ent_increase --seeds 0,1,2 --config cfg.yaml"
+    assert c["4b"]["verdict"] == "insufficient"  # EntDecrease below GRPO holds; EntIncrease missing
+    assert [k["verdict"] for k in c["4b"]["checks"]] == ["holds", "insufficient"]
+    assert c["4b"]["command"] == "asym run-grid --methods ent_increase --seeds 0,1,2 --config cfg.yaml"
     assert c["5b"]["command"] == "asym run-grid --methods reinforce --betas 0.7,0.7 --seeds 0,1,2 --config cfg.yaml"
     # kappa without REINFORCE: all runs pooled decide, and REINFORCE is suggested
     assert c["1"]["verdict"] == "holds" and "all runs pooled" in c["1"]["checks"][0]["label"]
@@ -266,49 +300,56 @@ def test_missing_runs_suggest_run_grid(holds, tmp_path):
                             "--seeds 0,1,2 --config cfg.yaml")
 
 
-def test_partial_seeds_and_cartesian_target(holds, tmp_path):
+def test_two_seeds_are_insufficient_and_name_the_command(holds, tmp_path):
     root = variant(holds, tmp_path, drop=("(?!grpo).*_s2",))
     cfg = load_config(None, {"results_dir": str(root), "grid": {"seeds": [0], "grid": [0.1, 0.9]}})
     p = claims.check_results(cfg)
-    c = by_id(p)["4"]
-    assert c["verdict"] == "holds" and c["checks"][0]["n"] == 2  # evaluated on the paired seeds
+    c = by_id(p)["4b"]
+    assert c["verdict"] == "insufficient" and c["checks"][0]["n"] == 2
+    assert c["checks"][0]["mean"] == pytest.approx(-10.0)  # the direction is still shown
     assert c["missing"] == ["ent_decrease_s2", "ent_increase_s2"]
     assert c["command"] == "asym run-grid --methods ent_decrease,ent_increase --seeds 2 --target table2"
+    line = claims.to_markdown(p)
+    assert "ent_decrease,ent_increase --seeds 2" in line
 
 
 def test_greedy_fallback_and_single_seed(holds, tmp_path):
     root = variant(holds, tmp_path, drop=(".*_s1", ".*_s2"))
     shutil.rmtree(root / "evals")
     p = check(root)
-    c4 = by_id(p)["4"]
-    assert c4["verdict"] == "holds" and c4["checks"][0]["extra"]["source"] == "greedy"
-    assert c4["checks"][0]["reason"] == "one seed: sign only, no spread"
+    c4 = by_id(p)["4b"]
+    assert c4["verdict"] == "insufficient" and c4["checks"][0]["extra"]["source"] == "greedy"
+    assert c4["checks"][0]["reason"].startswith("1 paired seed: a direction, not a result")
     assert c4["checks"][0]["mean"] == pytest.approx(-10.0)
+    assert c4["command"] == "asym run-grid --methods grpo,ent_decrease,ent_increase --seeds 1,2 --config cfg.yaml"
     assert any("greedy held-out accuracy" in n for n in c4["notes"])
-    assert any("one seed" in n and "--seeds 0,1,2" in n for n in p["notes"])
+    assert set(p["verdicts"].values()) == {"insufficient"}
+    assert any("no run group has 3 seeds" in n and "--seeds 1,2" in n for n in p["notes"])
 
 
-def test_prop2_fails_and_untestable(tmp_path):
-    # named (0.9, 0.4) but logs GRPO's mass: both peaks at p = 1/2
-    for s in (0, 1):
-        write_run(tmp_path, f"asym_bp0.9_bn0.4_s{s}", w_betas=(0.5, 0.5))
+def test_prop2_token_weighted_fails_and_untestable(tmp_path):
+    # (0.9, 0.4) whose token weights move both peaks to p = 1/2 (the plain mass still follows Eq. 9)
+    for s in (0, 1, 2):
+        write_run(tmp_path, f"asym_bp0.9_bn0.4_s{s}", tok_betas=(0.5 + 0.01 * s, 0.5))
     # never a group with exactly 2 correct: the (0.7, 0.7) positive peak k* = 2 cannot be seen
-    write_run(tmp_path, "asym_bp0.7_bn0.7_s0", hist=[3, 2, 0, 2, 2, 2, 2, 2, 3])
+    for s in (0, 1, 2):
+        write_run(tmp_path, f"asym_bp0.7_bn0.7_s{s}", hist=[3, 2, 0, 2, 2, 2, 2, 2, 3])
     c = by_id(check(tmp_path))["6"]
-    k = {x["label"]: x for x in c["checks"]}
-    pos = k["AsymGRPO (0.9, 0.4): positive-channel peak p"]
-    assert pos["verdict"] == "fails" and pos["per_seed"] == {"s0": 0.5, "s1": 0.5}
-    assert pos["extra"]["max_abs_w_deviation"] > 0.1
-    assert k["AsymGRPO (0.7, 0.7): positive-channel peak p"]["verdict"] == "insufficient"
-    assert k["AsymGRPO (0.7, 0.7): negative-channel peak p"]["verdict"] == "holds"
-    assert c["verdict"] == "mixed"
+    k = {x["label"].split(" at ")[0]: x for x in c["checks"]}
+    pos = k["AsymGRPO (0.9, 0.4): positive-channel peak"]
+    assert pos["verdict"] == "fails" and all(v < 0 for v in pos["per_seed"].values())
+    assert pos["extra"]["peak_per_seed"] == {"s0": 0.5, "s1": 0.5, "s2": 0.5}
+    assert pos["extra"]["max_abs_w_deviation_untokenised"] == pytest.approx(0.0, abs=1e-12)
+    assert k["AsymGRPO (0.7, 0.7): positive-channel peak"]["verdict"] == "insufficient"
+    assert k["AsymGRPO (0.7, 0.7): negative-channel peak"]["verdict"] == "holds"
+    assert c["verdict"] == "fails"
 
 
 def test_nothing_found(tmp_path):
     p = check(tmp_path)
     assert set(p["verdicts"].values()) == {"insufficient"}
     assert p["runs"] == []
-    assert by_id(p)["6"]["command"] == "asym run-grid --betas 0.9,0.4 --seeds 0 --config cfg.yaml"
+    assert by_id(p)["6"]["command"] == "asym run-grid --betas 0.9,0.4 --seeds 0,1,2 --config cfg.yaml"
     assert "No finished runs" in claims.to_markdown(p)
 
 

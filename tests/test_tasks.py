@@ -146,3 +146,35 @@ def test_too_many_problems_is_a_config_error(monkeypatch):
     monkeypatch.setitem(tasks.TIERS, "t1", lambda rng: tasks.Problem("t1", "1+1", ("1+1=2",), 2))
     with pytest.raises(ConfigError, match="too few distinct"):
         tasks.sample_problems("t1", split_of("1+1"), 2, seed=0)
+
+
+def test_varied_solution_forms_are_valid_and_varied():
+    """Every varied worked solution is a valid derivation of the answer, several orders occur,
+    and canonical rows are untouched."""
+    import re
+
+    from asymcli.tasks import generate_arithmetic
+
+    canon = generate_arithmetic(400, 5, seed=3)
+    varied = generate_arithmetic(400, 5, seed=3, solution_forms="varied")
+    assert [r["problem_id"] for r in canon] == [r["problem_id"] for r in varied]
+    assert [r for r in canon if r["split"] == "heldout"] == [r for r in varied if r["split"] == "heldout"]
+    forms_t4 = set()
+    for c, v in zip(canon, varied):
+        if v["solution"].startswith("\\boxed"):  # answer-only rows are not varied
+            assert c["solution"] == v["solution"]
+            continue
+        steps, boxed = v["solution"].rsplit(". ", 1)
+        assert boxed == f"\\boxed{{{v['answer']}}}"
+        for step in steps.split(", "):
+            lhs, rhs = step.split("=")
+            assert eval(lhs) == int(rhs), step  # noqa: S307 - our own generated arithmetic
+        assert int(steps.split(", ")[-1].split("=")[1]) == int(v["answer"])
+        if v["difficulty"] == "t4":
+            a, b, c_, d = map(int, re.findall(r"\d+", v["prompt"]))
+            first = steps.split(", ")[0].split("=")[0]
+            forms_t4.add(("ab" if sorted(map(int, first.split("*"))) == sorted((a, b)) else "cd", first))
+    assert len({f[0] for f in forms_t4}) == 2  # either product first
+    assert sum(c["solution"] != v["solution"] for c, v in zip(canon, varied)) > 100
+    with pytest.raises(ConfigError, match="solution_forms"):
+        generate_arithmetic(4, 1, solution_forms="shuffled")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -398,6 +399,10 @@ def _build(cls: type, data: Any, where: str, path: str = "") -> Any:
     return cls(**kwargs)
 
 
+#: Exponent floats without a dot ("2e-4", "1E+3"), which YAML 1.1 leaves as strings.
+_YAML11_FLOAT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+
+
 def _coerce(tp: Any, value: Any, where: str, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -437,6 +442,10 @@ def _coerce(tp: Any, value: Any, where: str, path: str) -> Any:
             raise ConfigError(f"{where}: '{path}' must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            # YAML 1.1 (PyYAML) reads `lr: 2e-4` as a string: it needs a dot (2.0e-4). Every
+            # RL config writes learning rates this way, so take the exponent form as the number.
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: '{path}' must be a number, got {value!r}")
         return float(value)

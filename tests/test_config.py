@@ -98,3 +98,15 @@ def test_json_schema_accepts_defaults():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"trainn": {}}, schema)
     assert math.isnan(METHODS["dr_grpo"]["beta_pos"])
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    """PyYAML (YAML 1.1) reads `lr: 2e-4` as the string '2e-4'; the config takes it as 2e-4."""
+    import yaml
+
+    assert yaml.safe_load("lr: 2e-4") == {"lr": "2e-4"}  # the pitfall itself
+    assert load_config(None, {"train": {"lr": "2e-4", "clip_eps_high": "2.8E-1"}}).train.lr == 2e-4
+    with pytest.raises(ConfigError, match="'train.lr' must be a number, got '2e-4x'"):
+        load_config(None, {"train": {"lr": "2e-4x"}})
+    with pytest.raises(ConfigError, match="'train.steps' must be an integer"):
+        load_config(None, {"train": {"steps": "1e2"}})  # integers stay strict

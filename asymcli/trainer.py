@@ -326,8 +326,9 @@ class Trainer:
         none_f, all_f, mixed_f = M.solved_fractions(sb.rewards, sb.group_ids)
         hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, run.group_size)
         w_pos, w_neg = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, run.group_size)
+        lengths = mask.sum(1).to(torch.float64)  # token-mean weight of each rollout, relative to the mean
         w_pos_tok, w_neg_tok = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, run.group_size,
-                                                     lengths=mask.sum(1))
+                                                     weights=lengths / lengths.mean().clamp(min=1.0))
         n_tokens = float(mask.sum())
         row = {
             "step": step,

@@ -245,3 +245,18 @@ def test_maj_at_k():
         M.maj_at_k(answers, correct, 5)
     with pytest.raises(ValueError):
         M.maj_at_k(answers, correct[:2], 2)
+
+
+def test_advantage_mass_hist_token_weights():
+    """Weights multiply each rollout's advantage before the per-k sums (the trainer's
+    token-weighted mass of claim 6); unit weights give the plain mass."""
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0])
+    gids = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    adv = torch.tensor([3.0, -1.0, -1.0, -1.0, 1.0 / 3, 1.0 / 3, 1.0 / 3, -3.0])
+    plain = M.advantage_mass_hist(rewards, gids, adv, 4)
+    assert M.advantage_mass_hist(rewards, gids, adv, 4, weights=torch.ones(8)) == plain
+    w = torch.tensor([2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
+    pos, neg = M.advantage_mass_hist(rewards, gids, adv, 4, weights=w)
+    assert pos == pytest.approx([0.0, 6.0, 0.0, 1.0, 0.0]) and neg == pytest.approx([0.0, 3.0, 0.0, 1.5, 0.0])
+    with pytest.raises(ValueError, match="weights has shape"):
+        M.advantage_mass_hist(rewards, gids, adv, 4, weights=torch.ones(3))

@@ -227,7 +227,7 @@ def group_accuracy_hist(rewards: Tensor, group_ids: Tensor, G: int) -> list[int]
 
 
 def advantage_mass_hist(rewards: Tensor, group_ids: Tensor, advantages: Tensor,
-                        G: int, lengths: Tensor | None = None) -> tuple[list[float], list[float]]:
+                        G: int, weights: Tensor | None = None) -> tuple[list[float], list[float]]:
     """(pos_mass, neg_mass), each indexed by k = 0..G correct in the group: the sum of the
     positive advantages, and of |negative| advantages, of rollouts in groups with k correct.
     rewards, advantages: [N]; group_ids: [N] int64; groups of size G.
@@ -235,22 +235,20 @@ def advantage_mass_hist(rewards: Tensor, group_ids: Tensor, advantages: Tensor,
     Divided by G x (number of groups with that k) they are the empirical W_+(k/G) and
     W_-(k/G) of Eqs. (9)-(10) for the beta family.
 
-    lengths: [N] response tokens per rollout, or None. Given, each advantage is weighted by
-    its rollout's length / the mean length of the N rollouts: the rollout's relative weight
-    in the token-mean loss, which Proposition 2 leaves out. (Equal lengths give the
-    unweighted mass.)
+    weights: [N] per-rollout weights, or None (all 1). The trainer passes response length /
+    the batch's mean length: a rollout's relative weight in the token-mean loss, which
+    Proposition 2 leaves out (equal lengths give the unweighted mass).
     """
     if rewards.numel() == 0:
         return [0.0] * (G + 1), [0.0] * (G + 1)
     k, size, idx = _group_counts(rewards, group_ids, "advantage_mass_hist")
     _check_size(size, G, "advantage_mass_hist")
     a = advantages.detach().to(device=k.device, dtype=torch.float64).reshape(-1)
-    if lengths is not None:
-        w = lengths.detach().to(device=k.device, dtype=torch.float64).reshape(-1)
+    if weights is not None:
+        w = weights.detach().to(device=k.device, dtype=torch.float64).reshape(-1)
         if w.shape != a.shape:
-            raise ValueError(f"advantage_mass_hist: lengths has shape {tuple(w.shape)}, expected {tuple(a.shape)}")
-        mean = w.mean()
-        a = a * (w / mean if mean > 0 else torch.ones_like(w))
+            raise ValueError(f"advantage_mass_hist: weights has shape {tuple(w.shape)}, expected {tuple(a.shape)}")
+        a = a * w
     kr = k[idx].long()
     pos = torch.zeros(G + 1, dtype=torch.float64, device=k.device).index_add_(0, kr, a.clamp(min=0))
     neg = torch.zeros(G + 1, dtype=torch.float64, device=k.device).index_add_(0, kr, (-a).clamp(min=0))

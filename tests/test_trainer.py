@@ -16,7 +16,7 @@ from asymcli.errors import NumericalError
 from asymcli.grading import Verdict
 from asymcli.trainer import Trainer, list_checkpoints
 
-TIMING = {"rollout_s", "update_s", "tokens_per_s"}
+TIMING = {"rollout_s", "update_s", "tokens_per_s", "eval_s"}
 
 
 class ParityGrader:

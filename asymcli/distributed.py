@@ -433,8 +433,21 @@ class DeepSpeedBackend:
         self.engine.backward(loss * world(), scale_wrt_gas=False)
 
     def step(self) -> float:
-        """Clip (global norm, ``grad_clip``) and step; returns the pre-clip global grad norm."""
+        """Clip (global norm, ``grad_clip``) and step; returns the pre-clip global grad norm.
+
+        Stage 0 with fp32 parameters has no optimizer wrapper, and DeepSpeed then records no
+        norm: it is taken here from the gradients, all-reduced by the last ``backward``; a
+        non-finite norm skips the step, as :class:`TorchBackend` does.
+        """
         self.engine.set_gradient_accumulation_boundary(True)
+        if self.stage == 0:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+            if not math.isfinite(norm):
+                self.engine.zero_grad()
+                return norm
+            self.engine.step()
+            return norm
         self.engine.step()
         norm = self.engine.get_global_grad_norm()
         return float(norm) if norm is not None else float("nan")

@@ -96,7 +96,7 @@ class TrainConfig:
     beta_pos: float = 0.9
     beta_neg: float = 0.4
     seed: int = 0
-    rollout_shards: int = 0  # sample each step's prompts in this many seeded chunks; 0 = one per process (see trainer.py)
+    rollout_shards: int = 0  # sample each step in this many seeded chunks (same run on any world size dividing it; one generate call per chunk); 0 = one per process
     steps: int = 60
     prompts_per_step: int = 32  # global batch, in prompts (the paper's "global batch size")
     mini_batch_prompts: int = 16  # PPO mini-batch, in prompts

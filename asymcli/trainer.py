@@ -10,7 +10,13 @@ Each step (Appendix G/H):
 6. PPO-clip updates: ``epochs`` passes over mini-batches of ``mini_batch_prompts`` prompts,
    gradient accumulation over micro-batches with the mini-batch-wide aggregation
    denominator, AdamW, grad clipping;
-7. log-prob gain on correct rollouts (a forward after the update), metrics row.
+7. log-prob gain on correct rollouts (a forward after the update), metrics row: every
+   diagnostic over the whole batch, all ranks' shares (sums and counts all-reduced);
+8. every ``eval_every`` steps, greedy (T = 0) test accuracy per benchmark and its mean
+   (Appendix G): the held-out split, or the config's eval benchmarks for a benchmark task.
+
+Precision: fp32 master weights (AdamW, gradients) at any ``model.dtype``, which sets the
+compute precision through autocast (:meth:`Trainer.autocast`).
 
 Checkpoints (HF folder + optimizer/RNG/metrics state) are written atomically every
 ``checkpoint_every`` steps and at the end; a restarted run resumes from the latest complete
@@ -441,8 +447,8 @@ class Trainer:
         mask = sb.batch.resp_mask
         correct = sb.rewards > 0.5
         n_groups = float(len(sb.prompt_rows))
-        none_f, all_f, mixed_f = M.solved_fractions(sb.rewards, sb.group_ids)
-        n_mixed = round(mixed_f * n_groups) if n_groups else 0
+        hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, G)  # groups per number correct k
+        n_mixed = n_groups - hist[0] - hist[G]
         kappa = M.kappa_batch(sb.old_logp, mask, sb.rewards, sb.group_ids)  # mean over this rank's mixed groups
         gain_seq, gain_tok = M.logprob_gain_correct(new_logp, sb.old_logp, mask, correct)
         n_correct = float(correct.sum())
@@ -451,15 +457,13 @@ class Trainer:
         sums = {  # mean x count = sum; a NaN mean has a zero count
             "seqs": float(len(sb.rewards)), "reward": float(sb.rewards.sum()), "tokens": tokens,
             "entropy": float(M.masked_sum(sb.old_entropy, mask)),
-            "groups": n_groups, "none": round(none_f * n_groups) if n_groups else 0.0,
-            "all": round(all_f * n_groups) if n_groups else 0.0, "mixed": float(n_mixed),
+            "groups": n_groups, "none": float(hist[0]), "all": float(hist[G]), "mixed": n_mixed,
             "kappa": kappa * n_mixed if n_mixed else 0.0,
             "correct": n_correct, "tok_correct": tok_correct,
             "gain_seq": gain_seq * n_correct if n_correct else 0.0,
             "gain_tok": gain_tok * tok_correct if tok_correct else 0.0,
             "adv_pos": float(sb.advantages.clamp(min=0).sum()), "adv_neg": float((-sb.advantages).clamp(min=0).sum()),
         }
-        hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, G)
         w_pos, w_neg = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, G)
         for k in range(G + 1):
             sums[f"p_hist/{k}"], sums[f"w_pos/{k}"], sums[f"w_neg/{k}"] = float(hist[k]), w_pos[k], w_neg[k]

@@ -100,7 +100,7 @@ CURVES = pa.schema([
     ("logprob_gain_correct", pa.float64()),
     ("logprob_gain_correct_tok", pa.float64()),
     ("response_len_mean", pa.float64()),
-    ("eval_greedy_acc", pa.float64()),  # NaN on steps without evaluation
+    ("eval_greedy_acc", pa.float64()),  # greedy test accuracy (mean over benchmarks); NaN on steps without evaluation
     ("eval_greedy_acc_ema", pa.float64()),  # EMA over the evaluated steps; NaN elsewhere
 ])
 

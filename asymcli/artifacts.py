@@ -45,6 +45,15 @@ PROMPTS = pa.schema(
     ]
 )
 
+
+def _added(field: pa.Field) -> pa.Field:
+    """A column added to a schema after files of it were written: a file without it is
+    still valid and reads back with the column all null (:func:`read_parquet`)."""
+    return field.with_metadata({ADDED_KEY: b"1"})
+
+
+ADDED_KEY = b"asym_added"
+
 METRICS = pa.schema(
     [
         ("step", pa.int64()),
@@ -68,12 +77,19 @@ METRICS = pa.schema(
         ("rollout_s", pa.float64()),
         ("update_s", pa.float64()),
         ("tokens_per_s", pa.float64()),
-        ("eval_greedy_acc", pa.float64()),  # NaN on steps without evaluation
+        ("eval_greedy_acc", pa.float64()),  # greedy test accuracy, mean over eval_bench; NaN on steps without evaluation
         ("p_hist", pa.list_(pa.int64())),  # groups per k correct, k = 0..G
         ("w_pos_hist", pa.list_(pa.float64())),  # positive advantage mass per k
         ("w_neg_hist", pa.list_(pa.float64())),  # |negative| advantage mass per k
-        ("w_pos_tok_hist", pa.list_(pa.float64())),  # the same, each rollout x its length / mean length
-        ("w_neg_tok_hist", pa.list_(pa.float64())),  # (its weight in the token-mean loss; claim 6)
+        # Greedy accuracy per benchmark of the curve ([] on steps without evaluation), and the
+        # evaluation's wall seconds. Added later: older files read back with nulls.
+        _added(pa.field("eval_bench", pa.list_(pa.struct([("benchmark", pa.string()), ("n", pa.int64()),
+                                                           ("acc", pa.float64())])))),
+        _added(pa.field("eval_s", pa.float64())),
+        # The advantage mass per k with each rollout x its length / the batch's mean length (its
+        # weight in the token-mean loss; claim 6). Added later: older files read back with nulls.
+        _added(pa.field("w_pos_tok_hist", pa.list_(pa.float64()))),
+        _added(pa.field("w_neg_tok_hist", pa.list_(pa.float64()))),
     ]
 )
 
@@ -336,6 +352,9 @@ def read_parquet(path: str | os.PathLike[str], schema: pa.Schema | None = None) 
         raise ArtifactError(f"{path}: truncated or corrupted Parquet file ({_short(exc)})") from None
     if schema is not None:
         check_schema(table, schema, str(path))
+        for field in schema:
+            if field.name not in table.column_names:  # an added column (check_schema allowed it)
+                table = table.append_column(field, pa.nulls(table.num_rows, field.type))
         table = table.select(schema.names)
     if schema is PROMPTS:
         check_unique(table, "problem_id", str(path))
@@ -356,11 +375,18 @@ def check_unique(table: pa.Table, column: str, where: str) -> None:
 
 def check_schema(table: pa.Table, schema: pa.Schema, where: str) -> None:
     for field in schema:
+        if field.name not in table.column_names and is_added(field):
+            continue
         if field.name not in table.column_names:
             raise ArtifactError(f"{where}: missing column '{field.name}' (expected {field.type})")
         got = table.schema.field(field.name).type
         if got != field.type and not _compatible(got, field.type):
             raise ArtifactError(f"{where}: column '{field.name}' has type {got}, expected {field.type}")
+
+
+def is_added(field: pa.Field) -> bool:
+    """True for a column that files written before it may lack (see ``_added``)."""
+    return bool(field.metadata) and field.metadata.get(ADDED_KEY) == b"1"
 
 
 def _compatible(got: pa.DataType, want: pa.DataType) -> bool:

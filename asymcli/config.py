@@ -98,6 +98,7 @@ class TrainConfig:
     beta_pos: float = 0.9
     beta_neg: float = 0.4
     seed: int = 0
+    rollout_shards: int = 0  # sample each step in this many seeded chunks (same run on any world size dividing it; one generate call per chunk); 0 = one per process
     steps: int = 60
     prompts_per_step: int = 32  # global batch, in prompts (the paper's "global batch size")
     mini_batch_prompts: int = 16  # PPO mini-batch, in prompts
@@ -109,6 +110,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
+    adam_eps: float = 1e-8  # AdamW epsilon (torch's and verl's default)
     grad_clip: float = 1.0
     max_new_tokens: int = 48
     temperature: float = 1.0
@@ -119,8 +121,8 @@ class TrainConfig:
     loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
     entropy_coef: float = 0.0  # entropy bonus lambda (Eq. 7 entropy)
     kl_coef: float = 0.0  # k3 KL to the reference (initial) policy; 0 = off
-    eval_every: int = 10  # greedy held-out accuracy every N steps (0 = never)
-    eval_prompts: int = 200  # held-out prompts in that greedy evaluation
+    eval_every: int = 10  # greedy (T = 0) test accuracy every N steps (0 = never): held-out split, or eval.benchmarks for task.kind benchmark
+    eval_prompts: int = 200  # held-out prompts in that greedy evaluation (arithmetic task; benchmarks: eval.benchmarks[].curve_limit)
     checkpoint_every: int = 20  # 0 = only the final checkpoint
     keep_last: int = 2  # keep this many latest checkpoints (plus the ones eval needs)
     keep_steps: list[int] = field(default_factory=list)  # never delete these checkpoint steps
@@ -146,6 +148,7 @@ class BenchmarkSpec:
     columns: dict[str, str] = field(default_factory=dict)
     limit: int | None = None  # first N problems
     template: str | None = None  # prompt template override ({problem} is replaced)
+    curve_limit: int | None = None  # problems (evenly spaced) in the trainer's greedy curve every train.eval_every steps; None = all
 
 
 @dataclass
@@ -507,6 +510,13 @@ def validate(cfg: Config, where: str = "config") -> Config:
         bad("train.lr", f"must be in (0, 1], got {t.lr}")
     if t.clip_eps_low < 0 or t.clip_eps_high < 0:
         bad("train.clip_eps_low", "and clip_eps_high must be >= 0")
+    if not t.adam_eps > 0 or math.isinf(t.adam_eps):
+        bad("train.adam_eps", f"must be a finite number > 0, got {t.adam_eps}")
+    if t.rollout_shards < 0:
+        bad("train.rollout_shards", f"must be >= 0 (0 = one per process), got {t.rollout_shards}")
+    if t.rollout_shards and (t.prompts_per_step % t.rollout_shards or t.mini_batch_prompts % t.rollout_shards):
+        bad("train.rollout_shards", f"must divide train.prompts_per_step ({t.prompts_per_step}) and "
+                                    f"train.mini_batch_prompts ({t.mini_batch_prompts}), got {t.rollout_shards}")
     if t.dual_clip_c is not None and t.dual_clip_c <= 1:
         bad("train.dual_clip_c", f"must be > 1 (or null), got {t.dual_clip_c}")
     if t.deepspeed.stage not in (0, 1, 2, 3):
@@ -516,6 +526,8 @@ def validate(cfg: Config, where: str = "config") -> Config:
             bad(f"eval.benchmarks[{i}].k", f"must be >= 1, got {b.k}")
         if not b.temperature >= 0 or math.isinf(b.temperature):  # NaN fails >= 0
             bad(f"eval.benchmarks[{i}].temperature", f"must be a finite number >= 0, got {b.temperature}")
+        if b.curve_limit is not None and b.curve_limit < 1:
+            bad(f"eval.benchmarks[{i}].curve_limit", f"must be >= 1 (or null for all problems), got {b.curve_limit}")
         if b.temperature == 0 and b.k > 1:
             # Greedy decoding gives k identical samples: allowed but pointless; keep k honest.
             bad(f"eval.benchmarks[{i}].k", f"must be 1 with temperature 0 (greedy), got {b.k}")

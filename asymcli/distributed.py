@@ -250,8 +250,30 @@ def iter_full_params(module: Any) -> Iterator[tuple[str, torch.Tensor]]:
 # ---------------------------------------------------------------------------
 
 
+def fp32_masters(model: Any) -> Any:
+    """Cast ``model``'s floating-point parameters to fp32 in place (the master weights) and
+    return it; fp32 parameters are left alone.
+
+    Every backend steps fp32 tensors: AdamW on bf16 weights rounds an update smaller than
+    half a bf16 step (2^-8 relative) to nothing, i.e. most updates at lr 2e-6
+    (tests/test_master_weights.py: ~4% of entries move instead of ~100%). Compute runs at
+    ``model.dtype`` through autocast (the trainer's ``autocast()``), as verl's FSDP mixed
+    precision does (fp32 parameters, bf16 compute). DeepSpeed's own bf16 mode is not used:
+    it keeps fp32 masters as well (its FP16_Optimizer wrapper at stage 0, fp32 partitions at
+    ZeRO 1-3), but accumulates the micro-batch gradients in bf16 by default; with fp32
+    parameters every backend and stage takes the same path, with fp32 gradients.
+    """
+    low = {p.dtype for p in model.parameters() if p.is_floating_point() and p.dtype != torch.float32}
+    if low:
+        for p in model.parameters():
+            if p.is_floating_point() and p.dtype != torch.float32:
+                p.data = p.data.float()
+    return model
+
+
 def _adamw(params: Any, run: Any, fused: bool = False) -> torch.optim.Optimizer:
-    kwargs: dict[str, Any] = dict(lr=run.lr, betas=(run.adam_beta1, run.adam_beta2), weight_decay=run.weight_decay)
+    kwargs: dict[str, Any] = dict(lr=run.lr, betas=(run.adam_beta1, run.adam_beta2), eps=run.adam_eps,
+                                  weight_decay=run.weight_decay)
     if fused:
         kwargs["fused"] = True
     return torch.optim.AdamW(params, **kwargs)
@@ -261,7 +283,7 @@ class TorchBackend:
     """One process, plain torch: AdamW, ``clip_grad_norm_``. The trainer's original step."""
 
     def __init__(self, model: Any, run: Any):
-        self.model = model
+        self.model = fp32_masters(model)
         self.run = run
         self.optimizer = _adamw(model.parameters(), run)
 
@@ -350,7 +372,7 @@ def deepspeed_config(run: Any, *, bf16: bool = False, client_optimizer: bool = T
     else:
         # Offloaded optimizer states: DeepSpeed's CPU Adam (C++ op, built once per machine).
         cfg["optimizer"] = {"type": "AdamW", "params": {
-            "lr": run.lr, "betas": [run.adam_beta1, run.adam_beta2], "eps": 1e-8,
+            "lr": run.lr, "betas": [run.adam_beta1, run.adam_beta2], "eps": run.adam_eps,
             "weight_decay": run.weight_decay}}
     return cfg
 
@@ -366,10 +388,10 @@ class DeepSpeedBackend:
         import deepspeed
 
         self.run = run
-        bf16 = next(model.parameters()).dtype == torch.bfloat16
+        model = fp32_masters(model)  # fp32 parameters at every stage: no DeepSpeed bf16/fp16 mode
         offload = run.deepspeed.offload_optimizer
         optimizer = None if offload else _adamw(model.parameters(), run, fused=next(model.parameters()).is_cuda)
-        self.config = deepspeed_config(run, bf16=bf16, client_optimizer=not offload)
+        self.config = deepspeed_config(run, client_optimizer=not offload)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer, config=self.config,
             model_parameters=None if optimizer is not None else model.parameters())
@@ -411,8 +433,21 @@ class DeepSpeedBackend:
         self.engine.backward(loss * world(), scale_wrt_gas=False)
 
     def step(self) -> float:
-        """Clip (global norm, ``grad_clip``) and step; returns the pre-clip global grad norm."""
+        """Clip (global norm, ``grad_clip``) and step; returns the pre-clip global grad norm.
+
+        Stage 0 with fp32 parameters has no optimizer wrapper, and DeepSpeed then records no
+        norm: it is taken here from the gradients, all-reduced by the last ``backward``; a
+        non-finite norm skips the step, as :class:`TorchBackend` does.
+        """
         self.engine.set_gradient_accumulation_boundary(True)
+        if self.stage == 0:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+            if not math.isfinite(norm):
+                self.engine.zero_grad()
+                return norm
+            self.engine.step()
+            return norm
         self.engine.step()
         norm = self.engine.get_global_grad_norm()
         return float(norm) if norm is not None else float("nan")

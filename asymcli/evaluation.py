@@ -65,9 +65,16 @@ def part_path(out_dir: Path, step: int, bench: str) -> Path:
     return out_dir / PARTS / f"step{step:06d}__{bench}.parquet"
 
 
+#: BenchmarkSpec fields that never change a checkpoint's samples (the trainer's curve subset):
+#: left out of :func:`spec_key`, so adding or changing them redoes no finished part.
+NOT_IN_SPEC_KEY = ("curve_limit",)
+
+
 def spec_key(spec: BenchmarkSpec, max_new_tokens: int, seed: int) -> str:
     """Hash of everything that determines a (checkpoint, benchmark) result."""
     d = config_to_dict(spec)
+    for name in NOT_IN_SPEC_KEY:
+        d.pop(name, None)
     d["max_new_tokens"] = max_new_tokens
     d["seed"] = seed
     return artifacts.config_hash(d)
@@ -102,7 +109,7 @@ def evaluate(
     ``out`` is the samples.parquet path; its folder holds the resumable parts.
     """
     from .benchmarks import load_benchmark
-    from .modeling import encode_prompts, load_policy
+    from .modeling import encode_prompts, load_policy, resolve_dtype
     from .trainer import checkpoint_fingerprint, verify_checkpoint
 
     info = run_info(run_id, run_json)
@@ -145,7 +152,11 @@ def evaluate(
         if name == "hf":
             kwargs = {"batch_size": cfg.eval.batch_size}
         elif name == "vllm":  # same settings as the trainer's engine (Trainer._engine_kwargs)
-            kwargs = {"gpu_memory_utilization": cfg.train.vllm_gpu_memory_utilization, "model_path": str(folder)}
+            # The compute dtype, explicitly: checkpoints hold fp32 master weights, which vLLM's
+            # "auto" would run in fp16.
+            dtype = str(resolve_dtype(cfg.model.dtype, device)).removeprefix("torch.")
+            kwargs = {"gpu_memory_utilization": cfg.train.vllm_gpu_memory_utilization, "model_path": str(folder),
+                      "dtype": dtype}
         engine = make_engine(name, model, tok, **kwargs)
         try:
             for spec, max_new, key, path in todo:
@@ -191,6 +202,35 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
                     "n_tokens": len(r.token_ids), "finish_reason": r.finish_reason,
                 })
             advance(len(sub_rows))
+    return out
+
+
+@dataclasses.dataclass
+class CurveSet:
+    """One benchmark of the trainer's greedy test-accuracy curve (Appendix G: T = 0 every
+    ``train.eval_every`` steps). ``rows`` are PROMPTS rows (``prompt``, ``answer``)."""
+
+    name: str
+    rows: list[dict[str, Any]]
+    max_new_tokens: int
+
+
+def curve_sets(cfg: Config, *, prompts_path: Path | None = None) -> list[CurveSet]:
+    """The config's eval benchmarks as greedy-curve sets, each cut to its ``curve_limit``
+    (evenly spaced problems, so a subset of a benchmark sorted by level spans its levels).
+
+    The prep stage marks every row of a benchmark-based task ``train``, so these, not a
+    held-out split, are what the trainer's ``eval_every`` evaluates for such a config.
+    """
+    from .benchmarks import load_benchmark
+    from .trainer import spread_rows
+
+    out = []
+    for spec in cfg.eval.benchmarks:
+        rows = load_benchmark(spec, prompts_path=str(prompts_path) if prompts_path else None).to_pylist()
+        if spec.curve_limit is not None:
+            rows = spread_rows(rows, spec.curve_limit)
+        out.append(CurveSet(spec.name, rows, spec.max_new_tokens or cfg.train.max_new_tokens))
     return out
 
 

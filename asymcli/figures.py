@@ -3,8 +3,10 @@
 Why it exists: the report shows the same views as the paper so a run can be compared with
 it at a glance. Each function takes an aggregate table (asymcli.aggregate.CURVES / GRID)
 and writes one PNG atomically. Curves are the mean over seeds with a band of +-1 sample
-std when there are several seeds; accuracy is the EMA-smoothed greedy held-out accuracy
-(report.ema). A panel whose runs are missing says so inside the panel instead of failing.
+std when there are several seeds; test accuracy is the EMA-smoothed (report.ema) greedy
+accuracy the trainer logs every ``train.eval_every`` steps: the mean over the config's eval
+benchmarks for a benchmark task (Appendix G's Avg. test accuracy), the held-out split for the
+embedded task. A panel whose runs are missing says so inside the panel instead of failing.
 
 Departures from the paper: one model per figure (the paper stacks two backbones as rows);
 Figure 4 (a-c) and 4d are two files (4d belongs to the `grid` target).

@@ -10,7 +10,13 @@ Each step (Appendix G/H):
 6. PPO-clip updates: ``epochs`` passes over mini-batches of ``mini_batch_prompts`` prompts,
    gradient accumulation over micro-batches with the mini-batch-wide aggregation
    denominator, AdamW, grad clipping;
-7. log-prob gain on correct rollouts (a forward after the update), metrics row.
+7. log-prob gain on correct rollouts (a forward after the update), metrics row: every
+   diagnostic over the whole batch, all ranks' shares (sums and counts all-reduced);
+8. every ``eval_every`` steps, greedy (T = 0) test accuracy per benchmark and its mean
+   (Appendix G): the held-out split, or the config's eval benchmarks for a benchmark task.
+
+Precision: fp32 master weights (AdamW, gradients) at any ``model.dtype``, which sets the
+compute precision through autocast (:meth:`Trainer.autocast`).
 
 Checkpoints (HF folder + optimizer/RNG/metrics state) are written atomically every
 ``checkpoint_every`` steps and at the end; a restarted run resumes from the latest complete
@@ -37,13 +43,13 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from . import artifacts, faults
@@ -51,11 +57,13 @@ from . import distributed as dist
 from .algorithm import advantages as adv_mod
 from .algorithm import metrics as M
 from .algorithm.objective import policy_loss
-from .config import Config, TrainConfig, config_to_dict
+from .config import Config, ModelConfig, TaskConfig, TrainConfig, config_to_dict
 from .engines.base import RolloutEngine, SamplingParams, make_engine
+from .evaluation import CurveSet
 from .errors import ArtifactError, ConfigError, NumericalError
 from .policy import PackedBatch, pack, response_logprobs
 
+HELDOUT = "heldout"  # curve-set name of the prompts' held-out split
 CKPT_PREFIX = "step_"
 STATE_FILE = "trainer_state.pt"
 COMPLETE_MARKER = "COMPLETE"
@@ -104,8 +112,11 @@ class Trainer:
         grader: Any | None = None,
         progress: bool = True,
         on_step: Callable[[int, dict[str, Any]], None] | None = None,
+        curve_sets: Sequence[CurveSet] | None = None,
     ):
-        from .modeling import encode_prompts, load_policy  # transformers import kept off the algorithm path
+        """``curve_sets``: the benchmarks of the greedy test-accuracy curve (``eval_every``);
+        None = ``heldout_rows`` (spread to ``eval_prompts`` rows) as one set named "heldout"."""
+        from .modeling import encode_prompts, load_policy, resolve_dtype  # transformers off the algorithm path
 
         self.cfg, self.run = cfg, run
         self.out_dir = Path(out_dir)
@@ -124,25 +135,35 @@ class Trainer:
         if run.prompts_per_step % dist.world() or run.mini_batch_prompts % dist.world():
             raise ConfigError(f"train.prompts_per_step ({run.prompts_per_step}) and train.mini_batch_prompts "
                               f"({run.mini_batch_prompts}) must be multiples of the world size ({dist.world()})")
+        if self.shards() % dist.world():
+            raise ConfigError(f"train.rollout_shards ({run.rollout_shards}) must be a multiple of the world size "
+                              f"({dist.world()})")
         self.train_rows = list(train_rows)
-        self.heldout_rows = spread_rows(list(heldout_rows), run.eval_prompts)
+        if curve_sets is None:  # the embedded task: its held-out split, spread over the tiers
+            heldout = spread_rows(list(heldout_rows), run.eval_prompts)
+            curve_sets = [CurveSet(HELDOUT, heldout, run.max_new_tokens)] if heldout else []
+        self.curve_sets = [c for c in curve_sets if c.rows]
         self.model_path = str(model_path)
 
         resume = self.latest_checkpoint()
         if resume is not None:
             verify_checkpoint(resume)  # a truncated or corrupted file is named, never loaded
         load_from = str(resume) if resume is not None else self.model_path
-        # fp32 master weights; bf16 compute comes from autocast on GPUs (see autocast()).
-        master_cfg = dataclasses.replace(cfg.model, dtype="float32" if cfg.model.dtype == "auto" else cfg.model.dtype)
+        # fp32 master weights whatever model.dtype says: AdamW steps fp32 tensors, and
+        # model.dtype is the compute precision (autocast). Stepping bf16 weights directly
+        # rounds most updates away at the paper's lr 2e-6 (tests/test_master_weights.py).
+        self.compute_dtype = resolve_dtype(cfg.model.dtype, self.device)
+        master_cfg = dataclasses.replace(cfg.model, dtype="float32")
         self.model, self.tokenizer = load_policy(load_from, master_cfg, device=str(self.device))
         self.model.train()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.ref_model = None
-        if run.kl_coef > 0:
-            self.ref_model, _ = load_policy(self.model_path, master_cfg, device=str(self.device))
+        if run.kl_coef > 0:  # never updated: stored at the compute precision
+            self.ref_model, _ = load_policy(self.model_path, cfg.model, device=str(self.device))
             self.ref_model.eval().requires_grad_(False)
         self.train_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.train_rows], cfg.model)
-        self.heldout_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.heldout_rows], cfg.model)
+        self.curve_prompt_ids = [encode_prompts(self.tokenizer, [r["prompt"] for r in c.rows], cfg.model)
+                                 for c in self.curve_sets]
 
         # AdamW + grad clipping, plain torch or DeepSpeed ZeRO (train.deepspeed), one interface.
         self.backend = dist.make_backend(run, self.model)
@@ -163,9 +184,14 @@ class Trainer:
     # ------------------------------------------------------------------ setup
 
     def _engine_kwargs(self) -> dict[str, Any]:
+        # The engines sample at the compute precision, not the fp32 masters': vLLM would
+        # otherwise read the dtype from the checkpoint's config (fp32 -> fp16 under "auto").
+        dtype = str(self.compute_dtype).removeprefix("torch.")
         if self.run.engine == "vllm":
             return {"gpu_memory_utilization": self.run.vllm_gpu_memory_utilization,
-                    "model_path": self.model_path}
+                    "model_path": self.model_path, "dtype": dtype}
+        if self.run.engine == "static":
+            return {"dtype": dtype}
         return {}
 
     def config_dict(self) -> dict[str, Any]:
@@ -173,10 +199,11 @@ class Trainer:
                 "task": config_to_dict(self.cfg.task), "model_path": self.model_path}
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        # bf16 compute with fp32 master weights on GPUs; plain fp32 on the CPU.
-        if self.device.type == "cuda" and self.cfg.model.dtype in ("auto", "bfloat16"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """Compute at ``model.dtype`` (``auto``: bf16 on GPUs, fp32 on the CPU) over the fp32
+        master weights: forwards and backwards run in bf16/fp16, gradients and AdamW in fp32."""
+        if self.compute_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.compute_dtype)
 
     # ------------------------------------------------------------------ data
 
@@ -194,17 +221,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ rollout
 
+    def shards(self) -> int:
+        """Seeded rollout chunks per step: ``train.rollout_shards``, or one per process.
+
+        Chunk c of a step's prompts is sampled with seed ``_step_seed(seed, step, 1) + c`` in
+        its own generate call and each mini-batch takes the same share of every chunk, so a
+        fixed ``rollout_shards`` gives the same run on any number of processes that divides
+        it (tests/test_distributed.py compares 1 and 2 processes).
+        """
+        return self.run.rollout_shards or dist.world()
+
     def rollout(self, step: int) -> tuple[StepBatch, dict[str, Any]]:
         run = self.run
         G = run.group_size
         rows = dist.shard(self.prompt_indices(step))  # this rank's prompts (all of them on one process)
         prompts = [self.train_prompt_ids[i] for i in rows]
+        local_shards = self.shards() // dist.world()
+        per_shard = len(rows) // local_shards
+        first_shard = dist.rank() * local_shards
         t0 = time.perf_counter()
         self.model.eval()
+        outs = []
         with torch.no_grad(), self.backend.compute(), self.autocast():
-            outs = self.engine.generate(prompts, SamplingParams(
-                temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
-                n=G, seed=_step_seed(run.seed, step, 1) + dist.rank()))
+            for j in range(local_shards):
+                chunk = self.engine.generate(prompts[j * per_shard : (j + 1) * per_shard], SamplingParams(
+                    temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
+                    n=G, seed=_step_seed(run.seed, step, 1) + first_shard + j))
+                outs += [dataclasses.replace(o, prompt_index=o.prompt_index + j * per_shard) for o in chunk]
         rollout_s = time.perf_counter() - t0
         faults.maybe_fail("rollout", step)
         texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
@@ -223,6 +266,22 @@ class Trainer:
                        [o.finish_reason for o in outs])
         return sb, {"rollout_s": rollout_s}
 
+    def mini_batches(self, n_prompts: int) -> list[torch.Tensor]:
+        """Rollout rows of this rank's share of each PPO mini-batch, in update order.
+
+        Mini-batch m takes the m-th slice of every rollout chunk (:meth:`shards`); with one
+        chunk that is the m-th run of ``mini_batch_prompts`` prompts of the step.
+        """
+        G = self.run.group_size
+        local_shards = self.shards() // dist.world()
+        per_shard = n_prompts // local_shards
+        take = self.run.mini_batch_prompts // self.shards()  # prompts of one chunk per mini-batch
+        out = []
+        for m in range(per_shard // take):
+            prompts = [j * per_shard + m * take + i for j in range(local_shards) for i in range(take)]
+            out.append(torch.tensor([p * G + g for p in prompts for g in range(G)], dtype=torch.long))
+        return out
+
     def _logprobs_nograd(self, model: Any, batch: PackedBatch, chunk_rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         model.eval()
         lps, ents = [], []
@@ -239,26 +298,23 @@ class Trainer:
 
     def update(self, step: int, sb: StepBatch) -> dict[str, Any]:
         run = self.run
-        G = run.group_size
         self.model.train()
         lr = run.lr * min(1.0, step / max(1, run.warmup_steps))
         self.backend.set_lr(lr)
-        n_prompts = len(sb.prompt_rows)
-        per_mini = run.mini_batch_prompts // dist.world() * G  # this rank's share of a mini-batch
-        micro = run.micro_batch_seqs or per_mini
+        micro = run.micro_batch_seqs or len(sb.group_ids)
         stats: dict[str, list[float]] = {"loss": [], "clipfrac_low": [], "clipfrac_high": [],
                                          "approx_kl": [], "grad_norm": []}
         for _epoch in range(run.epochs):
-            for m0 in range(0, n_prompts * G, per_mini):
-                rows = torch.arange(m0, min(m0 + per_mini, n_prompts * G))
+            for rows in self.mini_batches(len(sb.prompt_rows)):
                 mask_all = sb.batch.resp_mask[rows]
                 # The whole mini-batch's denominator (over ranks), so that the micro-batch losses
                 # of every rank add up to the unsplit mini-batch loss.
                 local = float(mask_all.sum()) if run.loss_agg == "token-mean" else float(len(rows))
                 denom = max(1.0, dist.all_reduce_sum({"d": local})["d"])
                 self.backend.zero_grad()
-                mini_stats: dict[str, float] = {"loss": 0.0, "clipfrac_low": 0.0, "clipfrac_high": 0.0,
-                                                "approx_kl": 0.0}
+                # Sums over this rank's tokens; after the all-reduce, over the whole mini-batch.
+                sums: dict[str, float] = {"loss": 0.0, "clipfrac_low": 0.0, "clipfrac_high": 0.0,
+                                          "approx_kl": 0.0, "tokens": 0.0}
                 starts = list(range(0, len(rows), micro))
                 for u0 in starts:
                     idx = rows[u0 : u0 + micro]
@@ -277,18 +333,20 @@ class Trainer:
                         )
                         self._check_finite(step, "loss", loss.detach())
                         self.backend.backward(loss, last=u0 == starts[-1])
-                    w = float(sub.resp_mask.sum()) / max(1.0, float(mask_all.sum()))
-                    mini_stats["loss"] += float(loss.detach())
+                    n_tok = float(sub.resp_mask.sum())
+                    sums["loss"] += float(loss.detach())  # the losses of micro-batches and ranks add up
+                    sums["tokens"] += n_tok
                     for k in ("clipfrac_low", "clipfrac_high", "approx_kl"):
-                        mini_stats[k] += w * float(mstats.get(k, 0.0))
+                        v = float(mstats.get(k, 0.0))
+                        sums[k] += n_tok * v if n_tok else 0.0  # token-weighted, NaN of an empty micro-batch skipped
                 grad_norm = self.backend.step()  # skipped when the norm is not finite
                 self._check_finite(step, "gradients", torch.tensor([grad_norm]))
                 faults.maybe_fail("update", step)
-                if dist.world() > 1:  # losses add up over ranks; token-weighted stats average
-                    mini_stats = dist.all_reduce_sum(mini_stats)
-                    mini_stats = {k: v if k == "loss" else v / dist.world() for k, v in mini_stats.items()}
-                for k, v in mini_stats.items():
-                    stats[k].append(v)
+                sums = dist.all_reduce_sum(sums)
+                tokens = sums.pop("tokens")
+                stats["loss"].append(sums.pop("loss"))
+                for k, v in sums.items():
+                    stats[k].append(v / tokens if tokens else float("nan"))
                 stats["grad_norm"].append(float(grad_norm))
         self._check_weights(step)  # a checkpoint of this step must never hold inf/NaN weights
         self.engine.update_weights(self.model)
@@ -298,16 +356,48 @@ class Trainer:
 
     # ------------------------------------------------------------------ eval
 
-    def eval_greedy(self) -> float:
-        if not self.heldout_rows:
-            return float("nan")
+    def eval_greedy(self) -> dict[str, Any]:
+        """Greedy (T = 0) accuracy on every curve set (Appendix G's test accuracy).
+
+        Each rank decodes its share of every set; correct counts are summed over ranks.
+        Returns ``{"eval_greedy_acc": mean over the sets (the paper's average), "eval_bench":
+        [{"benchmark", "n", "acc"}], "eval_s": wall seconds}``; NaN/[] without sets.
+        """
+        t0 = time.perf_counter()
+        counts: dict[str, float] = {}
         self.model.eval()
-        with torch.no_grad(), self.backend.compute(), self.autocast():
-            outs = self.engine.generate(self.heldout_prompt_ids, SamplingParams(
-                temperature=0.0, max_new_tokens=self.run.max_new_tokens, n=1))
-        texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
-        verdicts = self.grader.grade_many(texts, [r["answer"] for r in self.heldout_rows])
-        return float(np.mean([v.correct for v in verdicts]))
+        for cset, ids in zip(self.curve_sets, self.curve_prompt_ids):
+            lo, hi = len(ids) * dist.rank() // dist.world(), len(ids) * (dist.rank() + 1) // dist.world()
+            rows, mine = cset.rows[lo:hi], ids[lo:hi]
+            with torch.no_grad(), self.backend.compute(), self.autocast():  # collective under ZeRO-3
+                outs = self.engine.generate(mine, SamplingParams(
+                    temperature=0.0, max_new_tokens=cset.max_new_tokens, n=1)) if mine else []
+            texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
+            verdicts = self.grader.grade_many(texts, [rows[o.prompt_index]["answer"] for o in outs])
+            counts[f"{cset.name}/correct"] = float(sum(v.correct for v in verdicts))
+            counts[f"{cset.name}/n"] = float(len(outs))
+        counts = dist.all_reduce_sum(counts)
+        bench = [{"benchmark": c.name, "n": int(counts[f"{c.name}/n"]),
+                  "acc": counts[f"{c.name}/correct"] / counts[f"{c.name}/n"]} for c in self.curve_sets]
+        return {"eval_greedy_acc": float(np.mean([b["acc"] for b in bench])) if bench else float("nan"),
+                "eval_bench": bench, "eval_s": time.perf_counter() - t0}
+
+    def _evaluate(self, step: int, row: dict[str, Any]) -> None:
+        """Fill ``row``'s evaluation columns and print the result and its cost to the run log."""
+        res = self.eval_greedy()
+        row.update(res)
+        if dist.is_main() and res["eval_bench"]:
+            per = "  ".join(f"{b['benchmark']} {b['acc']:.3f} (n={b['n']})" for b in res["eval_bench"])
+            self._log(f"{self.out_dir.name} step {step}: greedy test accuracy {res['eval_greedy_acc']:.4f}"
+                      f" = mean of [{per}]; eval took {res['eval_s']:.1f} s")
+
+    def _log(self, msg: str) -> None:
+        """One line of the run log (stderr; above the live progress bar when there is one).
+        Printed with or without ``progress``: the Snakemake rule's log file keeps it."""
+        bar = getattr(self, "_bar", None)
+        if bar is not None and bar.log(msg):
+            return
+        print(msg, file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ one step
 
@@ -320,48 +410,92 @@ class Trainer:
         upd = self.update(step, sb)
         new_logp, _ = self._logprobs_nograd(self.model, sb.batch)
         update_s = time.perf_counter() - t_update
-        mask = sb.batch.resp_mask
-        correct = sb.rewards > 0.5
-        gain_seq, gain_tok = M.logprob_gain_correct(new_logp, sb.old_logp, mask, correct)
-        none_f, all_f, mixed_f = M.solved_fractions(sb.rewards, sb.group_ids)
-        hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, run.group_size)
-        w_pos, w_neg = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, run.group_size)
-        lengths = mask.sum(1).to(torch.float64)  # token-mean weight of each rollout, relative to the mean
-        w_pos_tok, w_neg_tok = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, run.group_size,
-                                                     weights=lengths / lengths.mean().clamp(min=1.0))
-        n_tokens = float(mask.sum())
+        diag = self.diagnostics(sb, new_logp)
+        tokens = diag.pop("_tokens")
         row = {
             "step": step,
-            "reward_mean": float(sb.rewards.mean()),
-            "entropy": float(M.mean_token_entropy(sb.old_entropy, mask)),
-            "kappa": float(M.kappa_batch(sb.old_logp, mask, sb.rewards, sb.group_ids)),
-            "none_solved_frac": float(none_f),
-            "all_solved_frac": float(all_f),
-            "mixed_frac": float(mixed_f),
-            "logprob_gain_correct": float(gain_seq),
-            "logprob_gain_correct_tok": float(gain_tok),
+            **diag,
             "clipfrac_low": upd["clipfrac_low"],
             "clipfrac_high": upd["clipfrac_high"],
             "approx_kl": upd["approx_kl"],
             "loss": upd["loss"],
-            "adv_pos_mass": float(sb.advantages.clamp(min=0).sum()),
-            "adv_neg_mass": float((-sb.advantages).clamp(min=0).sum()),
-            "response_len_mean": float(mask.sum(1).mean()),
             "grad_norm": upd["grad_norm"],
             "lr": upd["lr"],
             "rollout_s": timing["rollout_s"],
             "update_s": update_s,
-            "tokens_per_s": n_tokens / max(1e-9, time.perf_counter() - t_start),
+            "tokens_per_s": tokens / max(1e-9, time.perf_counter() - t_start),
             "eval_greedy_acc": float("nan"),
-            "p_hist": [int(x) for x in hist],
-            "w_pos_hist": [float(x) for x in w_pos],
-            "w_neg_hist": [float(x) for x in w_neg],
-            "w_pos_tok_hist": [float(x) for x in w_pos_tok],
-            "w_neg_tok_hist": [float(x) for x in w_neg_tok],
+            "eval_bench": [],
+            "eval_s": float("nan"),
         }
         if run.eval_every and (step % run.eval_every == 0 or step == run.steps):
-            row["eval_greedy_acc"] = self.eval_greedy()
+            self._evaluate(step, row)
         return row
+
+    def diagnostics(self, sb: StepBatch, new_logp: torch.Tensor) -> dict[str, Any]:
+        """The step's rollout diagnostics over the WHOLE batch, every rank's share included.
+
+        Each rank contributes sums and counts (tokens, groups, mixed groups, correct
+        rollouts), all-reduced before dividing: entropy is token-weighted over all response
+        tokens, kappa_B the mean over all mixed groups of the batch (Appendix E), the
+        solved fractions and histograms cover all prompts, and the log-prob gain all correct
+        rollouts. A rank's groups are whole (prompts are sharded, not rollouts), so group
+        statistics need no communication before the sums. ``new_logp``: [N, T] after the update.
+        """
+        G = self.run.group_size
+        mask = sb.batch.resp_mask
+        correct = sb.rewards > 0.5
+        n_groups = float(len(sb.prompt_rows))
+        hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, G)  # groups per number correct k
+        n_mixed = n_groups - hist[0] - hist[G]
+        kappa = M.kappa_batch(sb.old_logp, mask, sb.rewards, sb.group_ids)  # mean over this rank's mixed groups
+        gain_seq, gain_tok = M.logprob_gain_correct(new_logp, sb.old_logp, mask, correct)
+        n_correct = float(correct.sum())
+        tok_correct = float(mask[correct].sum())
+        tokens = float(mask.sum())
+        sums = {  # mean x count = sum; a NaN mean has a zero count
+            "seqs": float(len(sb.rewards)), "reward": float(sb.rewards.sum()), "tokens": tokens,
+            "entropy": float(M.masked_sum(sb.old_entropy, mask)),
+            "groups": n_groups, "none": float(hist[0]), "all": float(hist[G]), "mixed": n_mixed,
+            "kappa": kappa * n_mixed if n_mixed else 0.0,
+            "correct": n_correct, "tok_correct": tok_correct,
+            "gain_seq": gain_seq * n_correct if n_correct else 0.0,
+            "gain_tok": gain_tok * tok_correct if tok_correct else 0.0,
+            "adv_pos": float(sb.advantages.clamp(min=0).sum()), "adv_neg": float((-sb.advantages).clamp(min=0).sum()),
+        }
+        w_pos, w_neg = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, G)
+        # Claim 6's token-weighted mass: each advantage x its rollout's length, summed here and
+        # divided by the whole batch's mean length after the all-reduce.
+        w_pos_len, w_neg_len = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, G,
+                                                     weights=mask.sum(1).to(torch.float64))
+        for k in range(G + 1):
+            sums[f"p_hist/{k}"], sums[f"w_pos/{k}"], sums[f"w_neg/{k}"] = float(hist[k]), w_pos[k], w_neg[k]
+            sums[f"w_pos_len/{k}"], sums[f"w_neg_len/{k}"] = w_pos_len[k], w_neg_len[k]
+        t = dist.all_reduce_sum(sums)
+        mean_len = t["tokens"] / t["seqs"] if t["tokens"] and t["seqs"] else 1.0
+
+        def ratio(a: str, b: str) -> float:
+            return t[a] / t[b] if t[b] else float("nan")
+
+        return {
+            "reward_mean": ratio("reward", "seqs"),
+            "entropy": ratio("entropy", "tokens"),
+            "kappa": ratio("kappa", "mixed"),
+            "none_solved_frac": ratio("none", "groups"),
+            "all_solved_frac": ratio("all", "groups"),
+            "mixed_frac": ratio("mixed", "groups"),
+            "logprob_gain_correct": ratio("gain_seq", "correct"),
+            "logprob_gain_correct_tok": ratio("gain_tok", "tok_correct"),
+            "adv_pos_mass": t["adv_pos"],
+            "adv_neg_mass": t["adv_neg"],
+            "response_len_mean": ratio("tokens", "seqs"),
+            "p_hist": [int(round(t[f"p_hist/{k}"])) for k in range(G + 1)],
+            "w_pos_hist": [t[f"w_pos/{k}"] for k in range(G + 1)],
+            "w_neg_hist": [t[f"w_neg/{k}"] for k in range(G + 1)],
+            "w_pos_tok_hist": [t[f"w_pos_len/{k}"] / mean_len for k in range(G + 1)],
+            "w_neg_tok_hist": [t[f"w_neg_len/{k}"] / mean_len for k in range(G + 1)],
+            "_tokens": t["tokens"],
+        }
 
     # ------------------------------------------------------------------ loop
 
@@ -371,10 +505,13 @@ class Trainer:
         if dist.is_main():
             artifacts.write_json(self.out_dir / "run.json", self.config_dict())
         if self.start_step == 1 and not self.metrics_rows and run.eval_every:
-            # Step 0: the starting policy's held-out accuracy anchors the accuracy curves.
-            self.metrics_rows.append(self._eval_row(0, self.eval_greedy()))
+            # Step 0: the starting policy's test accuracy anchors the accuracy curves.
+            row0 = self._eval_row(0)
+            self._evaluate(0, row0)
+            self.metrics_rows.append(row0)
         bar = _Progress(run.steps, self.start_step - 1, enabled=self.progress and dist.is_main(),
                         label=self.out_dir.name)
+        self._bar = bar
         with bar:
             for step in range(self.start_step, run.steps + 1):
                 row = self.train_step(step)
@@ -392,10 +529,10 @@ class Trainer:
         self.engine.close()
         return path
 
-    def _eval_row(self, step: int, acc: float) -> dict[str, Any]:
+    def _eval_row(self, step: int) -> dict[str, Any]:
         row: dict[str, Any] = {name: float("nan") for name in artifacts.METRICS.names}
-        row.update(step=step, eval_greedy_acc=acc, p_hist=[], w_pos_hist=[], w_neg_hist=[], w_pos_tok_hist=[],
-                   w_neg_tok_hist=[], lr=0.0)
+        row.update(step=step, p_hist=[], w_pos_hist=[], w_neg_hist=[], w_pos_tok_hist=[], w_neg_tok_hist=[],
+                   eval_bench=[], lr=0.0)
         return row
 
     # ------------------------------------------------------------------ checkpoints
@@ -509,11 +646,15 @@ def _check_same_run(ckpt: Path, saved: dict[str, Any] | None, now: dict[str, Any
     if not saved:
         return
     diffs = []
+    defaults = {"run": config_to_dict(TrainConfig()), "model": config_to_dict(ModelConfig()),
+                "task": config_to_dict(TaskConfig())}
     for section in ("run", "model", "task"):
         a, b = saved.get(section) or {}, now.get(section) or {}
         for key in sorted(set(a) | set(b)):
             if section == "run" and key in RESUME_FREE_KEYS:
                 continue
+            if key not in a and key in defaults[section] and b.get(key) == defaults[section][key]:
+                continue  # a setting added after the checkpoint was made, at its default
             x, y = a.get(key), b.get(key)
             if x != y and not (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)):
                 diffs.append(f"{section}.{key} {x!r} -> {y!r}")
@@ -626,8 +767,15 @@ class _Progress:
         if self._p is not None:
             info = f"reward {row['reward_mean']:.3f}  entropy {row['entropy']:.3f}"
             if not math.isnan(row.get("eval_greedy_acc", float("nan"))):
-                info += f"  heldout {row['eval_greedy_acc']:.3f}"
+                info += f"  test acc {row['eval_greedy_acc']:.3f}"
             self._p.update(self._task, completed=step, info=info)
+
+    def log(self, msg: str) -> bool:
+        """Print ``msg`` above the live bar; False when there is no bar (print it yourself)."""
+        if self._p is None:
+            return False
+        self._p.console.print(msg, markup=False, highlight=False)
+        return True
 
     def __exit__(self, *exc: Any) -> None:
         if self._p is not None:

@@ -1,16 +1,18 @@
 """Stage `train`: prompts.parquet + base model -> runs/{run_id}/metrics.parquet (+ checkpoints).
 
 One run = one method config + seed. Resumes from the latest complete checkpoint in
-``out_dir`` when there is one.
+``out_dir`` when there is one. The greedy test-accuracy curve (``train.eval_every``) runs on
+the prompts' held-out split for the embedded task, on ``eval.benchmarks`` for a benchmark task.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from asymcli import artifacts
+from asymcli import artifacts, evaluation
 from asymcli.config import Config, TrainConfig, resolve_run, run_id
 from asymcli.errors import DataError
+from asymcli.evaluation import CurveSet
 from asymcli.trainer import Trainer
 
 
@@ -48,5 +50,16 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     model = Path(model) if model else paths["model"]
     out = Path(out) if out else paths["runs"] / run_id(tc.method, tc.beta_pos, tc.beta_neg, tc.seed)
     train_rows, heldout_rows = load_splits(prompts)
-    trainer = Trainer(cfg, tc, train_rows, heldout_rows, model, out, progress=progress)
+    trainer = Trainer(cfg, tc, train_rows, heldout_rows, model, out, progress=progress,
+                      curve_sets=curve_sets(cfg, tc, prompts))
     return trainer.train()
+
+
+def curve_sets(cfg: Config, tc: TrainConfig, prompts: Path) -> list[CurveSet] | None:
+    """What ``train.eval_every`` evaluates: for a benchmark task (whose prompts are all
+    ``train``) the config's eval benchmarks at T = 0, each cut to its ``curve_limit``
+    (Appendix G's test-accuracy curves); for the embedded task None, i.e. the prompts'
+    held-out split."""
+    if cfg.task.kind != "benchmark" or not tc.eval_every:
+        return None
+    return evaluation.curve_sets(cfg, prompts_path=prompts)

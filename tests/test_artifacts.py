@@ -60,3 +60,22 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             raise RuntimeError("killed")
     assert p.read_text() == "old"
     assert [f.name for f in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_metrics_written_before_the_eval_columns_still_read(tmp_path):
+    """METRICS columns added later (eval_bench, eval_s) may be absent from an older file:
+    it reads back with them null, and the aggregate's schema check accepts it."""
+    from asymcli.aggregate import check_files
+
+    old = pa.schema([f for f in artifacts.METRICS if not artifacts.is_added(f)])
+    row = {n: (0 if n == "step" else ([] if n.endswith("hist") else 0.5)) for n in old.names}
+    path = artifacts.write_parquet(tmp_path / "metrics.parquet", [row], old)
+    table = artifacts.read_parquet(path, artifacts.METRICS)
+    assert table.column_names == artifacts.METRICS.names
+    assert table.column("eval_bench").to_pylist() == [None] and table.column("eval_s").to_pylist() == [None]
+    assert check_files([path], artifacts.METRICS) == [str(path)]
+    missing = pa.schema([f for f in old if f.name != "entropy"])
+    bad = artifacts.write_parquet(tmp_path / "bad.parquet", [{k: v for k, v in row.items() if k != "entropy"}],
+                                  missing)
+    with pytest.raises(artifacts.ArtifactError, match="missing column 'entropy'"):
+        artifacts.read_parquet(bad, artifacts.METRICS)

@@ -56,7 +56,7 @@ def write_run(root: Path, rid: str, *, entropy=0.0, none=0.0, gain=0.0, kappa=No
     pos, neg = mass(hist, w_bp, w_bn)
     pos_tok, neg_tok = mass(hist, *(tok_betas or (w_bp, w_bn)))
     rows = [{**{n: math.nan for n in artifacts.METRICS.names}, "step": 0, "eval_greedy_acc": 0.1,
-             "p_hist": [], "w_pos_hist": [], "w_neg_hist": [], "w_pos_tok_hist": [], "w_neg_tok_hist": []}]
+             "p_hist": [], "w_pos_hist": [], "w_neg_hist": [], "w_pos_tok_hist": [], "w_neg_tok_hist": [], "eval_bench": []}]
     for step in range(1, STEPS + 1):
         on = 1.0 if step >= 2 else 0.0
         row = {n: 0.0 for n in artifacts.METRICS.names}
@@ -65,7 +65,7 @@ def write_run(root: Path, rid: str, *, entropy=0.0, none=0.0, gain=0.0, kappa=No
                    logprob_gain_correct=0.3 + gain,
                    kappa=kappa(step) if kappa else 0.004,
                    eval_greedy_acc=math.nan, p_hist=list(hist), w_pos_hist=pos, w_neg_hist=neg,
-                   w_pos_tok_hist=pos_tok, w_neg_tok_hist=neg_tok)
+                   w_pos_tok_hist=pos_tok, w_neg_tok_hist=neg_tok, eval_bench=[])
         if step == STEPS and greedy is not None:
             row["eval_greedy_acc"] = greedy
         rows.append(row)

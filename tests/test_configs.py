@@ -90,7 +90,8 @@ def test_qwen3_4b_settings():
     assert resolve_run(cfg, "grpo_ent").entropy_coef == 0.001
     assert resolve_run(cfg, "reinforce_ent").entropy_coef == 0.005
     assert resolve_run(cfg, "clip_higher").clip_eps_high == 0.28
-    assert resolve_run(cfg, "dr_grpo").loss_agg == "seq-mean-token-sum-norm"
+    # App. G: token-level aggregation "for all settings", Dr.GRPO's row included (chosen).
+    assert resolve_run(cfg, "dr_grpo").loss_agg == "token-mean"
     assert [0.7, 0.7] in cfg.grid.betas
     grid = {(bp, bn) for _, bp, bn, _ in grid_pair_runs(cfg)}
     assert {(0.9, 0.4), (0.9, 0.5), (0.5, 0.5)} <= grid
@@ -128,6 +129,23 @@ def test_every_paper_value_cites_the_paper_or_says_chosen(name):
             assert cited.search(line), f"{name}: '{line.strip()}' neither cites the paper nor says '# chosen: not in the paper'"
     text = PAPER[name].read_text()
     assert "# chosen: not in the paper" in text
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_configs_mark_the_values_the_paper_leaves_open(name):
+    """Issue 13: Dr.GRPO's aggregation, dual-clip, Adam betas/eps, evaluation top_p and
+    length, the prompt template and the grader each carry a '# chosen' note."""
+    text = PAPER[name].read_text()
+    cfg = load_config(PAPER[name])
+    for key in ("dual_clip_c: null", "adam_beta1: 0.9", "adam_beta2: 0.999", "adam_eps: 1.0e-8",
+                "loss_agg: token-mean         # chosen"):
+        line = next((ln for ln in text.splitlines() if key in ln), None)
+        assert line is not None and "chosen: not in the paper" in line, (name, key)
+    blocks = re.split(r"\n(?!\s*#)", text)  # runs of consecutive comment lines
+    for topic in ("(the prompt template)", "(the grader)", "top_p 1.0", "max_new_tokens unset"):
+        assert any(topic in b and "chosen: not in the paper" in b for b in blocks), (name, topic)
+    assert resolve_run(cfg, "dr_grpo").loss_agg == "token-mean" and cfg.train.dual_clip_c is None
+    assert all(b.top_p == 1.0 and b.max_new_tokens is None and b.curve_limit is None for b in cfg.eval.benchmarks)
 
 
 def test_paper_configs_match_each_other_where_the_paper_does():

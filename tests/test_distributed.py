@@ -9,8 +9,12 @@
   Under stage 3 it also writes the consolidated HF folder and DeepSpeed's sharded state,
   reloads both into a fresh engine, and checks that the next step matches the original.
 
-This file is also the worker script of that launch (``python -m torch.distributed.run ...
-tests/test_distributed.py OUT``).
+- Marker ``deepspeed``: a whole ``asym train`` launched with torchrun on 2 CPU processes
+  equals the 1-process run on the same prompts, metric by metric (rollouts made equal by
+  ``train.rollout_shards``; the diagnostics all-reduced over ranks).
+
+This file is also the worker script of those launches (``python -m torch.distributed.run ...
+tests/test_distributed.py OUT``, or ``... tests/test_distributed.py train ARGS``).
 """
 
 from __future__ import annotations
@@ -290,5 +294,77 @@ def test_two_process_zero_step_equals_single_process(tmp_path):
     assert res["resume_max_diff"] < ATOL
 
 
+# ---------------------------------------------------------------------------
+# A whole `asym train`: 2 processes (torchrun, CPU, gloo) against 1 process
+# ---------------------------------------------------------------------------
+
+TRAIN_TIMING = {"rollout_s", "update_s", "tokens_per_s", "eval_s"}
+
+
+def _train_main(args: list[str]) -> None:
+    """`asym train ARGS` with the stand-in reward of tests/test_trainer.py (a random tiny
+    policy never solves arithmetic; parity gives mixed groups, so every statistic is live)."""
+    import asymcli.grading
+    from asymcli.cli import app
+    from tests.test_trainer import ParityGrader
+
+    asymcli.grading.Grader = ParityGrader
+    app(args, prog_name="asym")
+
+
+@pytest.mark.deepspeed
+@pytest.mark.skipif(not HAVE_DS, reason="deepspeed is not installed (pip install 'asym[deepspeed]')")
+def test_two_process_asym_train_equals_single_process(tiny_policy_dir, arith_rows, tmp_path):
+    """Same prompts, same rollouts (``train.rollout_shards: 2`` on both), two mini-batches
+    per step in uneven micro-batches, greedy evaluation and a checkpoint: every metric of
+    the 2-process run (DeepSpeed stage 0 over gloo; diagnostics all-reduced over the ranks)
+    equals the 1-process run's within float tolerance."""
+    import yaml
+
+    from asymcli import artifacts
+
+    prompts = artifacts.write_parquet(tmp_path / "prompts.parquet", arith_rows, artifacts.PROMPTS)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "train": {
+        "steps": 3, "prompts_per_step": 4, "mini_batch_prompts": 2, "group_size": 4, "micro_batch_seqs": 3,
+        "max_new_tokens": 10, "eval_every": 2, "eval_prompts": 6, "checkpoint_every": 2, "lr": 5e-3, "epochs": 2,
+        "clip_eps_low": 0.02, "clip_eps_high": 0.02,
+        "warmup_steps": 1, "rollout_shards": 2, "device": "cpu"}}))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root),
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    args = ["train", "--config", str(cfg), "--method", "asym", "--prompts", str(prompts),
+            "--model", str(tiny_policy_dir), "--no-progress"]
+    one = [sys.executable, __file__, *args, "--out", str(tmp_path / "one")]
+    two = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), __file__, *args, "--out", str(tmp_path / "two")]
+    for cmd in (one, two):
+        proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    a = artifacts.read_parquet(tmp_path / "one" / "metrics.parquet", artifacts.METRICS).to_pylist()
+    b = artifacts.read_parquet(tmp_path / "two" / "metrics.parquet", artifacts.METRICS).to_pylist()
+    assert [r["step"] for r in a] == [r["step"] for r in b] == [0, 1, 2, 3]
+    assert any(r["mixed_frac"] > 0 for r in a[1:]) and any(not math.isnan(r["kappa"]) for r in a[1:])
+    for x, y in zip(a, b):
+        for key in x:
+            if key in TRAIN_TIMING:
+                continue
+            if key == "eval_bench":
+                assert [e["benchmark"] for e in x[key]] == [e["benchmark"] for e in y[key]]
+                assert [(e["n"], e["acc"]) for e in x[key]] == pytest.approx([(e["n"], e["acc"]) for e in y[key]])
+            elif isinstance(x[key], list):
+                assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-6), (x["step"], key)
+            elif isinstance(x[key], float) and math.isnan(x[key]):
+                assert math.isnan(y[key]), (x["step"], key, y[key])
+            else:
+                assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-6), (x["step"], key, x[key], y[key])
+    assert (tmp_path / "two" / "checkpoints" / "step_000003" / "deepspeed").is_dir()
+
+
 if __name__ == "__main__":
-    _worker(Path(sys.argv[1]))
+    if sys.argv[1] == "train":
+        _train_main(sys.argv[1:])
+    else:
+        _worker(Path(sys.argv[1]))

@@ -88,3 +88,12 @@ def setup_model(tmp_path: Path) -> Path:
     save_policy(build_model(ModelConfig(hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1,
                                         intermediate_size=32), tok), tok, folder)
     return folder
+
+
+def test_curve_limit_is_not_part_of_the_spec_key():
+    """The trainer's curve subset never changes a checkpoint's samples: finished parts stay valid."""
+    from asymcli.config import BenchmarkSpec
+    from asymcli.evaluation import spec_key
+
+    assert spec_key(BenchmarkSpec(name="math500"), 64, 1) == spec_key(BenchmarkSpec(name="math500", curve_limit=50), 64, 1)
+    assert spec_key(BenchmarkSpec(name="math500"), 64, 1) != spec_key(BenchmarkSpec(name="math500", limit=50), 64, 1)

@@ -29,7 +29,7 @@ import yaml
 from asymcli import artifacts
 from asymcli.trainer import COMPLETE_MARKER, STATE_FILE, list_checkpoints
 
-TIMING = {"rollout_s", "update_s", "tokens_per_s"}
+TIMING = {"rollout_s", "update_s", "tokens_per_s", "eval_s"}
 KILLED = -signal.SIGKILL
 
 # A run small enough for seconds on one CPU thread, with real Adam updates every step: a

@@ -16,7 +16,7 @@ from asymcli.errors import NumericalError
 from asymcli.grading import Verdict
 from asymcli.trainer import Trainer, list_checkpoints
 
-TIMING = {"rollout_s", "update_s", "tokens_per_s"}
+TIMING = {"rollout_s", "update_s", "tokens_per_s", "eval_s"}
 
 
 class ParityGrader:
@@ -130,3 +130,31 @@ def test_greedy_eval_prompts_spread_over_tiers():
     assert len(picked) == 200
     assert {r["difficulty"] for r in picked} == {"t1", "t2", "t3", "t4"}
     assert spread_rows(rows[:5], 10) == rows[:5]
+
+
+def test_resume_accepts_settings_added_later_at_their_defaults(tmp_path):
+    """A checkpoint written before a run setting existed (train.adam_eps, train.rollout_shards)
+    resumes while the setting keeps its default, and refuses once it differs."""
+    from asymcli.config import TrainConfig, config_to_dict
+    from asymcli.errors import ArtifactError
+    from asymcli.trainer import _check_same_run
+
+    now = {"run": config_to_dict(TrainConfig()), "model": {}, "task": {}}
+    saved = {"run": {k: v for k, v in now["run"].items() if k not in ("adam_eps", "rollout_shards")},
+             "model": {}, "task": {}}
+    _check_same_run(tmp_path, saved, now)
+    now["run"]["rollout_shards"] = 2
+    with pytest.raises(ArtifactError, match="run.rollout_shards None -> 2"):
+        _check_same_run(tmp_path, saved, now)
+
+
+def test_mini_batches_take_every_rollout_shard_alike(tiny_policy_dir, arith_rows, tmp_path):
+    """With 2 rollout chunks on one process, mini-batch m is the m-th slice of each chunk,
+    as it is on 2 processes (each rank's slice of its chunk)."""
+    cfg = small_cfg(prompts_per_step=4, mini_batch_prompts=2, group_size=2, rollout_shards=2)
+    trainer = make(cfg, resolve_run(cfg, "grpo", seed=0), arith_rows, tiny_policy_dir, tmp_path / "run")
+    got = [t.tolist() for t in trainer.mini_batches(4)]
+    assert got == [[0, 1, 4, 5], [2, 3, 6, 7]]  # prompts {0, 2} then {1, 3}, G = 2 rows each
+    cfg1 = small_cfg(prompts_per_step=4, mini_batch_prompts=2, group_size=2)
+    plain = make(cfg1, resolve_run(cfg1, "grpo", seed=0), arith_rows, tiny_policy_dir, tmp_path / "plain")
+    assert [t.tolist() for t in plain.mini_batches(4)] == [[0, 1, 2, 3], [4, 5, 6, 7]]

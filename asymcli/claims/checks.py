@@ -486,10 +486,9 @@ def mass_profile(rows: Sequence[Mapping[str, Any]], pos_col: str = "w_pos_hist",
     pos: list[float] = []
     neg: list[float] = []
     for r in rows:
-        h = r.get("p_hist") or []
-        wp, wn = r.get(pos_col) or [], r.get(neg_col) or []
-        if not h or not wp:
-            continue
+        h, wp, wn = r.get("p_hist"), r.get(pos_col), r.get(neg_col)
+        if not (isinstance(h, list) and isinstance(wp, list) and isinstance(wn, list)) or not h or not wp:
+            continue  # no rollouts at this step, or a file older than the column (read back as null)
         if G is None:
             G = len(h) - 1
             groups, pos, neg = [0] * (G + 1), [0.0] * (G + 1), [0.0] * (G + 1)

@@ -38,8 +38,6 @@ ENT_INCREASE: GroupKey = ("ent_increase", None, None)
 ASYM: GroupKey = ("asym", *ASYM_PAIR)
 SYM: GroupKey = ("asym", *SYM_PAIR)
 
-#: List columns of METRICS (the rest are floats, NaN where absent).
-LIST_COLUMNS = ("p_hist", "w_pos_hist", "w_neg_hist", "w_pos_tok_hist", "w_neg_tok_hist")
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -221,7 +219,7 @@ def load_runs(sources: Sources, checkpoint: int | None = None) -> dict[str, RunD
         rows = []
         for r in table.to_pylist():
             for k, v in r.items():
-                if k != "step" and k not in LIST_COLUMNS:
+                if k != "step" and not isinstance(v, list):  # lists: histograms, eval_bench
                     r[k] = _float(v)
             rows.append(r)
         rows.sort(key=lambda r: r["step"])

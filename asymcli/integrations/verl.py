@@ -3,15 +3,10 @@
 Importing this module registers, through verl's own ``register_adv_est`` (so verl's
 ``get_adv_estimator_fn`` and its trainer find them by ``algorithm.adv_estimator``):
 
-=================  =================================  ==============================
-verl name          registry estimator                 betas
-=================  =================================  ==============================
-``asym_grpo``      ``asym`` (Eq. 8)                   free, default (0.9, 0.4)
-``pos_only``       ``pos_only`` (Sec. 3.1)            fixed (0.5, 0)
-``neg_only``       ``neg_only`` (Sec. 3.1)            fixed (0, 0.5)
-``ent_decrease``   ``ent_decrease`` (Sec. 3.2, App C)  free, default (0.5, 0.5)
-``ent_increase``   ``ent_increase`` (Sec. 3.2, App C)  free, default (0.5, 0.5)
-=================  =================================  ==============================
+- ``asym_grpo``: the registry's ``asym`` (Eq. 8), betas free, default (0.9, 0.4);
+- ``pos_only`` / ``neg_only``: Sec. 3.1's ablations, betas fixed at (0.5, 0) / (0, 0.5);
+- ``ent_decrease`` / ``ent_increase``: Sec. 3.2 with Appendix C's extrapolation, betas
+  free, default (0.5, 0.5).
 
 The betas are read from verl's ``algorithm`` section as ``asym_beta_pos`` /
 ``asym_beta_neg`` (method-prefixed flat keys, as verl names ``gdpo_reward_keys``); they

@@ -62,7 +62,7 @@ def test_readme_example_trains_with_the_registry_advantages(tmp_path, monkeypatc
     files = sorted((tmp_path / "completions").glob("completions_*.parquet"))
     assert len(files) == args.max_steps == len(used)
     differs_from_trl = False
-    for path, adv_used in zip(files, used):
+    for path, adv_used in zip(files, used, strict=True):
         table = pd.read_parquet(path)
         rewards = torch.tensor(table["has_digit"].to_numpy(), dtype=torch.float64)
         groups = torch.arange(len(table)) // G

@@ -190,7 +190,7 @@ def test_batch_metrics_reuse_the_metric_functions():
 def test_mixin_adds_the_metrics_to_verls_actor_output(monkeypatch):
     ray_trainer = pytest.importorskip("verl.trainer.ppo.ray_trainer")
     RayPPOTrainer = ray_trainer.RayPPOTrainer
-    data, scores, group_ids, mask, old = diagnostics_batch(1)
+    data, scores, group_ids, _, old = diagnostics_batch(1)
     new = old + 0.05
     calls = []
 

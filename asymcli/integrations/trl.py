@@ -107,7 +107,8 @@ class AsymGRPOTrainer(GRPOTrainer):
         self._asym_rewards_per_func: Tensor | None = None
         self._asym_previous: dict[str, Tensor] | None = None  # last batch, for the log-prob gain
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # noqa: ANN001, ANN202
+    def _calculate_rewards(self, inputs: list[dict[str, Any]], prompts: list, completions: list,
+                           completion_ids_list: list) -> Tensor:
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._asym_rewards_per_func = rewards_per_func  # [N, n_funcs], gathered over processes
         return rewards_per_func
@@ -208,4 +209,4 @@ class AsymGRPOTrainer(GRPOTrainer):
         gathered = self.accelerator.gather(values.unsqueeze(0)).reshape(-1, len(gain))
         means = [float(col[~torch.isnan(col)].mean()) if (~torch.isnan(col)).any() else math.nan
                  for col in gathered.T]
-        return dict(zip(gain, means))
+        return dict(zip(gain, means, strict=True))

@@ -35,7 +35,8 @@ logs them through verl's own tracker by riding on the actor-update metrics.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -2,25 +2,36 @@
 
 One place decides correctness for training rewards and for evaluation alike:
 
-1. :func:`extract_answer` takes the model's final answer: the content of the LAST
-   ``\\boxed{...}`` / ``\\fbox{...}`` (or ``\\boxed 5``), found by a brace-matching scan
-   (escaped braces ``\\{`` ``\\}`` do not count). Without a box it falls back, in order, to
-   the last "final answer is X", "the answer is X" or "Answer: X" line near the end.
-2. :func:`grade` normalises both sides conservatively (see ``_clean``), accepts an exact
+1. :func:`extract_answer` takes the model's final answer from its final boxes
+   (``\\boxed{...}`` / ``\\fbox{...}`` / ``\\boxed 5``, found by a brace-matching scan;
+   escaped braces ``\\{`` ``\\}`` do not count). Several boxes follow ``multi_box``
+   (the ``grading.multi_box`` config key): ``"set"`` (default; math-verify's and
+   lighteval's convention) reads the last box together with the boxes joined to it by
+   commas/"and"/"or" or standing in the same math environment as one answer set
+   ``a, b, c``; ``"last"`` (verl's convention) reads the last box only. A "final answer
+   ... is X" statement after the last box supersedes it (math-verify: the rightmost of the
+   two). Without a box it falls back, in order, to the last "final answer ... is X", "the
+   answer is X" or "Answer: X" near the end (a math span, or in prose the first number).
+2. :func:`grade` reads the gold the same way (:func:`gold_text`: a gold with several boxes
+   is the set of its final boxes; a gold written as a worked answer is its final-answer
+   statement), normalises both sides conservatively (see ``_clean``), accepts an exact
    string match, decides plain numbers and bracketed lists of plain numbers (intervals,
    points) directly where no rounding could change the outcome (integers; rationals equal
    or more than 1e-4 apart, relatively; lists with equal brackets and values, or integer
    lists that differ), and otherwise asks math-verify
    (``math_verify.parse`` / ``math_verify.verify``; we write no CAS of our own), handing it
-   only the extracted content wrapped in ``$...$``.
+   only the extracted content wrapped in ``$...$``. Percentages are math-verify's: ``50\\%``
+   equals both ``50`` and ``0.5``.
 
 Where this departs from calling math-verify on the raw response (each has a test):
-- several boxes in one output are NOT read as a set: only the last box counts;
+- a draft box followed by prose and a correction is not read as a set with the correction;
 - a full stop inside the math (``$2^{10}.$``) is stripped, so it is 1024, not 2;
 - ``\\mathrm{e}`` is Euler's number (math-verify reads it as a symbol ``e``);
 - a mixed number ``4 4/9`` / ``4\\frac{4}{9}`` is 40/9 (math-verify reads ``4 4/9`` as 8/9);
 - ``1\\,000`` is 1000 (math-verify reads the thin space as a product: 0);
-- a bare gold like ``\\sqrt{18}`` is wrapped before parsing (bare, it parses to nothing).
+- a bare gold like ``\\sqrt{18}`` is wrapped before parsing (bare, it parses to nothing);
+- no number is read out of free prose without a box or an answer line.
+Agreement with math-verify's and lighteval's own test tables: docs/grading.md.
 
 Verdict reasons: ``correct``, ``wrong``, ``no_answer`` (nothing extracted), ``unparsable``
 (the answer is too long, too deeply nested, unbalanced, an astronomically large number, or
@@ -28,7 +39,7 @@ math-verify finds no mathematical object in it), ``timeout`` (math-verify ran pa
 budget, or a worker process overran its deadline and was killed).
 
 Time bounds. Inputs first pass size guards (answer length, nesting depth, numeric power
-towers, huge factorials) so that no single sympy operation can run unboundedly long. In
+towers, huge factorials, answer sets of more than MAX_SET_BOXES boxes) so that no single sympy operation can run unboundedly long. In
 the main thread math-verify's own ``signal.alarm`` timeouts add a budget of ``timeout_s``
 per answer (whole seconds, at least 1). ``signal.alarm`` only works in the main thread, so
 elsewhere the alarms are switched off (``None`` timeouts) and the size guards carry the
@@ -60,6 +71,7 @@ MULTI_BOX_MODES = ("set", "last")
 MAX_ANSWER_CHARS = 1000  # longer extracted answers are unparsable (MATH answers are short)
 MAX_NESTING = 50  # deeper {[( nesting is unparsable
 MAX_BOX_CANDIDATES = 100  # how many \boxed occurrences we look back through (empty/malformed ones)
+MAX_SET_BOXES = 20  # an answer set of more boxes is unparsable (sympy slows on long sets; no MATH answer has one)
 FALLBACK_TAIL_CHARS = 4000  # the "Answer: X" fallback looks only at the end of a response
 MAX_DIGITS = 10_000  # a number (literal, power, tower) with more decimal digits is unparsable
 MAX_FACTORIAL = 5_000  # n! with a literal n above this is unparsable
@@ -99,7 +111,7 @@ _JOIN = (r"(?:\s|[,;]|\$|\\[()\[\]]|\\\\|\\[,;:! ]|\\q?quad(?![A-Za-z])"
          r"|\\text\s*\{\s*(?:,?\s*(?:and|or)\s*)?,?\s*\}|\b(?:and|or)\b)*")
 # ... and at most one word right after the first box, before "and"/"or" (a unit:
 # "\boxed{1} papers and \boxed{2} bins").
-_BOX_JOINER = re.compile(rf"(?:\s*[A-Za-z]+\s+(?:and|or)\b)?{_JOIN}", re.I)
+_BOX_JOINER = re.compile(rf"(?:\s*[A-Za-z]{{1,20}}\s+(?:and|or)\b)?{_JOIN}", re.I)
 
 
 class _Box(NamedTuple):
@@ -172,7 +184,7 @@ def _one_math_env(text: str, a: _Box, b: _Box) -> bool:
     """Whether boxes ``a`` and ``b`` (``a`` first) sit in one math environment (``$...$``,
     ``$$...$$``, ``\\[...\\]``, ``\\(...\\)``): math-verify reads all boxes of one
     environment as the answer set, whatever stands between them."""
-    if _ENV_DELIM.search(text, a.end, b.start) or "\n\n" in text[a.end : b.start]:
+    if b.start - a.end > MAX_ANSWER_CHARS or _ENV_DELIM.search(text, a.end, b.start) or "\n\n" in text[a.end : b.start]:
         return False
     opener = max(text.rfind("\\[", 0, a.start), text.rfind("\\(", 0, a.start))
     closer = max(text.rfind("\\]", 0, a.start), text.rfind("\\)", 0, a.start))
@@ -303,7 +315,7 @@ def _extract(text: str, multi_box: str = "set") -> tuple[str | None, bool]:
     if not isinstance(text, str):
         raise TypeError(f"response must be a string, got {type(text).__name__}")
     boxes, ok = _final_boxes(text)
-    if not ok:
+    if not ok or (multi_box == "set" and len(boxes) > MAX_SET_BOXES):
         return None, False
     if boxes:
         # A "final answer ... is X" statement after the last box supersedes it (math-verify

@@ -39,8 +39,8 @@ math-verify finds no mathematical object in it), ``timeout`` (math-verify ran pa
 budget, or a worker process overran its deadline and was killed).
 
 Time bounds. Inputs first pass size guards (answer length, nesting depth, numeric power
-towers, huge factorials, answer sets of more than MAX_SET_BOXES boxes) so that no single sympy operation can run unboundedly long. In
-the main thread math-verify's own ``signal.alarm`` timeouts add a budget of ``timeout_s``
+towers, huge factorials, answer sets of more than MAX_SET_BOXES boxes) so that no single
+sympy operation can run unboundedly long. In the main thread math-verify's own ``signal.alarm`` timeouts add a budget of ``timeout_s``
 per answer (whole seconds, at least 1). ``signal.alarm`` only works in the main thread, so
 elsewhere the alarms are switched off (``None`` timeouts) and the size guards carry the
 load; a caller that needs a hard bound off the main thread uses ``Grader(workers>0)``,
@@ -184,7 +184,9 @@ def _one_math_env(text: str, a: _Box, b: _Box) -> bool:
     """Whether boxes ``a`` and ``b`` (``a`` first) sit in one math environment (``$...$``,
     ``$$...$$``, ``\\[...\\]``, ``\\(...\\)``): math-verify reads all boxes of one
     environment as the answer set, whatever stands between them."""
-    if b.start - a.end > MAX_ANSWER_CHARS or _ENV_DELIM.search(text, a.end, b.start) or "\n\n" in text[a.end : b.start]:
+    if b.start - a.end > MAX_ANSWER_CHARS:
+        return False
+    if _ENV_DELIM.search(text, a.end, b.start) or "\n\n" in text[a.end : b.start]:
         return False
     opener = max(text.rfind("\\[", 0, a.start), text.rfind("\\(", 0, a.start))
     closer = max(text.rfind("\\]", 0, a.start), text.rfind("\\)", 0, a.start))
@@ -206,10 +208,9 @@ def _final_boxes(text: str) -> tuple[list[_Box], bool]:
     ``$\\boxed{(2,2)} \\quad \\text{and} \\quad \\boxed{(6,2)}$``): the run math-verify and
     lighteval read as one answer set; so is every box in the same math environment as
     the last one (``$$\\boxed{(3,3)} \\text{ for part (a) and } \\boxed{(1,1)}$$``). A box
-    followed by prose (a draft, then a
-    correction) starts no run with the boxes after it. ``ok`` is False when the last box
-    is malformed: the final answer is then unreadable and we do not fall back to an
-    earlier box.
+    followed by prose (a draft, then a correction) starts no run with the boxes after
+    it. ``ok`` is False when the last box is malformed: the final answer is then
+    unreadable and we do not fall back to an earlier box.
     """
     budget = [MAX_BOX_CANDIDATES]
     last, ok = _box_before(text, len(text), budget)
@@ -254,6 +255,7 @@ def _strip_delimiters(s: str) -> str:
 
 _MATH_SPAN = re.compile(r"\$\$(?P<d>.+?)\$\$|\$(?P<i>[^$]+?)\$|\\\((?P<p>.+?)\\\)")
 _PROSE_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+_WORD = re.compile(r"[A-Za-z]{2,}")  # three or more words make a sentence, not an answer
 _SPAN_JOINER = re.compile(r"\s*(?:,?\s*(?:and|or)\b|,)\s*", re.I)
 
 
@@ -298,7 +300,7 @@ def _fallback_answer(text: str, *, final_only: bool = False) -> str | None:
     number = _PROSE_NUMBER.search(sentence[:60])
     if spans is not None:
         ans = spans
-    elif re.search(r"[A-Za-z]{4,}", re.sub(r"\\[A-Za-z]+", "", sentence)) and "$" not in sentence:
+    elif "$" not in sentence and len(_WORD.findall(re.sub(r"\\[A-Za-z]+", "", sentence))) >= 3:
         if number is None:
             return None
         ans = number.group()
@@ -390,7 +392,8 @@ def _clean(s: str) -> str:
     LaTeX spacing (``\\,`` ``\\!`` ``\\;`` ``\\:`` ``\\quad``); ``\\$``; degree signs;
     ``{,}``; a trailing full stop; ``\\mathrm{e}`` -> ``e`` (Euler's number); thousands
     separators in a plain number (``1,000``, ``1,\\!000``, ``32,\\! 349`` -> ``1000``...,
-    only for well-formed 3-digit groups); a mixed number (``4 4/9``, ``4\\frac{4}{9}``, proper fraction) -> ``\\frac{40}{9}``.
+    only for well-formed 3-digit groups); a mixed number (``4 4/9``, ``4\\frac{4}{9}``,
+    proper fraction) -> ``\\frac{40}{9}``.
     """
     s = _strip_delimiters(s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")

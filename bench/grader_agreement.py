@@ -1,6 +1,7 @@
 """How often the grader agrees with math-verify's and lighteval's own expected verdicts.
 
     python bench/grader_agreement.py [--cases tests/data/grader_upstream_cases.jsonl] [--show-disagreements]
+                                     [--grading-module FILE]
 
 The cases are the upstream suites' (gold, prediction, expected) tables, collected by
 bench/collect_grader_cases.py with a citation per row. For each case three verdicts are
@@ -20,11 +21,13 @@ A disagreement where the suite expects 0 and a grader says 1 is a false accept.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,12 +52,26 @@ def math_verify_default(gold: str, pred: str) -> int:
         return 0
 
 
-def score(cases: list[dict]) -> dict[str, list[int]]:
+def load_grading(path: str | None) -> ModuleType:
+    """asymcli.grading, or a grading module from a file (an older version, to compare)."""
+    if path is None:
+        return grading
+    spec = importlib.util.spec_from_file_location("grading_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def score(cases: list[dict], grader: ModuleType = grading) -> dict[str, list[int]]:
     """Per grader name, its 0/1 verdict on every case (in order)."""
     out: dict[str, list[int]] = {}
-    for multi_box in grading.MULTI_BOX_MODES:
+    modes = getattr(grader, "MULTI_BOX_MODES", None)
+    if modes is None:  # a grader from before the multi-box switch
+        out["ours"] = [int(grader.grade(c["response"], c["gold"]).correct) for c in cases]
+    for multi_box in modes or ():
         out[f"ours (multi_box={multi_box})"] = [
-            int(grading.grade(c["response"], c["gold"], multi_box=multi_box).correct) for c in cases]
+            int(grader.grade(c["response"], c["gold"], multi_box=multi_box).correct) for c in cases]
     out["math-verify defaults"] = [math_verify_default(c["gold"], c["response"]) for c in cases]
     out["math-verify defaults (upstream text)"] = [math_verify_default(c["gold"], c["pred"]) for c in cases]
     return out
@@ -90,12 +107,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=str(DEFAULT_CASES))
     ap.add_argument("--show-disagreements", action="store_true")
+    ap.add_argument("--grading-module", help="grade with this file instead of asymcli/grading.py "
+                    "(e.g. git show 43a3eaf:asymcli/grading.py > /tmp/grading_old.py)")
     args = ap.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
     cases = load_cases(args.cases)
     t0 = time.perf_counter()
-    verdicts = score(cases)
+    verdicts = score(cases, load_grading(args.grading_module))
     print(f"{len(cases)} cases from {args.cases}; graded in {time.perf_counter() - t0:.1f} s")
     report(cases, verdicts, args.show_disagreements)
 

@@ -11,6 +11,15 @@ import pytest
 from asymcli import grading
 from asymcli.grading import Grader, Verdict, extract_answer, grade, last_boxed
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm_math_verify() -> None:
+    # The first math-verify call loads its parser and sympy (seconds on a loaded machine);
+    # done once here so that no test's per-answer time budget pays for it.
+    grade(r"\boxed{x^2+2x+1}", "(x+1)^2", timeout_s=120)
+
+
 # ---------------------------------------------------------------------------
 # Extraction
 # ---------------------------------------------------------------------------
@@ -33,6 +42,11 @@ from asymcli.grading import Grader, Verdict, extract_answer, grade, last_boxed
         ("Work...\nThe answer is 17.", "17"),
         ("Work...\n**Answer:** 12", "12"),
         ("Answer: 3\nwait, redo\nAnswer: 4", "4"),  # the last such line
+        ("So the answer is Monday.", "Monday"),  # a word is an answer, a sentence is not
+        ("Answer: \\text{(C)}", "\\text{(C)}"),
+        ("Answer: there are 7 of them.", "7"),  # in a sentence: its first number
+        ("Answer: the area is $12\\sqrt{3}$ square units", "12\\sqrt{3}"),  # or its math
+        ("The answer is $3$ and $4$.", "3, 4"),  # joined math spans: a set
         ("no answer at all", None),
         ("", None),
         (r"\boxed{\frac{1}{2}", None),  # unclosed last box: unreadable

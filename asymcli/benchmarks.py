@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 from .artifacts import PROMPTS, read_parquet, to_table
 from .config import BenchmarkSpec
 from .errors import ConfigError, DataError
-from .grading import last_boxed
+from .grading import boxed_answer
 
 #: The boxed-answer instruction of Qwen2.5-Math / DeepSeek-R1 that verl's math recipes append.
 MATH_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -488,7 +488,7 @@ def _to_prompts(
         raw_answer = _text(row.get(answer_col)).strip()
         answer = raw_answer
         if from_solution or "\\boxed" in raw_answer or "\\fbox" in raw_answer:
-            answer = (last_boxed(raw_answer) or "").strip()
+            answer = (boxed_answer(raw_answer) or "").strip()  # several boxes: the set of them
             if not answer and raw_answer:
                 raise DataError(f"{where}: row {r}, column '{answer_col}': no \\boxed{{}} final answer in it")
         if not answer:

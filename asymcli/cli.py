@@ -183,17 +183,22 @@ def grade(
     gold: str = typer.Argument(..., help="The gold answer (LaTeX, delimiters optional)."),
     format: str = typer.Option("text", "--format", help="text or json."),
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds math-verify may spend on the answer."),
+    multi_box: str = typer.Option("set", "--multi-box",
+                                  help="Several boxes: 'set' (one answer set) or 'last' (the last box); see grading.multi_box."),
 ) -> None:
     """Grade one response against a gold answer (exit code 0 whatever the verdict)."""
     import json
 
+    from .grading import MULTI_BOX_MODES
     from .grading import grade as grade_one
 
     if format not in ("text", "json"):
         fail(f"--format must be 'text' or 'json', got '{format}'")
     if not timeout > 0:
         fail(f"--timeout must be > 0, got {timeout}")
-    v = grade_one(pred, gold, timeout_s=timeout)
+    if multi_box not in MULTI_BOX_MODES:
+        fail(f"--multi-box must be one of {', '.join(MULTI_BOX_MODES)}, got '{multi_box}'")
+    v = grade_one(pred, gold, timeout_s=timeout, multi_box=multi_box)
     if format == "json":
         typer.echo(json.dumps({"correct": v.correct, "reason": v.reason, "extracted": v.extracted, "gold": gold}))
     else:

@@ -195,6 +195,13 @@ class ResourcesConfig:
 
 
 @dataclass
+class GradingConfig:
+    """The grader (asymcli/grading.py): the training reward and every evaluation use it."""
+
+    multi_box: Literal["set", "last"] = "set"  # several boxes in a response: "set" = the final joined boxes are one answer set (math-verify, lighteval), "last" = the last box only (verl); default "set": MATH-500/OlympiadBench have multi-answer problems, and a set never equals a one-value gold, so boxing several guesses earns nothing
+
+
+@dataclass
 class Config:
     """A whole experiment."""
 
@@ -208,6 +215,7 @@ class Config:
     grid: GridConfig = field(default_factory=GridConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    grading: GradingConfig = field(default_factory=GradingConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method overrides of train fields
 
 

@@ -126,7 +126,7 @@ def evaluate(
     if grader is None:
         from .grading import Grader
 
-        grader = Grader()
+        grader = Grader(multi_box=cfg.grading.multi_box)
     default_max_new = cfg.train.max_new_tokens
     parts: list[Path] = []
     for step, folder in checkpoints:

@@ -2,25 +2,36 @@
 
 One place decides correctness for training rewards and for evaluation alike:
 
-1. :func:`extract_answer` takes the model's final answer: the content of the LAST
-   ``\\boxed{...}`` / ``\\fbox{...}`` (or ``\\boxed 5``), found by a brace-matching scan
-   (escaped braces ``\\{`` ``\\}`` do not count). Without a box it falls back, in order, to
-   the last "final answer is X", "the answer is X" or "Answer: X" line near the end.
-2. :func:`grade` normalises both sides conservatively (see ``_clean``), accepts an exact
+1. :func:`extract_answer` takes the model's final answer from its final boxes
+   (``\\boxed{...}`` / ``\\fbox{...}`` / ``\\boxed 5``, found by a brace-matching scan;
+   escaped braces ``\\{`` ``\\}`` do not count). Several boxes follow ``multi_box``
+   (the ``grading.multi_box`` config key): ``"set"`` (default; math-verify's and
+   lighteval's convention) reads the last box together with the boxes joined to it by
+   commas/"and"/"or" or standing in the same math environment as one answer set
+   ``a, b, c``; ``"last"`` (verl's convention) reads the last box only. A "final answer
+   ... is X" statement after the last box supersedes it (math-verify: the rightmost of the
+   two). Without a box it falls back, in order, to the last "final answer ... is X", "the
+   answer is X" or "Answer: X" near the end (a math span, or in prose the first number).
+2. :func:`grade` reads the gold the same way (:func:`gold_text`: a gold with several boxes
+   is the set of its final boxes; a gold written as a worked answer is its final-answer
+   statement), normalises both sides conservatively (see ``_clean``), accepts an exact
    string match, decides plain numbers and bracketed lists of plain numbers (intervals,
    points) directly where no rounding could change the outcome (integers; rationals equal
    or more than 1e-4 apart, relatively; lists with equal brackets and values, or integer
    lists that differ), and otherwise asks math-verify
    (``math_verify.parse`` / ``math_verify.verify``; we write no CAS of our own), handing it
-   only the extracted content wrapped in ``$...$``.
+   only the extracted content wrapped in ``$...$``. Percentages are math-verify's: ``50\\%``
+   equals both ``50`` and ``0.5``.
 
 Where this departs from calling math-verify on the raw response (each has a test):
-- several boxes in one output are NOT read as a set: only the last box counts;
+- a draft box followed by prose and a correction is not read as a set with the correction;
 - a full stop inside the math (``$2^{10}.$``) is stripped, so it is 1024, not 2;
 - ``\\mathrm{e}`` is Euler's number (math-verify reads it as a symbol ``e``);
 - a mixed number ``4 4/9`` / ``4\\frac{4}{9}`` is 40/9 (math-verify reads ``4 4/9`` as 8/9);
 - ``1\\,000`` is 1000 (math-verify reads the thin space as a product: 0);
-- a bare gold like ``\\sqrt{18}`` is wrapped before parsing (bare, it parses to nothing).
+- a bare gold like ``\\sqrt{18}`` is wrapped before parsing (bare, it parses to nothing);
+- no number is read out of free prose without a box or an answer line.
+Agreement with math-verify's and lighteval's own test tables: docs/grading.md.
 
 Verdict reasons: ``correct``, ``wrong``, ``no_answer`` (nothing extracted), ``unparsable``
 (the answer is too long, too deeply nested, unbalanced, an astronomically large number, or
@@ -28,8 +39,8 @@ math-verify finds no mathematical object in it), ``timeout`` (math-verify ran pa
 budget, or a worker process overran its deadline and was killed).
 
 Time bounds. Inputs first pass size guards (answer length, nesting depth, numeric power
-towers, huge factorials) so that no single sympy operation can run unboundedly long. In
-the main thread math-verify's own ``signal.alarm`` timeouts add a budget of ``timeout_s``
+towers, huge factorials, answer sets of more than MAX_SET_BOXES boxes) so that no single
+sympy operation can run unboundedly long. In the main thread math-verify's own ``signal.alarm`` timeouts add a budget of ``timeout_s``
 per answer (whole seconds, at least 1). ``signal.alarm`` only works in the main thread, so
 elsewhere the alarms are switched off (``None`` timeouts) and the size guards carry the
 load; a caller that needs a hard bound off the main thread uses ``Grader(workers>0)``,
@@ -52,16 +63,26 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 REASONS = ("correct", "wrong", "no_answer", "unparsable", "timeout")
+#: How several boxes in one response are read: "set" (math-verify, lighteval: the final
+#: run of joined boxes is one answer set) or "last" (verl: only the last box counts).
+MULTI_BOX_MODES = ("set", "last")
 
 # --- size guards (documented in the module docstring) -------------------------------------
 MAX_ANSWER_CHARS = 1000  # longer extracted answers are unparsable (MATH answers are short)
 MAX_NESTING = 50  # deeper {[( nesting is unparsable
 MAX_BOX_CANDIDATES = 100  # how many \boxed occurrences we look back through (empty/malformed ones)
+MAX_SET_BOXES = 20  # an answer set of more boxes is unparsable (sympy slows on long sets; no MATH answer has one)
 FALLBACK_TAIL_CHARS = 4000  # the "Answer: X" fallback looks only at the end of a response
 MAX_DIGITS = 10_000  # a number (literal, power, tower) with more decimal digits is unparsable
 MAX_FACTORIAL = 5_000  # n! with a literal n above this is unparsable
 MAX_POWERS = 100  # more "^" than this in one answer is unparsable
 GOLD_CACHE_SIZE = 4096  # parsed gold answers kept per process
+
+
+def _check_multi_box(multi_box: str) -> str:
+    if multi_box not in MULTI_BOX_MODES:
+        raise ValueError(f"multi_box must be one of {', '.join(MULTI_BOX_MODES)}, got {multi_box!r}")
+    return multi_box
 
 
 @dataclass(frozen=True)
@@ -78,9 +99,25 @@ class Verdict:
 # ---------------------------------------------------------------------------
 
 _BRACE_TOKENS = re.compile(r"\\.|[{}]", re.S)
+# "final answer ... is X" (math-verify's pattern: up to 100 characters, here within one
+# sentence, between "final answer" and "is", so "Final Answer: The final answer is X" and
+# "Final answer: the largest n is X" both read X), "the answer is X", "Answer: X".
 _FALLBACK = re.compile(
-    r"(?:final\s+answer\s+is|the\s+answer\s+is|answer\s*:)[ \t:]*(?P<ans>[^\n]*)", re.I
+    r"(?:(?P<final>final\s+answer[^\n.]{0,100}?\s+is)|the\s+answer\s+is|answer\s*:)[ \t:]*(?P<ans>[^\n]*)", re.I
 )
+# What may stand between two boxes of one answer set: spacing, math delimiters, commas,
+# "and"/"or" (also inside \text{}). A word, a sentence or a label ("y_2 =") may not.
+_JOIN = (r"(?:\s|[,;]|\$|\\[()\[\]]|\\\\|\\[,;:! ]|\\q?quad(?![A-Za-z])"
+         r"|\\text\s*\{\s*(?:,?\s*(?:and|or)\s*)?,?\s*\}|\b(?:and|or)\b)*")
+# ... and at most one word right after the first box, before "and"/"or" (a unit:
+# "\boxed{1} papers and \boxed{2} bins").
+_BOX_JOINER = re.compile(rf"(?:\s*[A-Za-z]{{1,20}}\s+(?:and|or)\b)?{_JOIN}", re.I)
+
+
+class _Box(NamedTuple):
+    content: str
+    start: int  # index of the backslash of \boxed / \fbox
+    end: int  # index just past the box
 
 
 def _match_brace(text: str, open_idx: int) -> tuple[str | None, bool]:
@@ -105,14 +142,15 @@ def _match_brace(text: str, open_idx: int) -> tuple[str | None, bool]:
     return None, False
 
 
-def _last_box(text: str) -> tuple[str | None, bool]:
-    """The content of the last non-empty box: ``(content, ok)``; ``(None, True)`` if none.
+def _box_before(text: str, end: int, budget: list[int]) -> tuple[_Box | None, bool]:
+    """The last non-empty box that starts before ``end``: ``(box, ok)``; ``(None, True)`` if none.
 
-    ``ok`` is False when the last box is malformed (unclosed, too long or too deep): the
-    final answer is then unreadable and we do not fall back to an earlier box.
+    ``ok`` is False when that box is malformed (unclosed, too long or too deep). Empty
+    boxes and ``\\boxedfoo`` are skipped; ``budget[0]`` counts the ``\\boxed`` occurrences
+    looked at (at most MAX_BOX_CANDIDATES per response, shared by the calls of one scan).
     """
-    end = len(text)
-    for _ in range(MAX_BOX_CANDIDATES):
+    while budget[0] > 0:
+        budget[0] -= 1
         i_boxed = text.rfind("\\boxed", 0, end)
         i_fbox = text.rfind("\\fbox", 0, end)
         i = max(i_boxed, i_fbox)
@@ -127,16 +165,75 @@ def _last_box(text: str) -> tuple[str | None, bool]:
             if not ok:
                 return None, False
             if content and content.strip():
-                return content.strip(), True
+                return _Box(content.strip(), i, k + len(content) + 2), True
         elif k > j and i == i_boxed:
             # "\boxed 5": the run of non-space characters after the space (up to a "$").
             m = re.match(r"[^\s$]+", text[k : k + MAX_ANSWER_CHARS + 1])
             if m:
                 if len(m.group()) > MAX_ANSWER_CHARS:
                     return None, False
-                return m.group(), True
+                return _Box(m.group(), i, k + len(m.group())), True
         end = i  # empty box, or "\boxedfoo": look further back
     return None, True
+
+
+_ENV_DELIM = re.compile(r"(?<!\\)\$|\\[()\[\]]")
+
+
+def _one_math_env(text: str, a: _Box, b: _Box) -> bool:
+    """Whether boxes ``a`` and ``b`` (``a`` first) sit in one math environment (``$...$``,
+    ``$$...$$``, ``\\[...\\]``, ``\\(...\\)``): math-verify reads all boxes of one
+    environment as the answer set, whatever stands between them."""
+    if b.start - a.end > MAX_ANSWER_CHARS:
+        return False
+    if _ENV_DELIM.search(text, a.end, b.start) or "\n\n" in text[a.end : b.start]:
+        return False
+    opener = max(text.rfind("\\[", 0, a.start), text.rfind("\\(", 0, a.start))
+    closer = max(text.rfind("\\]", 0, a.start), text.rfind("\\)", 0, a.start))
+    dollar = text.rfind("$", 0, a.start)
+    if max(opener, closer) > dollar:
+        return opener > closer
+    if dollar < 0:
+        return False
+    # Inside "$...$" / "$$...$$" when an odd number of math-mode "$" tokens precede the box.
+    tokens = text.count("$", 0, a.start) - text.count("\\$", 0, a.start) - text.count("$$", 0, a.start)
+    return tokens % 2 == 1
+
+
+def _final_boxes(text: str) -> tuple[list[_Box], bool]:
+    """The final answer's boxes, in text order: ``(boxes, ok)``; ``([], True)`` if there is no box.
+
+    The last non-empty box, and before it every box joined to it by nothing but spacing,
+    math delimiters, commas and "and"/"or" (``\\boxed{1}, \\boxed{2} and \\boxed{3}``,
+    ``$\\boxed{(2,2)} \\quad \\text{and} \\quad \\boxed{(6,2)}$``): the run math-verify and
+    lighteval read as one answer set; so is every box in the same math environment as
+    the last one (``$$\\boxed{(3,3)} \\text{ for part (a) and } \\boxed{(1,1)}$$``). A box
+    followed by prose (a draft, then a correction) starts no run with the boxes after
+    it. ``ok`` is False when the last box is malformed: the final answer is then
+    unreadable and we do not fall back to an earlier box.
+    """
+    budget = [MAX_BOX_CANDIDATES]
+    last, ok = _box_before(text, len(text), budget)
+    if not ok:
+        return [], False
+    if last is None:
+        return [], True
+    run = [last]
+    while budget[0] > 0:
+        prev, ok = _box_before(text, run[0].start, budget)
+        if not ok or prev is None:
+            break
+        if not (_BOX_JOINER.fullmatch(text, prev.end, run[0].start) or _one_math_env(text, prev, run[0])):
+            break
+        run.insert(0, prev)
+    return run, True
+
+
+def _box_answer(boxes: list[_Box], multi_box: str) -> str:
+    """One answer string from the final boxes: the last one, or the set written ``a, b, c``."""
+    if multi_box == "last" or len(boxes) == 1:
+        return boxes[-1].content
+    return ", ".join(b.content for b in boxes)
 
 
 def _strip_delimiters(s: str) -> str:
@@ -156,59 +253,113 @@ def _strip_delimiters(s: str) -> str:
     return s.strip()
 
 
-def _fallback_answer(text: str) -> str | None:
-    """The last "final answer is X" / "the answer is X" / "Answer: X" near the end of ``text``."""
+_MATH_SPAN = re.compile(r"\$\$(?P<d>.+?)\$\$|\$(?P<i>[^$]+?)\$|\\\((?P<p>.+?)\\\)")
+_PROSE_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+_WORD = re.compile(r"[A-Za-z]{2,}")  # three or more words make a sentence, not an answer
+_SPAN_JOINER = re.compile(r"\s*(?:,?\s*(?:and|or)\b|,)\s*", re.I)
+
+
+def _math_spans(ans: str) -> str | None:
+    """``ans`` opens with a math span: its content, or the set ``a, b`` of the spans joined to
+    it by commas/"and"/"or" (``$12$ and $13$``, math-verify's joined environments)."""
+    parts = []
+    pos = 0
+    while True:
+        m = _MATH_SPAN.match(ans, pos)
+        if not m or not (body := next(g for g in m.groups() if g is not None).strip()):
+            break
+        parts.append(body)
+        j = _SPAN_JOINER.match(ans, m.end())
+        if not j:
+            break
+        pos = j.end()
+    return ", ".join(parts) if parts else None
+
+
+def _fallback_answer(text: str, *, final_only: bool = False) -> str | None:
+    """The last "final answer ... is X" / "the answer is X" / "Answer: X" near the end of ``text``.
+
+    ``final_only``: only a "final answer ... is X" statement counts, and only when X is
+    written in math (``$...$``) or holds a digit: "The final answer is above" is no answer.
+    """
     tail = text[-FALLBACK_TAIL_CHARS:]
     last = None
-    for last in _FALLBACK.finditer(tail):
-        pass
+    for m in _FALLBACK.finditer(tail):
+        if not final_only or m.group("final"):
+            last = m
     if last is None:
         return None
     ans = last.group("ans").strip().strip("*").strip()
-    if ans.startswith("$"):
-        # "$\frac12$ apples." -> the first math span
-        close = ans.find("$", 2 if ans.startswith("$$") else 1)
-        if close > 0:
-            ans = ans[: close + (2 if ans.startswith("$$") else 1)]
-    elif ans.startswith("\\(") and "\\)" in ans:
-        ans = ans[: ans.index("\\)") + 2]
-    ans = _strip_delimiters(ans).rstrip(" .")
+    ans = re.sub(r'^(?:\\?"|``)\s*', "", ans)  # a quoted answer: "The final answer is \"$12$\""
+    # As math-verify: a math span within 50 characters of the anchor is the answer ("Answer:
+    # the area is $12\\sqrt{3}$"); in prose without one, the first number ("Final Answer:
+    # Jane started growing Sphere 3 hours ago").
+    span = _MATH_SPAN.search(ans, 0, len(ans))
+    spans = _math_spans(ans[span.start() :]) if span is not None and span.start() <= 50 else None
+    sentence = re.split(r"\.\s", ans, maxsplit=1)[0]  # a decimal point has no space after it
+    number = _PROSE_NUMBER.search(sentence[:60])
+    if spans is not None:
+        ans = spans
+    elif "$" not in sentence and len(_WORD.findall(re.sub(r"\\[A-Za-z]+", "", sentence))) >= 3:
+        if number is None:
+            return None
+        ans = number.group()
+    elif final_only and number is None:
+        return None  # "The final answer is above": no answer here, the box stands
+    else:
+        ans = _strip_delimiters(sentence)
+    ans = ans.strip().rstrip(" .")
     return ans or None
 
 
-def _extract(text: str) -> tuple[str | None, bool]:
+def _extract(text: str, multi_box: str = "set") -> tuple[str | None, bool]:
     """``(answer, ok)``: ``(None, True)`` = no answer; ``(None, False)`` = unreadable answer."""
     if not isinstance(text, str):
         raise TypeError(f"response must be a string, got {type(text).__name__}")
-    content, ok = _last_box(text)
-    if not ok:
+    boxes, ok = _final_boxes(text)
+    if not ok or (multi_box == "set" and len(boxes) > MAX_SET_BOXES):
         return None, False
-    if content is not None:
-        return content, True
+    if boxes:
+        # A "final answer ... is X" statement after the last box supersedes it (math-verify
+        # gives the two patterns one priority and takes the rightmost match that parses).
+        after = text[boxes[-1].end :]
+        restated = _fallback_answer(after, final_only=True) if "answer" in after.lower() else None
+        return (restated or _box_answer(boxes, multi_box)), True
     return _fallback_answer(text), True
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last non-empty ``\\boxed{...}`` / ``\\fbox{...}`` in ``text`` (no fallbacks).
+    """The content of the last non-empty ``\\boxed{...}`` / ``\\fbox{...}`` in ``text`` (no fallbacks)."""
+    boxes, ok = _final_boxes(text)
+    return boxes[-1].content if ok and boxes else None
 
-    Used to take the final answer out of a worked solution (the MATH dataset's).
+
+def boxed_answer(text: str) -> str | None:
+    """The final answer of a worked solution (the MATH dataset's): its final boxes as a set.
+
+    A gold solution that boxes several answers (``$\\boxed{1}$ and $\\boxed{2}$``) means
+    all of them (``1, 2``); a single box is its content. None when there is no readable box.
     """
-    content, ok = _last_box(text)
-    return content if ok else None
+    boxes, ok = _final_boxes(text)
+    return _box_answer(boxes, "set") if ok and boxes else None
 
 
-def extract_answer(text: str) -> str | None:
+def extract_answer(text: str, multi_box: str = "set") -> str | None:
     """The model's final answer in ``text``, or None.
 
     The content of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces matched by a
     scan; empty boxes skipped), or of ``\\boxed X`` (space form: the non-space run after
-    it). Without a box, in order of preference within the last FALLBACK_TAIL_CHARS
-    characters: the last "final answer is X", "the answer is X" or "Answer: X" (to the
-    end of its line, ``$`` and markdown bold removed, trailing period dropped). None when
-    nothing is found, or when the last box is malformed (unclosed, over MAX_ANSWER_CHARS,
-    nested deeper than MAX_NESTING). Work is bounded on any input size.
+    it). With ``multi_box="set"``, boxes joined to the last one by commas/"and"/"or" are
+    read with it as a set (``a, b, c``); with ``"last"`` only the last box counts. A
+    "final answer ... is X" line after the last box supersedes the box. Without a box, in
+    order of preference within the last FALLBACK_TAIL_CHARS characters: the last "final
+    answer ... is X", "the answer is X" or "Answer: X" (the first math span or sentence
+    of its line, markdown bold removed, trailing period dropped). None when nothing is
+    found, or when the last box is malformed (unclosed, over MAX_ANSWER_CHARS, nested
+    deeper than MAX_NESTING). Work is bounded on any input size.
     """
-    return _extract(text)[0]
+    _check_multi_box(multi_box)
+    return _extract(text, multi_box)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -220,6 +371,10 @@ _SPACING = re.compile(r"\\[,!;: ]|\\quad|\\qquad")
 _EULER = re.compile(r"\\(?:mathrm|operatorname|rm)\s*\{\s*e\s*\}|\\mathrm\s+e(?![A-Za-z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
 _THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
+# MATH writes thousands separators as ",\!" and sometimes ",\! " (a space after the negative
+# thin space): "32,\! 349". Rewritten to a plain "," before spacing is removed, so that the
+# space does not survive and "32, 349" is not read as a list.
+_THIN_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
 _MIXED_FRAC = re.compile(r"(-?)(\d+)\s*\\frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
 _MIXED_SLASH = re.compile(r"(-?)(\d+)\s+(\d+)\s*/\s*(\d+)")
 _TEXT_WHOLE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
@@ -236,12 +391,14 @@ def _clean(s: str) -> str:
     Surrounding math delimiters; ``\\dfrac``/``\\tfrac`` -> ``\\frac``; ``\\left``/``\\right``;
     LaTeX spacing (``\\,`` ``\\!`` ``\\;`` ``\\:`` ``\\quad``); ``\\$``; degree signs;
     ``{,}``; a trailing full stop; ``\\mathrm{e}`` -> ``e`` (Euler's number); thousands
-    separators in a plain number (``1,000`` -> ``1000``, only for well-formed 3-digit
-    groups); a mixed number (``4 4/9``, ``4\\frac{4}{9}``, proper fraction) -> ``\\frac{40}{9}``.
+    separators in a plain number (``1,000``, ``1,\\!000``, ``32,\\! 349`` -> ``1000``...,
+    only for well-formed 3-digit groups); a mixed number (``4 4/9``, ``4\\frac{4}{9}``,
+    proper fraction) -> ``\\frac{40}{9}``.
     """
     s = _strip_delimiters(s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _LEFT_RIGHT.sub("", s)
+    s = _THIN_THOUSANDS.sub(",", s)
     s = _SPACING.sub("", s)
     s = s.replace("\\$", "").replace("{,}", ",")
     s = _DEGREES.sub("", s)
@@ -498,14 +655,23 @@ def _has_math(parsed: list[Any]) -> bool:
 
 
 def gold_text(gold: str) -> str:
-    """The gold answer as the grader reads it: math delimiters removed, a ``\\boxed`` unwrapped."""
+    """The gold answer as the grader reads it, math delimiters removed.
+
+    A gold with boxes is its final boxes read as a set (``\\boxed{1} and \\boxed{2}`` ->
+    ``1, 2``: a gold has no drafts, so this holds under either multi-box convention); a
+    gold written as a worked answer without a box ("... Final Answer: The final answer is
+    $28\\%$. I hope it is correct.") is its final-answer statement; any other gold is
+    read whole.
+    """
     if not isinstance(gold, str):
         raise TypeError(f"gold must be a string, got {type(gold).__name__}")
     g = gold.strip()
     if "\\boxed" in g or "\\fbox" in g:
-        content, ok = _last_box(g)
-        if ok and content is not None:
-            g = content
+        boxes, ok = _final_boxes(g)
+        if ok and boxes:
+            g = _box_answer(boxes, "set")
+    elif _FALLBACK.search(g):
+        g = _fallback_answer(g) or g
     return _clean(g)
 
 
@@ -594,8 +760,10 @@ def _check_timeout(timeout_s: float) -> float:
     return float(timeout_s)
 
 
-def grade(response: str, gold: str, *, timeout_s: float = 5.0) -> Verdict:
+def grade(response: str, gold: str, *, timeout_s: float = 5.0, multi_box: str = "set") -> Verdict:
     """Grade one response against a gold answer (see the module docstring).
+
+    ``multi_box`` (one of MULTI_BOX_MODES) is how several boxes in the response are read.
 
     ``timeout_s`` bounds math-verify's work on this answer via ``signal.alarm`` in the
     main thread (whole seconds, at least 1). Off the main thread the alarms are disabled
@@ -603,7 +771,7 @@ def grade(response: str, gold: str, *, timeout_s: float = 5.0) -> Verdict:
     ``Grader(workers=N)`` for a hard bound there.
     """
     timeout_s = _check_timeout(timeout_s)
-    extracted, ok = _extract(response)
+    extracted, ok = _extract(response, _check_multi_box(multi_box))
     if not ok:
         return Verdict(False, "unparsable", None)
     if extracted is None:
@@ -635,6 +803,8 @@ def _worker_ready() -> bool:
 class Grader:
     """Grades batches with an LRU cache keyed by (extracted answer, gold answer).
 
+    ``multi_box`` (one of MULTI_BOX_MODES) is how several boxes in a response are read.
+
     ``workers=0`` grades in this process (math-verify alarms when called from the main
     thread, size guards only elsewhere). ``workers>0`` grades in that many worker
     processes (a ``ProcessPoolExecutor`` on the forkserver start method, so it is safe
@@ -648,12 +818,14 @@ class Grader:
     ``asymcli.grading`` and ``math_verify`` (a process-wide setting of multiprocessing).
     """
 
-    def __init__(self, workers: int = 0, timeout_s: float = 5.0, *, cache_size: int = 100_000, grace_s: float = 2.0):
+    def __init__(self, workers: int = 0, timeout_s: float = 5.0, *, cache_size: int = 100_000, grace_s: float = 2.0,
+                 multi_box: str = "set"):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.workers = workers
+        self.multi_box = _check_multi_box(multi_box)
         self.timeout_s = _check_timeout(timeout_s)
         self.grace_s = float(grace_s)
         self.cache_size = cache_size
@@ -685,7 +857,7 @@ class Grader:
         for i, (response, gold) in enumerate(zip(responses, golds)):
             if not isinstance(gold, str):
                 raise TypeError(f"gold answer {i} must be a string, got {type(gold).__name__}")
-            extracted, ok = _extract(response)
+            extracted, ok = _extract(response, self.multi_box)
             if not ok:
                 out[i] = Verdict(False, "unparsable", None)
                 continue

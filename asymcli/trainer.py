@@ -173,7 +173,7 @@ class Trainer:
         if grader is None:
             from .grading import Grader
 
-            grader = Grader()
+            grader = Grader(multi_box=cfg.grading.multi_box)
         self.grader = grader
         self.metrics_rows: list[dict[str, Any]] = []
         self.start_step = 1

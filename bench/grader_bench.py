@@ -33,7 +33,10 @@ REASONING = (
 
 
 #: Answer kinds, weighted roughly like MATH-500's gold answers (mostly integers).
-KIND_WEIGHTS = {"int": 50, "neg": 6, "frac": 12, "sqrt": 8, "pi": 4, "interval": 4, "tuple": 5, "poly": 7, "text": 4}
+#: "thousands" and "set" are the MATH-500/OlympiadBench forms of issue 13 (``32,\\! 349``; an
+#: answer set written as several boxes).
+KIND_WEIGHTS = {"int": 50, "neg": 6, "frac": 12, "sqrt": 8, "pi": 4, "interval": 4, "tuple": 5, "poly": 7, "text": 4,
+                "thousands": 3, "set": 3}
 
 
 def _gold_and_variants(rng: random.Random) -> tuple[str, list[str], list[str]]:
@@ -63,6 +66,14 @@ def _gold_and_variants(rng: random.Random) -> tuple[str, list[str], list[str]]:
     if kind == "poly":
         a = rng.randint(1, 6)
         return f"x^2+{2 * a}x+{a * a}", [f"(x+{a})^2", f"x^2 + {2 * a}x + {a * a}"], [f"(x-{a})^2", f"x^2+{a * a}"]
+    if kind == "thousands":
+        n = rng.randint(1000, 99999)
+        sep = f"{n // 1000},\\! {n % 1000:03d}"
+        return str(n), [sep, f"{n // 1000},\\!{n % 1000:03d}", str(n)], [f"{n // 1000},\\! {(n + 7) % 1000:03d}", str(n // 1000)]
+    if kind == "set":
+        a, b = sorted(rng.sample(range(-9, 10), 2))
+        # "a} and \boxed{b" inside the bench's one \boxed{...} makes two joined boxes.
+        return f"{a}, {b}", [f"{b}}} and \\boxed{{{a}", f"{a}, {b}"], [f"{a}}} and \\boxed{{{b + 1}", str(b)]
     word = rng.choice(["Monday", "Tuesday", "Alice", "Bob"])
     return f"\\text{{{word}}}", [word, f"\\text{{{word}}}"], [rng.choice(["Friday", "Carol"])]
 

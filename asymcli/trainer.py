@@ -496,6 +496,7 @@ class Trainer:
 RESUME_FREE_KEYS = frozenset({
     "steps", "keep_last", "keep_steps", "checkpoint_every", "eval_every", "eval_prompts", "threads",
     "device", "engine", "micro_batch_seqs", "gradient_checkpointing", "vllm_gpu_memory_utilization", "deepspeed",
+    "loggers",
 })
 
 

@@ -36,7 +36,7 @@ _RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
 _ERROR = re.compile(r"^Error in rule (\w+):\s*$")
 _JOBID = re.compile(r"^\s+jobid: (\d+)\s*$")
 _WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
-_LOG = re.compile(r"^\s+log: (.*)$")
+_LOG = re.compile(r"^\s+log: ([^,\s]+)")
 _FINISHED = re.compile(r"^Finished jobid: (\d+)")
 _STEPS = re.compile(r"^(\d+) of (\d+) steps \(\d+%\) done")
 _TOTAL = re.compile(r"^total\s+(\d+)\s*$")
@@ -88,23 +88,24 @@ class SnakemakeLog:
         self.nothing_to_do = False
         self._block: tuple[str, str] | None = None  # ("start" | "error", rule)
         self._current: Job | None = None
+        self._log = ""
         self.events: list[tuple[str, Job]] = []  # (started | done | failed, job), drained by the view
 
     def feed(self, line: str) -> None:
         line = line.rstrip("\n")
         if m := _RULE.match(line):
-            self._block, self._current = ("start", m.group(1)), None
+            self._block, self._current, self._log = ("start", m.group(1)), None, ""
         elif m := _ERROR.match(line):
-            self._block, self._current = ("error", m.group(1)), None
+            self._block, self._current, self._log = ("error", m.group(1)), None, ""
         elif (m := _JOBID.match(line)) and self._block is not None:
             jid = int(m.group(1))
             kind, rule = self._block
             if kind == "start":
-                job = self.jobs[jid] = Job(jid, rule, self.clock())
+                job = self.jobs[jid] = Job(jid, rule, self.clock(), log=self._log)
                 self.events.append(("started", job))
                 self._current = job
             else:
-                job = self.jobs.setdefault(jid, Job(jid, rule, self.clock()))
+                job = self.jobs.setdefault(jid, Job(jid, rule, self.clock(), log=self._log))
                 if job.state != "failed":
                     job.state, job.ended = "failed", self.clock()
                     self.events.append(("failed", job))
@@ -114,8 +115,11 @@ class SnakemakeLog:
                 k, _, v = part.strip().partition("=")
                 if k:
                     self._current.wildcards[k] = v
-        elif (m := _LOG.match(line)) and self._current is not None:
-            self._current.log = m.group(1).split(",")[0].strip()
+        elif (m := _LOG.match(line)) and self._block is not None:
+            if self._current is None:
+                self._log = m.group(1)  # the record names its log before its jobid
+            elif not self._current.log:
+                self._current.log = m.group(1)
         elif m := _FINISHED.match(line):
             job = self.jobs.get(int(m.group(1)))
             if job is not None and job.state == "running":

@@ -797,6 +797,7 @@ class RunStatus:
     evaluated: bool  # samples.parquet exists
     eval_parts: int  # finished (step, benchmark) parts of an unfinished evaluation
     disk_bytes: int
+    stale: str | None = None  # what the next run-grid does to it and why (asymcli.reruns)
 
     @property
     def train_state(self) -> str:
@@ -844,8 +845,11 @@ def collect_status(cfg: Config) -> Status:
     for m, bp, bn, seed in all_runs(cfg):
         steps_of[run_id(m, bp, bn, seed)] = resolve_run(cfg, m, bp, bn, seed).steps
     rows = []
+    from .reruns import run_staleness
+
     for rid in wanted + sorted(found - set(wanted)):
         parts = lay.eval_dir(rid) / "parts"
+        stale = run_staleness(cfg, rid, lay.run_dir(rid)) if rid in steps_of else None
         rows.append(RunStatus(
             run_id=rid,
             in_grid=rid in wanted,
@@ -855,6 +859,7 @@ def collect_status(cfg: Config) -> Status:
             evaluated=lay.samples(rid).exists(),
             eval_parts=len(list(parts.glob("*.parquet"))) if parts.is_dir() else 0,
             disk_bytes=disk_usage(lay.run_dir(rid)) + disk_usage(lay.eval_dir(rid)),
+            stale=stale.describe() if stale is not None else None,
         ))
     report = sorted(str(p.relative_to(lay.report_dir)) for p in lay.report_dir.rglob("*")
                     if p.is_file() and not p.name.startswith(".")) if lay.report_dir.is_dir() else []
@@ -888,8 +893,13 @@ def render_status(st: Status, console: Any) -> None:
         if len(r.checkpoints) > 3:
             ck = f"... {ck}"
         name = r.run_id if r.in_grid else f"[dim]{r.run_id} (not in config)[/]"
-        t.add_row(name, color(r.train_state), ck, color(r.eval_state), human_bytes(r.disk_bytes))
+        train = color(r.train_state) + (" [magenta](stale)[/]" if r.stale else "")
+        t.add_row(name, train, ck, color(r.eval_state), human_bytes(r.disk_bytes))
     console.print(t)
+    for r in st.runs:
+        if r.stale:
+            console.print(f"[magenta]stale[/] {r.run_id}: the next run-grid {r.stale}", markup=True,
+                          highlight=False)
     grid = [r for r in st.runs if r.in_grid]
     done = sum(r.evaluated for r in grid)
     console.print(f"{done}/{len(grid)} evaluations done"

@@ -564,6 +564,7 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
 
         console = Console()
     with results_lock(layout.root):
+        _wait_for_orphans(workdir, layout.root)
         if release_stale_lock(workdir):
             echo(f"run-grid: released a stale Snakemake lock in {workdir / '.snakemake' / 'locks'} "
                  "(no Snakemake process runs there; a killed run left it)")
@@ -584,12 +585,14 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
         with open(log_path, "w", encoding="utf-8") as log:
             log.write(f"$ {' '.join(cmd)}\n")
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    preexec_fn=_die_with_parent)
+            # Through asymcli.supervise: if run-grid dies, even by SIGKILL, Snakemake and its
+            # jobs stop as on Ctrl-C and release the lock.
+            proc = subprocess.Popen([sys.executable, "-m", "asymcli.supervise", *cmd], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
                 rc = live.follow(proc, log_path, view)
             except KeyboardInterrupt:
-                # Snakemake got the same Ctrl-C (same process group): let it stop its jobs.
+                # The supervisor got the same Ctrl-C and passes it on: let Snakemake stop its jobs.
                 proc.wait()
                 raise
     if rc != 0:
@@ -639,18 +642,6 @@ def _shown(path: Path) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def _die_with_parent() -> None:
-    """In the snakemake child: get SIGTERM when run-grid dies, even by SIGKILL (Linux), so
-    Snakemake stops its jobs and releases its lock instead of running on unwatched."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 # ---------------------------------------------------------------------------
@@ -728,6 +719,16 @@ def _is_snakemake(args: list[str]) -> bool:
         if a == "-m" and i + 1 < len(args) and args[i + 1] == "snakemake":
             return True
     return False
+
+
+def _wait_for_orphans(workdir: Path, root: Path, timeout_s: float = 120.0) -> None:
+    """Wait for a Snakemake that a killed run-grid on this results folder started: it is
+    stopping its jobs (asymcli.supervise) and will release its lock. We hold the run-grid
+    lock, so the run-grid that started it is gone."""
+    mine = f"--configfile {(root / 'run-grid.yaml').resolve()}"
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and any(mine in cmd for _, cmd in snakemake_processes(workdir)):
+        time.sleep(0.5)
 
 
 def release_stale_lock(workdir: Path) -> bool:

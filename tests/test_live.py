@@ -199,6 +199,28 @@ def test_stale_snakemake_lock_released_only_without_a_live_snakemake(tmp_path):
     assert not pipeline.release_stale_lock(tmp_path)
 
 
+def test_sigkilled_run_grid_interrupts_snakemake_and_its_jobs(tmp_path):
+    """run-grid starts Snakemake through asymcli.supervise: when run-grid is SIGKILLed, the
+    whole Snakemake group gets SIGINT, as on Ctrl-C (so it releases its lock)."""
+    marker = tmp_path / "interrupted"
+    job = f"trap 'echo INT > {marker}; exit 130' INT; sleep 60 & wait"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, '-m', 'asymcli.supervise', 'sh', '-c', {job!r}])\n"
+        "print(p.pid, flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True, env=ENV)
+    supervisor = int(parent.stdout.readline())
+    time.sleep(1.0)
+    parent.kill()  # SIGKILL: no cleanup in run-grid
+    parent.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.2)
+    assert marker.read_text().strip() == "INT"
+    while time.time() < deadline and progress.pid_alive(supervisor):
+        time.sleep(0.2)
+    assert not progress.pid_alive(supervisor) or open(f"/proc/{supervisor}/stat").read().split()[2] == "Z"
+
+
 # ---------------------------------------------------------------------------- CLI
 
 
@@ -226,6 +248,18 @@ def test_verbose_is_accepted_after_the_command():
 
     assert cli._hoist_verbose(["train", "--verbose", "--steps", "2"]) == ["--verbose", "train", "--steps", "2"]
     assert cli._hoist_verbose(["run-grid", "--", "--verbose"]) == ["run-grid", "--", "--verbose"]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_progress_bars_hidden_unless_verbose(tiny_policy_dir, verbose):
+    script = (f"from asymcli.cli import quiet_libraries; quiet_libraries({verbose})\n"
+              "from transformers import AutoModelForCausalLM\n"
+              f"AutoModelForCausalLM.from_pretrained({str(tiny_policy_dir)!r})\n")
+    env = {k: v for k, v in ENV.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE",
+                                                     "TRANSFORMERS_VERBOSITY", "ASYM_VERBOSE")}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ("Loading weights" in r.stderr) == verbose, r.stderr[-500:]
 
 
 def test_summary_names_only_files_that_exist(tmp_path):

@@ -34,6 +34,7 @@ from .progress import PROGRESS_FILE, read_note
 
 _RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
 _ERROR = re.compile(r"^Error in rule (\w+):\s*$")
+_ERROR_LINE = re.compile(r"^Error in rule (\w+), jobid: (\d+)")  # an interrupted job
 _JOBID = re.compile(r"^\s+jobid: (\d+)\s*$")
 _WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
 _LOG = re.compile(r"^\s+log: ([^,\s]+)")
@@ -97,6 +98,10 @@ class SnakemakeLog:
             self._block, self._current, self._log = ("start", m.group(1)), None, ""
         elif m := _ERROR.match(line):
             self._block, self._current, self._log = ("error", m.group(1)), None, ""
+        elif m := _ERROR_LINE.match(line):
+            self._block, self._current, self._log = ("error", m.group(1)), None, ""
+            self.feed(f"    jobid: {m.group(2)}")
+            self._block = self._current = None
         elif (m := _JOBID.match(line)) and self._block is not None:
             jid = int(m.group(1))
             kind, rule = self._block

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -592,7 +593,10 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
             try:
                 rc = live.follow(proc, log_path, view)
             except KeyboardInterrupt:
-                # The supervisor got the same Ctrl-C and passes it on: let Snakemake stop its jobs.
+                # Ctrl-C reaches only our process group: pass it to Snakemake's (the supervisor's)
+                # and let Snakemake stop its jobs.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
                 proc.wait()
                 raise
     if rc != 0:

@@ -327,6 +327,19 @@ def _read_pty(fd: int, until, timeout: float) -> bytes:
     return buf
 
 
+def _supervisors(work: Path) -> list[int]:
+    """Pids of the asymcli.supervise processes running Snakemake in ``work``."""
+    out = []
+    for p in Path("/proc").iterdir():
+        try:
+            args = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"asymcli.supervise" in args and str(work).encode() in args:
+            out.append(int(p.name))
+    return out
+
+
 @pytest.fixture(scope="module")
 def killed_in_pty(tmp_path_factory):
     """`asym run-grid` in a pseudo-terminal until the live view has shown three different
@@ -345,7 +358,11 @@ def killed_in_pty(tmp_path_factory):
         second = run_grid(work, timeout=120)
         screen += _read_pty(fd, lambda b: False, timeout=0.5)
     finally:
-        os.killpg(pid, signal.SIGKILL)  # run-grid, snakemake and its jobs: no cleanup at all
+        # Everything at once, as a power loss or the OOM killer would: Snakemake's group
+        # (supervisor, snakemake, jobs) and run-grid's; nothing gets to clean up.
+        for sup in _supervisors(work):
+            os.killpg(sup, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(fd)
     time.sleep(1)

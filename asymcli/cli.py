@@ -25,6 +25,7 @@ class _OneLineUsageErrors(typer.core.TyperGroup):
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        args = _hoist_verbose(sys.argv[1:] if args is None else list(args))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -45,6 +46,41 @@ class _OneLineUsageErrors(typer.core.TyperGroup):
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)  # non-standalone main returns Exit's code
 
+
+def _hoist_verbose(args: list[str]) -> list[str]:
+    """``--verbose`` anywhere before ``--`` is the root option: `asym train --verbose` works."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--verbose" in args[1:end]:
+        args = ["--verbose"] + [a for i, a in enumerate(args) if not (a == "--verbose" and i < end)]
+    return args
+
+
+#: Set by the root callback: --verbose, or ASYM_VERBOSE=1 inherited from a verbose run-grid.
+VERBOSE = False
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Keep library progress bars and warnings (Hugging Face's "Loading weights", tqdm,
+    deprecation notes) out of normal output; ``--verbose`` shows them. Environment variables,
+    so that the jobs a run-grid starts inherit the choice, and set before the libraries load."""
+    import os
+    import warnings
+
+    if verbose:
+        os.environ["ASYM_VERBOSE"] = "1"
+        return
+    for key, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"), ("TQDM_DISABLE", "1"),
+                       ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore")
+    import logging
+
+    for name in ("transformers", "huggingface_hub", "torch", "deepspeed", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+PIPELINE, STAGES, ANALYSIS, OTHER = "Pipeline", "Stages", "Analysis", "Other"
 
 app = typer.Typer(
     name="asym",
@@ -76,14 +112,23 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show library progress bars and warnings, and Snakemake's output in "
+        "run-grid (also accepted after the command name)."),
+) -> None:
     """Run, compare and report RLVR experiments: AsymGRPO and the baselines of arXiv 2604.04894."""
+    import os
+
+    global VERBOSE
+    VERBOSE = verbose or os.environ.get("ASYM_VERBOSE") == "1"
+    quiet_libraries(VERBOSE)
 
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="Experiment config YAML (default: built-in defaults).")
 
 
-@app.command()
+@app.command(rich_help_panel=OTHER)
 def version() -> None:
     """Print the asym version."""
     from . import __version__
@@ -91,7 +136,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 @user_errors
 def train(
     config: Optional[Path] = ConfigOpt,
@@ -105,6 +150,9 @@ def train(
     out: Optional[Path] = typer.Option(None, help="Run folder (default: {results_dir}/runs/{run_id})."),
     steps: Optional[int] = typer.Option(None, help="Override train.steps."),
     progress: bool = typer.Option(True, help="Show a live progress bar."),
+    fresh_on_change: bool = typer.Option(
+        False, "--fresh-on-change", help="If the run folder holds checkpoints of a different config, move them "
+        "to {run}/previous/ and train from scratch (what run-grid does); without it, refuse."),
 ) -> None:
     """Train one run (one method config + seed); resumes from its latest checkpoint."""
     from stages import train as stage
@@ -122,11 +170,11 @@ def train(
         fail(f"--steps must be >= 1, got {steps}")
     cfg = load_config(config)
     path = stage.run(cfg, method, beta_pos, beta_neg, seed, prompts=prompts, model=model, out=out,
-                     steps=steps, progress=progress)
+                     steps=steps, progress=progress, fresh_on_change=fresh_on_change)
     typer.echo(str(path))
 
 
-@app.command("eval")
+@app.command("eval", rich_help_panel=STAGES)
 @user_errors
 def eval_(
     config: Optional[Path] = ConfigOpt,
@@ -160,7 +208,7 @@ def eval_(
     typer.echo(str(path))
 
 
-@app.command()
+@app.command(rich_help_panel=ANALYSIS)
 @user_errors
 def curves(
     estimator: str = typer.Option(..., "--estimator", help="Advantage estimator (asym, grpo, reinforce, "
@@ -176,7 +224,9 @@ def curves(
     typer.echo(format_curves(curves_data(estimator, group_size, beta_pos, beta_neg), format))
 
 
-@app.command()
+@app.command(rich_help_panel=ANALYSIS,
+             # a gold answer such as -1 is a value, not an unknown option
+             context_settings={"ignore_unknown_options": True})
 @user_errors
 def grade(
     pred: str = typer.Argument(..., help="The model's response; its last \\boxed{...} is graded."),
@@ -211,7 +261,7 @@ WorkflowConfigOpt = typer.Option(None, "--config", "-c",
                                  help="Experiment config YAML (default: configs/default.yaml, as the Snakefile).")
 
 
-@app.command("run-grid", context_settings={"allow_extra_args": True})
+@app.command("run-grid", context_settings={"allow_extra_args": True}, rich_help_panel=PIPELINE)
 @user_errors
 def run_grid(
     ctx: typer.Context,
@@ -233,21 +283,30 @@ def run_grid(
     --betas / --grid replace the config's AsymGRPO pairs; the config's baseline methods run
     beside them unless --methods is given. A run shares its artifacts with `snakemake` runs
     of the same config. Arguments after `--` go to snakemake (e.g. `-- --executor slurm`).
+
+    A live view shows the jobs and each running run's step, reward and entropy; Snakemake's
+    output goes to {results}/logs/run-grid.log (shown with --verbose, and on failure). A
+    run whose config changed trains again from scratch (old checkpoints move to
+    runs/RUN/previous/); a lock left by a killed run is released.
     """
+    from rich.console import Console
+
     from . import pipeline
 
     plan = pipeline.plan_grid(config, betas=betas, grid=grid, methods=methods, seeds=seeds,
                               target=target, cores=cores)
-    pipeline.run_grid(plan, cores=cores, dry_run=dry_run, extra=list(ctx.args), echo=typer.echo)
+    console = Console()
+    pipeline.run_grid(plan, cores=cores, dry_run=dry_run, extra=list(ctx.args), echo=typer.echo,
+                      console=console, verbose=VERBOSE)
     if not dry_run:
-        from rich.console import Console
-
         from .report import print_tables
 
-        print_tables(plan.cfg, Console())
+        print_tables(plan.cfg, console)
+        for line in pipeline.summary_lines(plan):
+            typer.echo(line)
 
 
-@app.command()
+@app.command(rich_help_panel=PIPELINE)
 @user_errors
 def status(config: Optional[Path] = WorkflowConfigOpt) -> None:
     """Show which runs, checkpoints and evaluations exist, which are pending, and disk used."""
@@ -259,7 +318,7 @@ def status(config: Optional[Path] = WorkflowConfigOpt) -> None:
     pipeline.render_status(pipeline.collect_status(cfg), Console())
 
 
-@app.command()
+@app.command(rich_help_panel=PIPELINE)
 @user_errors
 def aggregate(
     config: Optional[Path] = WorkflowConfigOpt,
@@ -278,7 +337,7 @@ def aggregate(
         typer.echo(str(path))
 
 
-@app.command()
+@app.command(rich_help_panel=PIPELINE)
 @user_errors
 def report(
     config: Optional[Path] = WorkflowConfigOpt,
@@ -301,7 +360,7 @@ def report(
 # --- data and base model: prep, base (stages/prep.py, stages/base.py)
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 @user_errors
 def prep(
     config: Optional[Path] = ConfigOpt,
@@ -315,7 +374,7 @@ def prep(
     typer.echo(str(stage.run(load_config(config), out)))
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 @user_errors
 def base(
     config: Optional[Path] = ConfigOpt,
@@ -336,7 +395,7 @@ def base(
 # --- claims: the paper's claims checked on finished runs (asymcli/claims.py, stages/claims.py)
 
 
-@app.command()
+@app.command(rich_help_panel=ANALYSIS)
 @user_errors
 def claims(
     config: Optional[Path] = WorkflowConfigOpt,
@@ -369,6 +428,14 @@ def claims(
 
         print_rich(result, Console())
         typer.echo(f"details: {paths['md']} (json: {paths['json']})")
+
+
+#: `asym --help` lists the panels (and the commands in them) in this order: the pipeline first.
+HELP_ORDER = ["run-grid", "status", "aggregate", "report", "prep", "base", "train", "eval",
+              "curves", "grade", "claims", "version"]
+app.registered_commands.sort(
+    key=lambda c: HELP_ORDER.index(c.name or c.callback.__name__.strip("_").replace("_", "-"))  # type: ignore[union-attr]
+)
 
 
 def main() -> None:

@@ -132,6 +132,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     vllm_gpu_memory_utilization: float = 0.5
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
+    # Experiment trackers (issue 15), each an optional extra (`pip install 'asym[wandb]'`); they
+    # get every step's metrics under verl's names and the run config, locally (asymcli/trackers.py).
+    loggers: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = field(default_factory=list)  # experiment trackers: tensorboard, wandb (offline), mlflow (local store), trackio (local); [] = Parquet only
 
 
 @dataclass

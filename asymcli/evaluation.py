@@ -11,8 +11,9 @@ functions (asymcli.algorithm.metrics) that agree with them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,13 @@ def evaluate(
     grader: Any | None = None,
     progress: bool = True,
     run_json: dict[str, Any] | None = None,
+    on_progress: Callable[..., None] | None = None,
 ) -> Path:
     """Evaluate ``checkpoints`` [(step, model folder)] on the config's benchmarks into ``out``.
 
     ``out`` is the samples.parquet path; its folder holds the resumable parts.
+    ``on_progress(done, total, benchmark=, step=, part=, parts=)`` is called as problems are
+    graded (asymcli.progress.EvalProgress writes it where `asym run-grid` shows it).
     """
     from .benchmarks import load_benchmark
     from .modeling import encode_prompts, load_policy, resolve_dtype
@@ -129,6 +133,11 @@ def evaluate(
         grader = Grader(multi_box=cfg.grading.multi_box)
     default_max_new = cfg.train.max_new_tokens
     parts: list[Path] = []
+    n_todo = sum(not part_done(part_path(out_dir, step, spec.name),
+                               f"{spec_key(spec, spec.max_new_tokens or default_max_new, cfg.eval.seed)}-"
+                               f"{checkpoint_fingerprint(folder)}")
+                 for step, folder in checkpoints for spec in specs) if on_progress else 0
+    n_started = 0
     for step, folder in checkpoints:
         todo = []
         model_key = checkpoint_fingerprint(folder)  # a retrained checkpoint's parts are redone
@@ -162,8 +171,13 @@ def evaluate(
             for spec, max_new, key, path in todo:
                 rows = tables[spec.name].to_pylist()
                 ids = encode_prompts(tok, [r["prompt"] for r in rows], cfg.model)
+                n_started += 1
+                report = None
+                if on_progress is not None:
+                    report = functools.partial(on_progress, benchmark=spec.name, step=step,
+                                               part=n_started, parts=n_todo)
                 samples = _sample_benchmark(engine, tok, grader, rows, ids, spec, max_new, cfg.eval,
-                                            info, step, progress)
+                                            info, step, progress, report)
                 artifacts.write_parquet(path, samples, artifacts.SAMPLES,
                                         artifacts.provenance(config_to_dict(spec), spec_key=key, run_id=run_id,
                                                              step=step, benchmark=spec.name))
@@ -176,12 +190,14 @@ def evaluate(
 
 def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, Any]], ids: list[list[int]],
                       spec: BenchmarkSpec, max_new: int, ecfg: Any, info: RunInfo, step: int,
-                      progress: bool) -> list[dict[str, Any]]:
+                      progress: bool, report: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     import torch
 
     out: list[dict[str, Any]] = []
     chunk = max(1, ecfg.batch_size // spec.k)
     bar = _bar(progress, f"{info.run_id} step {step} {spec.name}", len(rows))
+    if report is not None:
+        report(0, len(rows))
     with bar as advance:
         for c0 in range(0, len(rows), chunk):
             sub_rows, sub_ids = rows[c0 : c0 + chunk], ids[c0 : c0 + chunk]
@@ -202,6 +218,8 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
                     "n_tokens": len(r.token_ids), "finish_reason": r.finish_reason,
                 })
             advance(len(sub_rows))
+            if report is not None:
+                report(min(c0 + chunk, len(rows)), len(rows))
     return out
 
 

@@ -18,14 +18,18 @@ The library never imports snakemake: ``run-grid`` runs it as a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,7 +252,9 @@ def fingerprint(cfg: Config, stage: str, rid: str | None = None) -> str:
     elif stage == "train":
         assert rid is not None
         method, bp, bn, seed = parse_run_id(rid)
-        part = {"model": d["model"], "run": config_to_dict(resolve_run(cfg, method, bp, bn, seed))}
+        run = config_to_dict(resolve_run(cfg, method, bp, bn, seed))
+        run.pop("loggers")  # where metrics are mirrored, not what is trained: no retrain
+        part = {"model": d["model"], "run": run}
     elif stage == "eval":
         part = {"model": d["model"], "eval": d["eval"], "max_new_tokens": cfg.train.max_new_tokens}
     elif stage in ("aggregate", "report"):
@@ -528,25 +534,217 @@ def plan_grid(config: str | os.PathLike[str] | None, *, betas: Sequence[str] | N
 
 
 def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
-             extra: Sequence[str] = (), echo: Any = print) -> int:
-    """Run snakemake on ``plan``; raise AsymError if it fails. Returns its exit code (0)."""
+             extra: Sequence[str] = (), echo: Any = print, console: Any = None,
+             verbose: bool = False, plain_interval: float = 30.0) -> int:
+    """Run snakemake on ``plan`` behind the live view; raise AsymError if it fails.
+
+    Snakemake's output goes to ``{results_dir}/logs/run-grid.log`` (shown with
+    ``verbose``, and its failed jobs' logs on failure). One run-grid at a time per results
+    folder (:func:`results_lock`); a Snakemake lock left by a killed run is released
+    first (:func:`release_stale_lock`). Returns snakemake's exit code (0)."""
     if not SNAKEFILE.exists():
         raise AsymError(f"run-grid needs the asym source checkout; {SNAKEFILE} does not exist")
     layout = Layout.of(plan.cfg)
-    with tempfile.TemporaryDirectory(prefix="asym-run-grid-") as tmp:
-        # Dry runs write nothing under results/; real runs keep the configfile beside the
-        # results (cluster jobs re-read it, and it records what was asked for).
-        cfgfile = Path(tmp) / "run-grid.yaml" if dry_run else layout.root / "run-grid.yaml"
-        artifacts.write_text(cfgfile, "# Written by `asym run-grid`: the config it passed to snakemake.\n"
-                             + yaml.safe_dump(plan.raw, sort_keys=False, default_flow_style=None))
-        cmd = snakemake_command(cfgfile, plan.target, cores=cores, dry_run=dry_run, extra=extra)
+    workdir = Path.cwd()
+    if dry_run:
+        with tempfile.TemporaryDirectory(prefix="asym-run-grid-") as tmp:
+            # Dry runs write nothing under results/.
+            cfgfile = Path(tmp) / "run-grid.yaml"
+            _write_grid_config(cfgfile, plan)
+            cmd = snakemake_command(cfgfile, plan.target, cores=cores, dry_run=True, extra=extra)
+            echo(f"run-grid: target {plan.target}, {len(plan.runs)} run(s): {', '.join(plan.runs)}")
+            echo(f"$ {' '.join(cmd)}")
+            rc = subprocess.run(cmd, check=False).returncode
+        if rc != 0:
+            raise AsymError(f"snakemake --dry-run failed (exit {rc}); its output is above")
+        return rc
+    from . import live
+
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    with results_lock(layout.root):
+        _wait_for_orphans(workdir, layout.root)
+        if release_stale_lock(workdir):
+            echo(f"run-grid: released a stale Snakemake lock in {workdir / '.snakemake' / 'locks'} "
+                 "(no Snakemake process runs there; a killed run left it)")
+        # Real runs keep the configfile beside the results (cluster jobs re-read it, and it
+        # records what was asked for).
+        cfgfile = layout.root / "run-grid.yaml"
+        _write_grid_config(cfgfile, plan)
+        cmd = snakemake_command(cfgfile, plan.target, cores=cores, extra=extra)
+        log_path = layout.logs / "run-grid.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         echo(f"run-grid: target {plan.target}, {len(plan.runs)} run(s): {', '.join(plan.runs)}")
-        echo(f"$ {' '.join(cmd)}")
-        rc = subprocess.run(cmd, check=False).returncode
+        if verbose:
+            echo(f"$ {' '.join(cmd)}")
+        state = live.SnakemakeLog()
+        view = live.LiveView(state, layout.root, console, title=plan.target, log_hint=_shown(log_path),
+                             verbose=verbose, plain_interval=plain_interval)
+        t0 = time.time()
+        with open(log_path, "w", encoding="utf-8") as log:
+            log.write(f"$ {' '.join(cmd)}\n")
+            log.flush()
+            # Through asymcli.supervise: if run-grid dies, even by SIGKILL, Snakemake and its
+            # jobs stop as on Ctrl-C and release the lock.
+            proc = subprocess.Popen([sys.executable, "-m", "asymcli.supervise", *cmd], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            try:
+                rc = live.follow(proc, log_path, view)
+            except KeyboardInterrupt:
+                # Ctrl-C reaches only our process group: pass it to Snakemake's (the supervisor's)
+                # and let Snakemake stop its jobs.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
+                proc.wait()
+                raise
     if rc != 0:
-        raise AsymError(f"snakemake failed (exit {rc}); the failed job's log is shown above "
-                        f"and kept under {layout.logs}/")
+        if state.locked:
+            others = ", ".join(f"pid {pid}" for pid, _ in snakemake_processes(workdir)) or "none found now"
+            raise AsymError(f"another Snakemake process is writing the same files in {workdir} "
+                            f"({others}); wait for it to finish, or stop it, then rerun")
+        for line in live.failure_report(state, log_path):
+            echo(line)
+        failed = ", ".join(j.label.replace("  ", " ") for j in state.failed)
+        raise AsymError(f"snakemake failed (exit {rc})" + (f": {failed}" if failed else "")
+                        + f"; the failed job's log is shown above; Snakemake's log: {_shown(log_path)}")
+    done = state.done if state.total else 0
+    if state.nothing_to_do or not state.total:
+        echo("run-grid: nothing to do, every output is up to date")
+    else:
+        echo(f"run-grid: {done}/{state.total} jobs done in {live.fmt_duration(time.time() - t0)}")
     return rc
+
+
+#: Report parts each run-grid target writes (the Snakefile's target rules).
+TARGET_PARTS: dict[str, tuple[str, ...]] = {
+    "table2": ("table2",), "grid": ("grid",), "figures": ("figures",),
+    "all": ("table2", "grid", "figures", "index"),
+}
+
+
+def summary_lines(plan: GridPlan) -> list[str]:
+    """The end of a run-grid: the report files its target wrote, only those that exist."""
+    report_dir = Layout.of(plan.cfg).report_dir
+    files = [report_dir / name for part in TARGET_PARTS[plan.target] for name in REPORT_PARTS[part]]
+    present = [f for f in files if f.exists()]
+    if not present:
+        return []
+    return [f"target {plan.target}: {len(present)} report file(s) in {_shown(report_dir)}/: "
+            + ", ".join(str(f.relative_to(report_dir)) for f in present)]
+
+
+def _write_grid_config(path: Path, plan: GridPlan) -> None:
+    artifacts.write_text(path, "# Written by `asym run-grid`: the config it passed to snakemake.\n"
+                         + yaml.safe_dump(plan.raw, sort_keys=False, default_flow_style=None))
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (shorter to read)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------
+# run-grid: one at a time per results folder; stale Snakemake locks
+# ---------------------------------------------------------------------------
+
+RUN_GRID_LOCK = ".run-grid.lock"
+
+
+@contextlib.contextmanager
+def results_lock(root: Path) -> Iterator[None]:
+    """Hold ``{root}/.run-grid.lock`` (flock) while a run-grid runs; the OS releases it when
+    the process ends, however it ends. Held by another: one-line AsymError naming its pid."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / RUN_GRID_LOCK
+    f = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise AsymError(f"another `asym run-grid` (pid {holder}) is already running on {root}; "
+                            f"wait for it to finish (`asym status` shows progress), or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+    finally:
+        f.close()  # releases the flock
+
+
+def snakemake_processes(workdir: Path) -> list[tuple[int, str]]:
+    """Live Snakemake processes whose working directory is ``workdir``: [(pid, command)].
+
+    Reads /proc (Linux); elsewhere finds none, and a stale lock is left to Snakemake."""
+    want = Path(workdir).resolve()
+    out = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return out
+    for p in proc.iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            args = (p / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not _is_snakemake(args):
+            continue
+        where = None
+        for i, a in enumerate(args):
+            if a in ("--directory", "-d") and i + 1 < len(args):
+                where = args[i + 1]
+            elif a.startswith("--directory="):
+                where = a.split("=", 1)[1]
+        try:
+            cwd = Path(os.readlink(p / "cwd"))
+        except OSError:
+            continue
+        target = (cwd / where).resolve() if where else cwd.resolve()
+        if target == want:
+            out.append((int(p.name), " ".join(a for a in args if a)))
+    return out
+
+
+def _is_snakemake(args: list[str]) -> bool:
+    for i, a in enumerate(args[:4]):
+        name = os.path.basename(a)
+        if name == "snakemake" or a.endswith("snakemake/__main__.py"):
+            return True
+        if a == "-m" and i + 1 < len(args) and args[i + 1] == "snakemake":
+            return True
+    return False
+
+
+def _wait_for_orphans(workdir: Path, root: Path, timeout_s: float = 120.0) -> None:
+    """Wait for a Snakemake that a killed run-grid on this results folder started: it is
+    stopping its jobs (asymcli.supervise) and will release its lock. We hold the run-grid
+    lock, so the run-grid that started it is gone."""
+    mine = f"--configfile {(root / 'run-grid.yaml').resolve()}"
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and any(mine in cmd for _, cmd in snakemake_processes(workdir)):
+        time.sleep(0.5)
+
+
+def release_stale_lock(workdir: Path) -> bool:
+    """Remove ``{workdir}/.snakemake/locks`` when no Snakemake process runs in ``workdir``
+    (what ``snakemake --unlock`` does); True if a lock was removed."""
+    locks = Path(workdir) / ".snakemake" / "locks"
+    if not locks.is_dir() or not any(locks.iterdir()):
+        return False
+    if snakemake_processes(workdir):
+        return False  # a live Snakemake holds it: Snakemake itself decides
+    shutil.rmtree(locks, ignore_errors=True)
+    return True
 
 
 # ---------------------------------------------------------------------------
@@ -604,6 +802,7 @@ class RunStatus:
     evaluated: bool  # samples.parquet exists
     eval_parts: int  # finished (step, benchmark) parts of an unfinished evaluation
     disk_bytes: int
+    stale: str | None = None  # what the next run-grid does to it and why (asymcli.reruns)
 
     @property
     def train_state(self) -> str:
@@ -651,8 +850,11 @@ def collect_status(cfg: Config) -> Status:
     for m, bp, bn, seed in all_runs(cfg):
         steps_of[run_id(m, bp, bn, seed)] = resolve_run(cfg, m, bp, bn, seed).steps
     rows = []
+    from .reruns import run_staleness
+
     for rid in wanted + sorted(found - set(wanted)):
         parts = lay.eval_dir(rid) / "parts"
+        stale = run_staleness(cfg, rid, lay.run_dir(rid)) if rid in steps_of else None
         rows.append(RunStatus(
             run_id=rid,
             in_grid=rid in wanted,
@@ -662,6 +864,7 @@ def collect_status(cfg: Config) -> Status:
             evaluated=lay.samples(rid).exists(),
             eval_parts=len(list(parts.glob("*.parquet"))) if parts.is_dir() else 0,
             disk_bytes=disk_usage(lay.run_dir(rid)) + disk_usage(lay.eval_dir(rid)),
+            stale=stale.describe() if stale is not None else None,
         ))
     report = sorted(str(p.relative_to(lay.report_dir)) for p in lay.report_dir.rglob("*")
                     if p.is_file() and not p.name.startswith(".")) if lay.report_dir.is_dir() else []
@@ -695,8 +898,13 @@ def render_status(st: Status, console: Any) -> None:
         if len(r.checkpoints) > 3:
             ck = f"... {ck}"
         name = r.run_id if r.in_grid else f"[dim]{r.run_id} (not in config)[/]"
-        t.add_row(name, color(r.train_state), ck, color(r.eval_state), human_bytes(r.disk_bytes))
+        train = color(r.train_state) + (" [magenta](stale)[/]" if r.stale else "")
+        t.add_row(name, train, ck, color(r.eval_state), human_bytes(r.disk_bytes))
     console.print(t)
+    for r in st.runs:
+        if r.stale:
+            console.print(f"[magenta]stale[/] {r.run_id}: the next run-grid {r.stale}", markup=True,
+                          highlight=False)
     grid = [r for r in st.runs if r.in_grid]
     done = sum(r.evaluated for r in grid)
     console.print(f"{done}/{len(grid)} evaluations done"

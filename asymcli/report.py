@@ -489,6 +489,6 @@ def print_tables(cfg: Config, console: Any, layout: Layout | None = None) -> boo
 
         console.print(Markdown(grid_markdown(grid)))
         shown = True
-    if shown:
+    if shown and (layout.report_dir / "index.md").exists():  # name only a file that exists
         console.print(f"report: {layout.report_dir / 'index.md'}")
     return shown

@@ -57,10 +57,11 @@ from . import distributed as dist
 from .algorithm import advantages as adv_mod
 from .algorithm import metrics as M
 from .algorithm.objective import policy_loss
-from .config import Config, ModelConfig, TaskConfig, TrainConfig, config_to_dict
+from .config import Config, TrainConfig, config_to_dict
 from .engines.base import RolloutEngine, SamplingParams, make_engine
 from .evaluation import CurveSet
 from .errors import ArtifactError, ConfigError, NumericalError
+from .reruns import RESUME_FREE_KEYS, config_changes
 from .policy import PackedBatch, pack, response_logprobs
 
 HELDOUT = "heldout"  # curve-set name of the prompts' held-out split
@@ -632,32 +633,10 @@ class Trainer:
                    else "no checkpoint was written yet"))
 
 
-#: Run settings that may differ between a checkpoint and the run resuming from it: they
-#: decide how and how long the run executes, not what it computes. Any other difference
-#: (lr, betas, model shape, task, ...) makes the resume refuse, so that a changed config
-#: never continues, or silently reuses, a run trained with the old one.
-RESUME_FREE_KEYS = frozenset({
-    "steps", "keep_last", "keep_steps", "checkpoint_every", "eval_every", "eval_prompts", "threads",
-    "device", "engine", "micro_batch_seqs", "gradient_checkpointing", "vllm_gpu_memory_utilization", "deepspeed",
-})
 
 
 def _check_same_run(ckpt: Path, saved: dict[str, Any] | None, now: dict[str, Any]) -> None:
-    if not saved:
-        return
-    diffs = []
-    defaults = {"run": config_to_dict(TrainConfig()), "model": config_to_dict(ModelConfig()),
-                "task": config_to_dict(TaskConfig())}
-    for section in ("run", "model", "task"):
-        a, b = saved.get(section) or {}, now.get(section) or {}
-        for key in sorted(set(a) | set(b)):
-            if section == "run" and key in RESUME_FREE_KEYS:
-                continue
-            if key not in a and key in defaults[section] and b.get(key) == defaults[section][key]:
-                continue  # a setting added after the checkpoint was made, at its default
-            x, y = a.get(key), b.get(key)
-            if x != y and not (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)):
-                diffs.append(f"{section}.{key} {x!r} -> {y!r}")
+    diffs = config_changes(saved, now, RESUME_FREE_KEYS)
     if diffs:
         raise ArtifactError(
             f"{ckpt}: checkpoint was made with a different config ({'; '.join(diffs[:3])}"

@@ -14,6 +14,7 @@ from typing import Sequence
 from asymcli.config import Config
 from asymcli.errors import ArtifactError, ConfigError
 from asymcli.evaluation import evaluate, select_steps
+from asymcli.progress import PROGRESS_FILE, EvalProgress
 from asymcli.trainer import list_checkpoints
 
 
@@ -48,4 +49,5 @@ def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, 
             raise ArtifactError(f"{rj}: unreadable run description ({exc}); rerun `asym train` for this run") from None
     out = Path(out) if out else root / "evals" / rid / "samples.parquet"
     return evaluate(cfg, run_id=rid, checkpoints=ckpts, out=out, prompts_path=prompts,
-                    benchmarks=benchmarks, progress=progress, run_json=run_json)
+                    benchmarks=benchmarks, progress=progress, run_json=run_json,
+                    on_progress=EvalProgress(out.parent / PROGRESS_FILE, rid))  # for `asym run-grid`

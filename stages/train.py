@@ -7,13 +7,20 @@ the prompts' held-out split for the embedded task, on ``eval.benchmarks`` for a 
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from pathlib import Path
 
-from asymcli import artifacts, evaluation
-from asymcli.config import Config, TrainConfig, resolve_run, run_id
+from asymcli import artifacts, evaluation, reruns
+from asymcli import distributed as dist
+from asymcli.config import Config, TrainConfig, config_to_dict, resolve_run, run_id
 from asymcli.errors import DataError
 from asymcli.evaluation import CurveSet
-from asymcli.trainer import Trainer
+from asymcli.progress import PROGRESS_FILE, TrainProgress
+from asymcli.trackers import open_trackers
+from asymcli.reruns import RESUME_FREE_KEYS
+from asymcli.trainer import Trainer, list_checkpoints
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
@@ -35,8 +42,13 @@ def load_splits(prompts: Path) -> tuple[list[dict], list[dict]]:
 
 def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float | None = None,
         seed: int | None = None, *, prompts: Path | None = None, model: Path | None = None,
-        out: Path | None = None, steps: int | None = None, progress: bool = True) -> Path:
-    """Train one run; returns the path of its metrics.parquet."""
+        out: Path | None = None, steps: int | None = None, progress: bool = True,
+        fresh_on_change: bool = False) -> Path:
+    """Train one run; returns the path of its metrics.parquet.
+
+    ``fresh_on_change`` (what the Snakemake rule passes): checkpoints made with another
+    config are moved to ``{run}/previous/`` and the run starts over (asymcli.reruns);
+    without it such checkpoints make the trainer refuse, naming the changed settings."""
     tc: TrainConfig = resolve_run(cfg, method, beta_pos, beta_neg, seed)
     if steps is not None:
         tc.steps = steps
@@ -50,9 +62,63 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     model = Path(model) if model else paths["model"]
     out = Path(out) if out else paths["runs"] / run_id(tc.method, tc.beta_pos, tc.beta_neg, tc.seed)
     train_rows, heldout_rows = load_splits(prompts)
+    rid = run_id(tc.method, tc.beta_pos, tc.beta_neg, tc.seed)
+    if fresh_on_change:
+        _move_aside_if_changed(cfg, tc, model, out)
     trainer = Trainer(cfg, tc, train_rows, heldout_rows, model, out, progress=progress,
                       curve_sets=curve_sets(cfg, tc, prompts))
-    return trainer.train()
+    watch = _StepHooks(cfg, trainer, rid)
+    trainer.on_step = watch.on_step
+    try:
+        return trainer.train()
+    finally:
+        watch.close()
+
+
+class _StepHooks:
+    """After each step: the progress note `asym run-grid` shows (asymcli.progress), and the
+    experiment trackers of train.loggers (asymcli.trackers). Main process only."""
+
+    def __init__(self, cfg: Config, trainer: Trainer, rid: str):
+        self.note = self.sink = None
+        if not dist.is_main():
+            return
+        self.note = TrainProgress(trainer.out_dir / PROGRESS_FILE, rid, trainer.run.steps, trainer.start_step)
+        if trainer.run.loggers:
+            self.sink = open_trackers(trainer.run.loggers, Path(cfg.results_dir) / "trackers", rid,
+                                      cfg.name, trainer.config_dict())
+
+    def on_step(self, step: int, row: dict) -> None:
+        if self.note is not None:
+            self.note.write(step, row)
+        if self.sink is not None:
+            self.sink.log_row(step, row)
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+
+
+def _move_aside_if_changed(cfg: Config, tc: TrainConfig, model: Path, out: Path) -> None:
+    """`--fresh-on-change`: when ``out`` holds checkpoints made with another config, move
+    them (and run.json, metrics) to ``out/previous/`` so the run trains from scratch."""
+    ckpts = list_checkpoints(out / "checkpoints")
+    if not ckpts:
+        return
+    now = {"run": config_to_dict(tc), "model": config_to_dict(cfg.model), "task": config_to_dict(cfg.task)}
+    diffs = reruns.config_changes(reruns.saved_checkpoint_config(ckpts[-1][1]), now, RESUME_FREE_KEYS)
+    if diffs and os.environ.get("RANK", "0") != "0":
+        # Under a launcher, rank 0 moves the folder (before any process group exists);
+        # the other ranks wait for it so that none of them resumes the old checkpoint.
+        deadline = time.time() + 600
+        while ckpts[-1][1].exists() and time.time() < deadline:
+            time.sleep(0.5)
+        return
+    if diffs:
+        prev = reruns.move_aside(out, diffs, ckpts[-1][1])
+        print(f"config changed since the last checkpoint ({'; '.join(diffs[:3])}"
+              f"{'; ...' if len(diffs) > 3 else ''}): moved the old run to {prev}; training from scratch",
+              file=sys.stderr)
 
 
 def curve_sets(cfg: Config, tc: TrainConfig, prompts: Path) -> list[CurveSet] | None:

@@ -154,7 +154,7 @@ def test_resume_refuses_a_changed_config_but_allows_more_steps(ws, tiny_policy_d
     (out / "metrics.parquet").unlink()  # as Snakemake does before rerunning a job whose params changed
     changed = config(root, "cfgchange2", {"steps": 2, "lr": 2e-3})
     line = one_line_error(train(changed, prompts, tiny_policy_dir, out))
-    assert "different config" in line and "run.lr 0.001 -> 0.002" in line and str(out / "checkpoints") in line
+    assert "different config" in line and "train.lr 0.001 -> 0.002" in line and str(out / "checkpoints") in line
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == {
         p: m for p, m in before.items() if p.name != "metrics.parquet"}
     # Extending the run (steps is a resume-free setting) continues from the step-2 checkpoint.

@@ -144,7 +144,7 @@ def test_resume_accepts_settings_added_later_at_their_defaults(tmp_path):
              "model": {}, "task": {}}
     _check_same_run(tmp_path, saved, now)
     now["run"]["rollout_shards"] = 2
-    with pytest.raises(ArtifactError, match="run.rollout_shards None -> 2"):
+    with pytest.raises(ArtifactError, match="train.rollout_shards None -> 2"):
         _check_same_run(tmp_path, saved, now)
 
 

@@ -1,6 +1,8 @@
 # Training: one job per run (method, beta_pos, beta_neg, seed), named by its run id.
 # The trainer writes checkpoints/step_N/ as it goes and resumes from the latest one; the
-# declared output, metrics.parquet, is written last.
+# declared output, metrics.parquet, is written last. When the run's config slice changed
+# (the fingerprint param), --fresh-on-change moves the old checkpoints to
+# runs/{run}/previous/ and the run trains from scratch (asymcli/reruns.py).
 
 
 rule train:
@@ -28,4 +30,4 @@ rule train:
         **TRAIN_RESOURCES,
     shell:
         "{params.launcher} train --config {params.config} {params.run} --prompts {input.prompts}"
-        " --model {params.model} --out {params.out} --no-progress > {log} 2>&1"
+        " --model {params.model} --out {params.out} --no-progress --fresh-on-change > {log} 2>&1"

@@ -1,0 +1,110 @@
+"""Progress files: how a running train or eval job tells `asym run-grid` how far it is.
+
+Why it exists: Snakemake runs each job as its own process with its output going to a log
+file, so the live view cannot see the trainer's progress bar. Instead each job keeps one
+small JSON file, replaced atomically (write a temporary file, then ``os.replace``), that
+the view reads when it redraws:
+
+    {results_dir}/runs/{run_id}/progress.json     train: step, total, reward, entropy, ...
+    {results_dir}/evals/{run_id}/progress.json    eval: problems done / total, benchmark, step
+
+Cheap on purpose: no fsync (a crash loses only a progress note, never an artifact), and
+the eval writer is throttled to a few writes per second. The file is a note, not an
+artifact: nothing downstream reads it, and a finished job's last note stays behind (the
+view only shows jobs that Snakemake says are running, and checks the writer's pid).
+Torch-free: ``asym status`` and the view import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+PROGRESS_FILE = "progress.json"
+
+
+def write_note(path: str | os.PathLike[str], note: dict[str, Any]) -> None:
+    """Replace ``path`` with ``note`` as JSON, atomically (readers never see half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(note), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _clean(v: Any) -> Any:
+    # NaN is not JSON: a metric that is not measured this step is written as null.
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
+def read_note(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The note in ``path``, or None if absent or unreadable (a reader never fails a run)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+class TrainProgress:
+    """The train job's note: written once when training starts and after every step.
+
+    ``steps_per_s`` and ``eta_s`` are over the steps of this process only (a resumed run
+    does not count the steps it skipped).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], run_id: str, total: int, start_step: int):
+        self.path = Path(path)
+        self.base = {"kind": "train", "run_id": run_id, "pid": os.getpid(), "total": int(total)}
+        self.first_step = int(start_step)  # steps before this one were resumed, not trained here
+        self.t0 = time.time()
+        self.write(start_step - 1, {})
+
+    def write(self, step: int, row: dict[str, Any]) -> None:
+        now = time.time()
+        done_here = step - (self.first_step - 1)
+        rate = done_here / (now - self.t0) if done_here > 0 and now > self.t0 else None
+        eta = (self.base["total"] - step) / rate if rate else None
+        note = dict(self.base, step=int(step), time=now, started=self.t0, steps_per_s=rate, eta_s=eta,
+                    reward=_clean(row.get("reward_mean")), entropy=_clean(row.get("entropy")),
+                    heldout=_clean(row.get("eval_greedy_acc")))
+        write_note(self.path, note)
+
+
+class EvalProgress:
+    """The eval job's note: problems sampled and graded so far in the current part.
+
+    A part is one (checkpoint step, benchmark); ``part``/``parts`` count the parts this
+    process has to do (finished parts from an earlier attempt are skipped, not counted).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], run_id: str, min_interval_s: float = 0.25):
+        self.path = Path(path)
+        self.base = {"kind": "eval", "run_id": run_id, "pid": os.getpid()}
+        self.min_interval_s = min_interval_s
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, *, benchmark: str, step: int, part: int, parts: int) -> None:
+        now = time.time()
+        if done < total and now - self._last < self.min_interval_s:
+            return
+        self._last = now
+        write_note(self.path, dict(self.base, done=int(done), total=int(total), benchmark=benchmark,
+                                   step=int(step), part=int(part), parts=int(parts), time=now))

@@ -1,0 +1,96 @@
+"""Reruns after a config edit (asymcli/reruns.py, `asym train --fresh-on-change`) and the
+stale runs `asym status` names. The whole-DAG check (edit train.lr, run-grid retrains
+exactly the affected runs) is tests/test_live.py::test_editing_train_lr_retrains_exactly_the_affected_runs.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from asymcli import artifacts, pipeline, reruns, trainer
+from asymcli.config import load_config
+from asymcli.errors import ArtifactError
+
+
+def test_resume_free_keys_match_the_trainer():
+    assert reruns.RESUME_FREE_KEYS == trainer.RESUME_FREE_KEYS
+
+
+def test_config_changes_name_the_setting():
+    saved = {"run": {"lr": 5e-5, "steps": 10, "beta_pos": float("nan")}, "model": {"hidden_size": 16}, "task": {}}
+    now = {"run": {"lr": 1e-4, "steps": 20, "beta_pos": float("nan")}, "model": {"hidden_size": 32}, "task": {}}
+    assert reruns.config_changes(saved, now) == ["train.lr 5e-05 -> 0.0001", "model.hidden_size 16 -> 32"]
+    assert reruns.config_changes(None, now) == []
+
+
+def test_loggers_do_not_change_the_train_fingerprint():
+    a = load_config(None)
+    b = load_config(None, {"train": {"loggers": ["tensorboard"]}})
+    assert pipeline.fingerprint(a, "train", "grpo_s0") == pipeline.fingerprint(b, "train", "grpo_s0")
+    c = load_config(None, {"train": {"lr": 1e-4}})
+    assert pipeline.fingerprint(a, "train", "grpo_s0") != pipeline.fingerprint(c, "train", "grpo_s0")
+
+
+def cfg_for(tmp_path, **train):
+    t = {"steps": 2, "prompts_per_step": 2, "mini_batch_prompts": 2, "group_size": 2, "max_new_tokens": 6,
+         "eval_every": 0, "checkpoint_every": 1, "lr": 1e-3, "warmup_steps": 1}
+    t.update(train)
+    return load_config(None, {"results_dir": str(tmp_path), "train": t,
+                              "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
+                                        "intermediate_size": 64},
+                              "grid": {"methods": ["grpo"], "betas": [], "seeds": [0]}})
+
+
+@pytest.fixture
+def prompts(tmp_path, arith_rows):
+    path = tmp_path / "data" / "prompts.parquet"
+    artifacts.write_parquet(path, arith_rows, artifacts.PROMPTS)
+    return path
+
+
+def test_changed_config_refuses_by_hand_and_starts_over_with_fresh_on_change(tmp_path, prompts, tiny_policy_dir):
+    from stages import train as stage
+
+    out = tmp_path / "runs" / "grpo_s0"
+    kw = dict(seed=0, prompts=prompts, model=tiny_policy_dir, out=out, progress=False)
+    first = artifacts.read_parquet(stage.run(cfg_for(tmp_path), "grpo", **kw), artifacts.METRICS).to_pylist()
+    note = artifacts_note(out)
+    assert (note["step"], note["total"]) == (2, 2)
+
+    changed = cfg_for(tmp_path, lr=2e-3)
+    st = pipeline.collect_status(changed)
+    (row,) = [r for r in st.runs if r.run_id == "grpo_s0"]
+    assert row.stale == "retrains from scratch: train.lr 0.001 -> 0.002"
+    from rich.console import Console
+
+    buf = io.StringIO()
+    pipeline.render_status(st, Console(file=buf, width=200))
+    assert "stale grpo_s0: the next run-grid retrains from scratch: train.lr 0.001 -> 0.002" in buf.getvalue()
+    longer = cfg_for(tmp_path, steps=4)
+    (row,) = [r for r in pipeline.collect_status(longer).runs if r.run_id == "grpo_s0"]
+    assert row.stale == "continues: train.steps 2 -> 4"
+
+    # By hand, as before: refuse and name the setting.
+    with pytest.raises(ArtifactError, match=r"different config \(train\.lr 0\.001 -> 0\.002\)"):
+        stage.run(changed, "grpo", **kw)
+    # Snakemake deletes the job's output before rerunning it; the rerun then starts over.
+    (out / "metrics.parquet").unlink()
+    rows = artifacts.read_parquet(stage.run(changed, "grpo", fresh_on_change=True, **kw), artifacts.METRICS).to_pylist()
+    assert [r["step"] for r in rows] == [1, 2] and rows[-1]["lr"] == pytest.approx(2e-3)
+    prev = out / "previous"
+    kept = artifacts.read_parquet(prev / "metrics.parquet", artifacts.METRICS).to_pylist()
+    assert [r["step"] for r in kept] == [r["step"] for r in first]
+    assert [r["reward_mean"] for r in kept] == [r["reward_mean"] for r in first]
+    assert sorted(p.name for p in (prev / "checkpoints").iterdir()) == ["step_000001", "step_000002"]
+    assert "train.lr 0.001 -> 0.002" in (prev / "REASON.txt").read_text()
+    assert [s for s, _ in trainer.list_checkpoints(out / "checkpoints")] == [1, 2]
+    (row,) = [r for r in pipeline.collect_status(changed).runs if r.run_id == "grpo_s0"]
+    assert row.stale is None and row.trained
+
+
+def artifacts_note(out):
+    from asymcli.progress import PROGRESS_FILE, read_note
+
+    return read_note(out / PROGRESS_FILE)

@@ -36,6 +36,9 @@ EVAL_EVERY, STEPS, CURVE_LIMIT = 2, 4, 3
 class GoldGrader:
     """Correct iff the gold answer is an even number, whatever the response."""
 
+    def __init__(self, **kwargs):  # the trainer passes the grading config (multi_box)
+        self.kwargs = kwargs
+
     def grade_many(self, texts, golds):
         return [Verdict(int(g) % 2 == 0, "correct" if int(g) % 2 == 0 else "wrong", g) for g in golds]
 

@@ -26,6 +26,9 @@ class ParityGrader:
     code path (kappa, both advantage channels, log-prob gain) is exercised.
     """
 
+    def __init__(self, **kwargs):  # stands in for Grader(multi_box=...) too (tests/test_distributed.py)
+        self.kwargs = kwargs
+
     def grade_many(self, texts, golds):
         return [Verdict(len(t) % 2 == 0, "correct" if len(t) % 2 == 0 else "wrong", t[-3:]) for t in texts]
 

@@ -7,7 +7,6 @@ Parquet) and the ones its loss receives must be the registry's for the logged re
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,11 @@ from asymcli.algorithm.advantages import compute_advantages  # noqa: E402
 from asymcli.config import ModelConfig  # noqa: E402
 from asymcli.integrations.trl import AsymGRPOConfig, AsymGRPOTrainer  # noqa: E402
 from asymcli.tiny import build_model, build_tokenizer  # noqa: E402
+from tests._readme import README, readme_block
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 SMALL = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
                     max_position=128)
 G = 4  # num_generations of the README example
-
-
-def readme_block(lang: str) -> str:
-    """The one ```lang block of the README section "AsymGRPO in verl / TRL"."""
-    text = README.read_text()
-    section = text.split("## AsymGRPO in verl / TRL", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(rf"```{lang}\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 1, f"expected one {lang} block in the README section, found {len(blocks)}"
-    return blocks[0]
 
 
 def tiny_setup(tmp_path: Path) -> dict:

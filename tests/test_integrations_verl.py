@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -22,19 +21,10 @@ from verl import DataProto  # noqa: E402
 from asymcli.algorithm import metrics as M  # noqa: E402
 from asymcli.algorithm.advantages import compute_advantages  # noqa: E402
 from asymcli.integrations import verl as integ  # noqa: E402
+from tests._readme import readme_block  # noqa: E402
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 BETAS = {"asym_grpo": (0.9, 0.4), "pos_only": (None, None), "neg_only": (None, None),
          "ent_decrease": (0.3, 0.7), "ent_increase": (0.7, 0.3)}
-
-
-def readme_block(lang: str) -> str:
-    """The one ```lang block of the README section "AsymGRPO in verl / TRL"."""
-    text = README.read_text()
-    section = text.split("## AsymGRPO in verl / TRL", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(rf"```{lang}\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 1, f"expected one {lang} block in the README section, found {len(blocks)}"
-    return blocks[0]
 
 
 def make_batch(n_groups: int, group_size: int, seed: int, length: int = 6):

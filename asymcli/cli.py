@@ -392,7 +392,7 @@ def base(
     typer.echo(str(paths["model"]))
 
 
-# --- claims: the paper's claims checked on finished runs (asymcli/claims.py, stages/claims.py)
+# --- claims: the paper's claims as paired tests over seeds (asymcli/claims/, stages/claims.py)
 
 
 @app.command(rich_help_panel=ANALYSIS)

@@ -130,7 +130,7 @@ def _commute(step: str, rng: random.Random) -> str:
 def _vary_steps(p: Problem, rng: random.Random) -> list[str]:
     steps = [_commute(s, rng) for s in p.steps]
     if p.tier == "t4" and rng.random() < 0.5:  # the second product first; the sum in that order
-        first, second, total = p.steps
+        total = p.steps[2]
         (x, y), s = total.split("=")[0].split("+"), total.split("=")[1]
         steps = [steps[1], steps[0], f"{y}+{x}={s}"]
     return steps

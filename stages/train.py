@@ -60,9 +60,9 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     paths = default_paths(cfg)
     prompts = Path(prompts or paths["prompts"])
     model = Path(model) if model else paths["model"]
-    out = Path(out) if out else paths["runs"] / run_id(tc.method, tc.beta_pos, tc.beta_neg, tc.seed)
-    train_rows, heldout_rows = load_splits(prompts)
     rid = run_id(tc.method, tc.beta_pos, tc.beta_neg, tc.seed)
+    out = Path(out) if out else paths["runs"] / rid
+    train_rows, heldout_rows = load_splits(prompts)
     if fresh_on_change:
         _move_aside_if_changed(cfg, tc, model, out)
     trainer = Trainer(cfg, tc, train_rows, heldout_rows, model, out, progress=progress,

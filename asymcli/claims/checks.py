@@ -72,10 +72,6 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _stdev(xs: Sequence[float]) -> float:
-    return stats.stdev(xs)
-
-
 @dataclass
 class Check:
     """One measured comparison of a claim over seeds, with its paired test."""
@@ -198,11 +194,21 @@ class Inputs:
         return claim
 
 
-def seed_text(per: Mapping[str, Any], fmt: Any = None, signed: bool = False) -> str:
-    """"s0: 1.2, s1: 1.4" (``fmt``: a number formatter; default 4 significant digits)."""
-    f = fmt or (lambda v, signed=False: "–" if v is None or not math.isfinite(v) else
-                (f"{v:+.4g}" if signed else f"{v:.4g}"))
-    return ", ".join(f"{k}: {f(v, signed)}" for k, v in per.items())
+def fmt_value(x: Any, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:+.4g}" if signed else f"{x:.4g}"
+    return str(x)
+
+
+def seed_text(per: Mapping[str, Any], signed: bool = False) -> str:
+    """"s0: 1.2, s1: 1.4": per-seed values, as the tables show them."""
+    return ", ".join(f"{k}: {fmt_value(v, signed)}" for k, v in per.items())
 
 
 def _seed_key(seed: int) -> str:
@@ -230,11 +236,11 @@ def claim_kappa(inp: Inputs) -> Claim:
     for g, seeds in inp.groups.items():
         per = {_seed_key(s): values.get(r.run_id, math.nan) for s, r in sorted(seeds.items())}
         xs = _finite(per.values())
-        rows.append([group_label(g), len(xs), _mean(xs), _stdev(xs) if len(xs) > 1 else None,
+        rows.append([group_label(g), len(xs), _mean(xs), stats.stdev(xs) if len(xs) > 1 else None,
                      min(used[r.run_id] for r in seeds.values()), seed_text(per)])
     pooled = _finite(values.values())
     if pooled:
-        rows.append(["all runs pooled", len(pooled), _mean(pooled), _stdev(pooled) if len(pooled) > 1 else None,
+        rows.append(["all runs pooled", len(pooled), _mean(pooled), stats.stdev(pooled) if len(pooled) > 1 else None,
                      min(used.values()), ""])
     table = {"title": f"κ̂ x 10³ over the first {T} training steps, per run group (mean over seeds)",
              "columns": ["Runs", "n", "κ̂ x 10³", "std", "steps used (min)", "per seed"], "rows": rows}
@@ -507,6 +513,13 @@ def per_group_pressure(G: int, groups: Sequence[int], mass: Sequence[float]) -> 
     return [mass[k] / (G * groups[k]) if groups[k] else None for k in range(G + 1)]
 
 
+def pooled_pressure(G: int, profiles: Mapping[int, Profile], idx: int) -> list[float | None]:
+    """Empirical W(k/G) of the seeds' profiles pooled (groups and mass summed over seeds);
+    ``idx`` 2 = positive channel, 3 = negative."""
+    groups = [sum(p[1][k] for p in profiles.values()) for k in range(G + 1)]
+    return per_group_pressure(G, groups, [sum(p[idx][k] for p in profiles.values()) for k in range(G + 1)])
+
+
 def _argmax(values: Sequence[float | None]) -> int | None:
     best = None
     for k, v in enumerate(values):
@@ -569,13 +582,9 @@ def peak_check(g: GroupKey, runs: Mapping[int, RunData], tok: Mapping[int, Profi
             untestable.append(runs[s].run_id)
         else:
             per[f"s{s}"] = m
-    groups = [sum(p[1][k] for p in tok.values()) for k in range(G + 1)]
-    emp_tok = per_group_pressure(G, groups, [sum(p[idx][k] for p in tok.values()) for k in range(G + 1)])
-    plain_mass = [sum(p[idx][k] for p in plain.values()) for k in range(G + 1)]
-    plain_groups = [sum(p[1][k] for p in plain.values()) for k in range(G + 1)]
-    emp_plain = per_group_pressure(G, plain_groups, plain_mass)
+    emp_tok, emp_plain = pooled_pressure(G, tok, idx), pooled_pressure(G, plain, idx)
     dev = max((abs(e - t) for e, t in zip(emp_plain, th) if e is not None), default=None)
-    k_tok = _argmax(emp_tok)
+    k_tok, k_plain = _argmax(emp_tok), _argmax(emp_plain)
     cont = peak_pos(beta) if channel == "pos" else peak_neg(beta)  # type: ignore[arg-type]
     name = "positive" if channel == "pos" else "negative"
     theory_name = "1 − βpos" if channel == "pos" else "βneg"
@@ -589,7 +598,7 @@ def peak_check(g: GroupKey, runs: Mapping[int, RunData], tok: Mapping[int, Profi
                        runs=[runs[s].run_id for s in tok])
     check.claimed = f"> 0 (peak at {theory_name} = {cont:g}, on the grid {k_star / G:.4g})"
     row = [group_label(g), name, beta, cont, k_star / G, None if k_tok is None else k_tok / G,
-           None if _argmax(emp_plain) is None else _argmax(emp_plain) / G, dev]  # type: ignore[operator]
+           None if k_plain is None else k_plain / G, dev]
     return check, row
 
 
@@ -600,9 +609,7 @@ def pressure_table(g: GroupKey, tok: Mapping[int, Profile], plain: Mapping[int, 
     cols: list[list[Any]] = []
     for beta, idx, ch in ((g[1], 2, "pos"), (g[2], 3, "neg")):
         th = theory_pressure(G, beta, ch) if _in_unit(beta) else [None] * (G + 1)  # type: ignore[arg-type]
-        cols += [per_group_pressure(G, groups, [sum(p[idx][k] for p in tok.values()) for k in range(G + 1)]),
-                 per_group_pressure(G, [sum(p[1][k] for p in plain.values()) for k in range(G + 1)],
-                                    [sum(p[idx][k] for p in plain.values()) for k in range(G + 1)]), th]
+        cols += [pooled_pressure(G, tok, idx), pooled_pressure(G, plain, idx), th]
     return {"title": f"{group_label(g)}: W per group accuracy p = k/G (pooled over seeds "
                      f"{', '.join(str(s) for s in tok)})",
             "columns": ["k", "p", "groups", "W+ token-weighted", "W+ untokenised", "W+ theory",

@@ -3,34 +3,16 @@ claims.json and the report's "Claims" section. Pure formatting plus the atomic w
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .. import artifacts
-from .checks import check_results, seed_text
+from .checks import check_results, fmt_value as _fmt, seed_text as _seed_text
 from .data import group_label, group_of
 
 FORMATS = ("table", "json", "md")
-
-
-
-def _fmt(x: Any, signed: bool = False) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float):
-        return f"{x:+.4g}" if signed else f"{x:.4g}"
-    return str(x)
-
-
-def _seed_text(per: Mapping[str, Any], signed: bool = False) -> str:
-    return seed_text(per, _fmt, signed)
 
 
 def _runs_text(p: Mapping[str, Any]) -> str:

@@ -113,7 +113,7 @@ def paired_test(values: Iterable[float | None], sign: int, *, alpha: float = ALP
     if se == 0:
         # Every seed gave the same difference: no spread to test against. Exact ties are a
         # property of the setup (e.g. identical runs), so the verdict says so instead of p = 0.
-        t = p = lo = hi = None
+        t = p = None
         lo = hi = mean
         if mean == 0:
             verdict, reason = "inconclusive", "every seed exactly 0"

@@ -135,7 +135,7 @@ class WandbTracker(Tracker):
     name = "wandb"
 
     def __init__(self, root: Path, run_id: str, project: str, config: dict[str, Any]):
-        wandb = _require("wandb", "wandb")
+        wandb = self.wandb = _require("wandb", "wandb")
         d = root / "wandb"
         d.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, name=run_id, group=project, config=config, dir=str(d),
@@ -147,6 +147,10 @@ class WandbTracker(Tracker):
 
     def close(self) -> None:
         self.run.finish()
+        # finish() can return before W&B's service process has flushed the offline run
+        # file (seen in CI: a run file with no records yet); teardown waits for it to finish
+        # writing. A train job ends here, so stopping the service costs nothing.
+        self.wandb.teardown()
 
 
 class MlflowTracker(Tracker):

@@ -11,6 +11,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,14 @@ def test_wandb_offline_round_trip(tmp_path, monkeypatch):
     log_all(["wandb"], tmp_path)
     (run_file,) = (tmp_path / "wandb").glob("wandb/offline-run-*/run-*.wandb")
     recs = _wandb_records(run_file)
+    # close() tears W&B's service down, which waits for the file's last record; a CI run once
+    # read the file before it had any. Allow the service a little time before judging.
+    deadline = time.monotonic() + 30
+    while not any(r.WhichOneof("record_type") == "exit" for r in recs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        recs = _wandb_records(run_file)
+    kinds = [r.WhichOneof("record_type") for r in recs]
+    assert "run" in kinds and "exit" in kinds, (run_file, run_file.stat().st_size, kinds)
     (run,) = [r.run for r in recs if r.WhichOneof("record_type") == "run"]
     assert run.display_name == "grpo_s0" and run.project == "asym-test"
     config = {i.key: json.loads(i.value_json) for i in run.config.update if i.key != "_wandb"}

@@ -114,9 +114,31 @@ KAPPA = pa.schema([
     ("n_steps", pa.int64()),
 ])
 
+#: Training dynamics beside Table 2: what each row's training did to entropy and reward, so
+#: the mechanism (Prop. 1: the channels move entropy) is seen next to the accuracy it buys.
+TRAIN_STATS = pa.schema([
+    ("row", pa.int64()),  # display order (Table 2's)
+    ("label", pa.string()),
+    ("method", pa.string()),
+    ("beta_pos", pa.float64()),
+    ("beta_neg", pa.float64()),
+    ("entropy_mean", pa.float64()),  # nats/token: per run the mean over steps >= 1, then mean over seeds
+    ("entropy_mean_std", pa.float64()),  # sample std over seeds (null with one seed)
+    ("entropy_final", pa.float64()),  # the last step's entropy, mean over seeds
+    ("entropy_final_std", pa.float64()),
+    ("reward_first", pa.float64()),  # mean training reward over the first `window` steps
+    ("reward_last", pa.float64()),  # ... and over the last `window` steps
+    ("window", pa.int64()),
+    ("n_seeds", pa.int64()),
+    ("seeds", pa.list_(pa.int64())),
+    ("step_min", pa.int64()),  # last training step of the row's runs
+    ("step_max", pa.int64()),
+])
+
 SCHEMAS: dict[str, pa.Schema] = {
     "run_scores": RUN_SCORES,
     "table2": TABLE2,
+    "train_stats": TRAIN_STATS,
     "grid": GRID,
     "curves": CURVES,
     "kappa": KAPPA,
@@ -321,6 +343,21 @@ def curves(metrics_files: Mapping[str, str | Path], *, ema_weight: float = 0.7) 
             start = i
     t = t.append_column("eval_greedy_acc_ema", pa.array(smoothed, pa.float64()))
     return _conform(t, CURVES)
+
+
+def train_stats(curves_table: pa.Table, *, window: int = 10, pair_order: Sequence[Sequence[float]] = ()) -> pa.Table:
+    """Entropy (mean over the run, last step) and training reward (first / last ``window``
+    steps) per Table 2 row, over seeds (TRAIN_STATS), in Table 2's row order."""
+    if window < 1:
+        raise ConfigError(f"train_stats window must be >= 1, got {window}")
+    if curves_table.num_rows == 0:
+        return TRAIN_STATS.empty_table()
+    rows = _query("train_stats", {"window": int(window)}, {"curves": curves_table}).to_pylist()
+    rows.sort(key=lambda r: row_sort_key(r["method"], _none(r["beta_pos"]), _none(r["beta_neg"]), pair_order))
+    out = [{**r, "row": i, "window": int(window), "beta_pos": _none(r["beta_pos"]), "beta_neg": _none(r["beta_neg"]),
+            "label": row_label(r["method"], _none(r["beta_pos"]), _none(r["beta_neg"]))}
+           for i, r in enumerate(rows)]
+    return artifacts.to_table(out, TRAIN_STATS)
 
 
 def kappa(curves_table: pa.Table, steps: int = 20) -> pa.Table:

@@ -69,7 +69,7 @@ TARGETS: dict[str, str] = {
 
 #: Parts of `asym aggregate` -> the agg/*.parquet files each writes.
 AGG_PARTS: dict[str, tuple[str, ...]] = {
-    "table2": ("run_scores", "table2"),
+    "table2": ("run_scores", "table2", "train_stats"),
     "grid": ("grid",),
     "curves": ("curves", "kappa"),
 }

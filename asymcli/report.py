@@ -252,6 +252,79 @@ def to_rich(view: TableView, title: str = "") -> Any:
     return t
 
 
+# ---------------------------------------------------------------------------
+# Training dynamics beside Table 2 (agg/train_stats.parquet)
+# ---------------------------------------------------------------------------
+
+DYNAMICS_TITLE = "Training dynamics beside accuracy"
+DYNAMICS_HEAD = ["Method", "Avg.", "Entropy, mean over steps", "Entropy, last step", "Reward, first → last", "Seeds"]
+
+
+def _pm(mean: float | None, std: float | None, n: int, digits: int) -> str:
+    if mean is None or math.isnan(mean):
+        return "–"
+    s = f"{mean:.{digits}f}"
+    if n > 1 and std is not None and not math.isnan(std):
+        s += f" ± {std:.{digits}f}"
+    return s
+
+
+def dynamics_rows(stats: pa.Table, table2: pa.Table | None) -> list[list[str]]:
+    """One line per trained Table 2 row: Avg. (Avg@k, from Table 2), entropy (nats/token) as
+    the mean over the run and at the last step, training reward over the first and last
+    ``window`` steps, seeds. Rows in Table 2's order."""
+    avg = {}
+    if table2 is not None:
+        for r in table2.to_pylist():
+            if r["metric"] == "avg@k" and r["benchmark"] == agg.AVG:
+                avg[(r["method"], r["beta_pos"], r["beta_neg"])] = Cell(r["mean"], r["std"], r["n_seeds"])
+    out = []
+    for r in stats.to_pylist():
+        n = r["n_seeds"]
+        c = avg.get((r["method"], r["beta_pos"], r["beta_neg"]))
+        out.append([
+            r["label"], c.text() if c is not None else "–",
+            _pm(r["entropy_mean"], r["entropy_mean_std"], n, 4),
+            _pm(r["entropy_final"], r["entropy_final_std"], n, 4),
+            f"{r['reward_first']:.3f} → {r['reward_last']:.3f}" if r["reward_first"] is not None
+            and r["reward_last"] is not None else "–",
+            str(n),
+        ])
+    return out
+
+
+def dynamics_note(stats: pa.Table) -> str:
+    rows = stats.to_pylist()
+    w = rows[0]["window"] if rows else 10
+    return (f"Entropy: the policy's mean token entropy (nats/token) on its own rollouts; per run the mean "
+            f"over training steps and the last step's value, then the mean over seeds (± sample std over "
+            f"seeds). Reward: mean training reward over the first and the last {w} steps. Avg.: Table 2's "
+            f"Avg@k. Prop. 1: a larger positive-channel weight (beta_pos > beta_neg) keeps entropy higher "
+            f"while kappa > 0; `asym claims` tests the orderings as paired statistics.")
+
+
+def dynamics_markdown(stats: pa.Table, table2: pa.Table | None) -> str:
+    rows = dynamics_rows(stats, table2)
+    if not rows:
+        return ""
+    out = [f"## {DYNAMICS_TITLE}\n", "| " + " | ".join(DYNAMICS_HEAD) + " |",
+           "|---|" + "---:|" * (len(DYNAMICS_HEAD) - 1)]
+    out += ["| " + " | ".join(line) + " |" for line in rows]
+    out.append(f"\n{dynamics_note(stats)}")
+    return "\n".join(out) + "\n"
+
+
+def dynamics_rich(stats: pa.Table, table2: pa.Table | None) -> Any:
+    from rich.table import Table
+
+    t = Table(title=DYNAMICS_TITLE, caption=dynamics_note(stats), caption_justify="left", header_style="bold")
+    for i, h in enumerate(DYNAMICS_HEAD):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for line in dynamics_rows(stats, table2):
+        t.add_row(*line)
+    return t
+
+
 def grid_markdown(grid: pa.Table) -> str:
     """Figure 4d as a table: rows beta_pos, columns beta_neg, cells Avg. (x 100)."""
     rows = grid.to_pylist()
@@ -394,6 +467,7 @@ def _read_optional(path: Path, schema: pa.Schema) -> pa.Table | None:
 def write_table2(cfg: Config, layout: Layout) -> list[Path]:
     table = _read(layout.agg("table2"), agg.TABLE2)
     scores = _read_optional(layout.agg("run_scores"), agg.RUN_SCORES)
+    stats = _read_optional(layout.agg("train_stats"), agg.TRAIN_STATS)
     out = []
     for metric, stem in METRIC_FILES.items():
         note = table_note(cfg, table, scores, metric)
@@ -403,6 +477,8 @@ def write_table2(cfg: Config, layout: Layout) -> list[Path]:
             text = f"## {title}\n\nNo evaluated runs yet.\n"
         else:
             text = to_markdown(view, title)
+            if metric == "avg@k" and stats is not None and stats.num_rows:
+                text += "\n" + dynamics_markdown(stats, table)
         p = layout.report_dir / f"{stem}.md"
         artifacts.write_text(p, text)
         out.append(p)
@@ -482,6 +558,9 @@ def print_tables(cfg: Config, console: Any, layout: Layout | None = None) -> boo
         scores = _read_optional(layout.agg("run_scores"), agg.RUN_SCORES)
         view = table_view(t2, "avg@k", table_note(cfg, t2, scores, "avg@k"))
         console.print(to_rich(view, f"Table 2 (Avg@k): {cfg.name}"))
+        stats = _read_optional(layout.agg("train_stats"), agg.TRAIN_STATS)
+        if stats is not None and stats.num_rows:
+            console.print(dynamics_rich(stats, t2))
         shown = True
     grid = _read_optional(layout.agg("grid"), agg.GRID)
     if grid is not None and grid.num_rows > 1:

@@ -1,6 +1,6 @@
 """Stage `aggregate`: samples / metrics Parquet -> {results}/agg/*.parquet (asymcli.aggregate).
 
-Parts (pipeline.AGG_PARTS): ``table2`` (run_scores + table2), ``grid`` (Figure 4d) and
+Parts (pipeline.AGG_PARTS): ``table2`` (run_scores + table2 + train_stats), ``grid`` (Figure 4d) and
 ``curves`` (curves + kappa). ``runs`` lists the run ids to include (Snakemake passes
 exactly its rule's inputs); None = every run found under results_dir, so a plain
 ``asym report`` covers all that has been evaluated, whichever grid produced it.
@@ -71,6 +71,12 @@ def run(cfg: Config, parts: Sequence[str] | None = None, runs: Sequence[str] | N
             if part == "table2":
                 out.append(_write(layout, "run_scores", scores, cfg, part, ids))
                 out.append(_write(layout, "table2", table, cfg, part, ids))
+                # Entropy and reward beside the accuracy: from the training metrics of the
+                # same runs (a run evaluated without training metrics has no dynamics row).
+                trained = [r for r in ids if r != BASE_RUN and layout.metrics(r).exists()]
+                curves = agg.curves({r: layout.metrics(r) for r in trained}, ema_weight=cfg.report.ema)
+                stats = agg.train_stats(curves, pair_order=pair_order)
+                out.append(_write(layout, "train_stats", stats, cfg, part, trained))
             else:
                 out.append(_write(layout, "grid", agg.grid(table), cfg, part, ids))
         elif part == "curves":

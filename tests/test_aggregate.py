@@ -216,3 +216,37 @@ def test_table2_long_table_round_trips_through_artifacts(results, tmp_path):
 def test_fake_runs_cover_the_figures():
     methods = {rid.rsplit("_s", 1)[0] for rid in FAKE_RUNS}
     assert {"reinforce", "pos_only", "neg_only", "reinforce_ent", "grpo", "ent_decrease"} <= methods
+
+
+def test_train_stats_entropy_and_reward_per_row(tmp_path):
+    """Per run: mean entropy over steps >= 1, last step's entropy, reward over the first and
+    last `window` steps; then mean and sample std over seeds, in Table 2's row order."""
+    import statistics
+
+    ids = [("grpo_s0", 0.4), ("grpo_s1", 0.5), ("reinforce_s0", 0.3), ("asym_bp0.9_bn0.4_s0", 0.6)]
+    files = {rid: write_metrics(tmp_path, rid, lvl, n_steps=7, seed=i) for i, (rid, lvl) in enumerate(ids)}
+    c = agg.curves(files, ema_weight=0.7)
+    st = agg.train_stats(c, window=3)
+    assert st.schema == agg.TRAIN_STATS
+    assert [r["label"] for r in st.to_pylist()] == ["REINFORCE", "GRPO", "AsymGRPO (βpos=0.9, βneg=0.4)"]
+
+    def per_run(rid):
+        rows = sorted((r for r in artifacts.read_parquet(files[rid], artifacts.METRICS).to_pylist() if r["step"] >= 1),
+                      key=lambda r: r["step"])
+        ent = [r["entropy"] for r in rows if not math.isnan(r["entropy"])]
+        rew = [r["reward_mean"] for r in rows]
+        return statistics.mean(ent), ent[-1], statistics.mean(rew[:3]), statistics.mean(rew[-3:])
+
+    grpo = next(r for r in st.to_pylist() if r["method"] == "grpo")
+    a, b = per_run("grpo_s0"), per_run("grpo_s1")
+    assert grpo["n_seeds"] == 2 and grpo["seeds"] == [0, 1] and grpo["window"] == 3
+    assert grpo["entropy_mean"] == pytest.approx((a[0] + b[0]) / 2)
+    assert grpo["entropy_mean_std"] == pytest.approx(statistics.stdev([a[0], b[0]]))
+    assert grpo["entropy_final"] == pytest.approx((a[1] + b[1]) / 2)
+    assert grpo["reward_first"] == pytest.approx((a[2] + b[2]) / 2)
+    assert grpo["reward_last"] == pytest.approx((a[3] + b[3]) / 2)
+    one = next(r for r in st.to_pylist() if r["method"] == "reinforce")
+    assert one["entropy_mean_std"] is None  # one seed: no spread
+    assert agg.train_stats(agg.CURVES.empty_table()).num_rows == 0
+    with pytest.raises(ConfigError, match="window"):
+        agg.train_stats(c, window=0)

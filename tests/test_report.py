@@ -57,6 +57,27 @@ def test_terminal_table(reported):
     assert "report/index.md" in text
 
 
+def test_entropy_beside_accuracy(reported):
+    """Table 2's terminal print and table2.md carry each row's training entropy (mean over the
+    run, last step) and reward beside its Avg., read from agg/train_stats.parquet."""
+    cfg, root, _, text = reported
+    stats = artifacts.read_parquet(Layout.of(cfg).agg("train_stats"), agg.TRAIN_STATS).to_pylist()
+    t2 = artifacts.read_parquet(Layout.of(cfg).agg("table2"), agg.TABLE2)
+    assert rep.DYNAMICS_TITLE in text and "Entropy, mean over steps" in text
+    md = (root / "report" / "table2.md").read_text()
+    section = md.split(f"## {rep.DYNAMICS_TITLE}", 1)[1]
+    labels = [r["label"] for r in stats]
+    assert "Base model" not in section and labels[0] == "REINFORCE"
+    for r in stats:
+        line = next(x for x in section.splitlines() if x.startswith(f"| {r['label']} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[2].startswith(f"{r['entropy_mean']:.4f}") and cells[3].startswith(f"{r['entropy_final']:.4f}")
+        assert cells[4] == f"{r['reward_first']:.3f} → {r['reward_last']:.3f}" and cells[5] == str(r["n_seeds"])
+        avg = next(x for x in t2.to_pylist() if x["label"] == r["label"] and x["metric"] == "avg@k"
+                   and x["benchmark"] == agg.AVG)
+        assert cells[1].startswith(f"{avg['mean']:.2f}")
+
+
 def num(cell: str) -> float:
     return float(re.search(r"\d+\.\d+", cell).group())
 
@@ -64,7 +85,8 @@ def num(cell: str) -> float:
 def test_markdown_marks_best_and_second_per_column(reported):
     _, root, _, _ = reported
     md = (root / "report" / "table2.md").read_text()
-    lines = [line for line in md.splitlines() if line.startswith("| ") and "Method" not in line]
+    table = md.split(f"## {rep.DYNAMICS_TITLE}")[0]  # Table 2 itself, not the dynamics below it
+    lines = [line for line in table.splitlines() if line.startswith("| ") and "Method" not in line]
     cols = list(zip(*[[c.strip() for c in line.strip("|").split("|")][1:] for line in lines]))
     for col in cols:
         bold = [c for c in col if c.startswith("**")]

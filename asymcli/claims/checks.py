@@ -474,6 +474,20 @@ def claim_symmetric(inp: Inputs) -> Claim:
     return inp.finish(claim, groups)
 
 
+def claim_asym_entropy(inp: Inputs) -> Claim:
+    checks = [curve_check(inp, ASYM, GRPO, "entropy", +1, "mean entropy gap", "nats/token"),
+              curve_check(inp, ASYM, REINFORCE, "entropy", +1, "mean entropy gap", "nats/token")]
+    notes = ["Prop. 1 applied to AsymGRPO: with beta_pos > beta_neg the positive (entropy-sustaining) "
+             "channel is the stronger one, so while kappa > 0 its entropy should lie above GRPO's (0.5, 0.5) "
+             "and REINFORCE's (0, 0). The paper's Fig. 4b reports AsymGRPO's entropy as comparable to "
+             "GRPO's; this check tests the prediction, not a sentence of the paper.",
+             "value per seed: mean over common training steps (after the first) of the entropy difference."]
+    claim = Claim("5c", f"{group_label(ASYM)} keeps entropy above GRPO and REINFORCE", "Prop. 1, Fig. 4b",
+                  "the stronger positive channel sustains entropy", checks,
+                  combine([c.verdict for c in checks]), [], notes)
+    return inp.finish(claim, [ASYM, GRPO, REINFORCE])
+
+
 # ---------------------------------------------------------------------------
 # Claim 6: Proposition 2, peaks of the gradient pressure
 # ---------------------------------------------------------------------------
@@ -666,7 +680,7 @@ def claim_peaks(inp: Inputs) -> Claim:
 # ---------------------------------------------------------------------------
 
 CLAIMS = (claim_kappa, claim_entropy, claim_channels, claim_flip_entropy, claim_flip, claim_table2,
-          claim_symmetric, claim_peaks)
+          claim_symmetric, claim_asym_entropy, claim_peaks)
 
 
 def seeds_for_claims(config_seeds: Iterable[int], found: Iterable[int]) -> list[int]:

@@ -16,6 +16,7 @@ localrules:
 rule aggregate_table2:
     input:
         runs=expand(rules.eval_run.output.samples, run=TABLE_RUNS),
+        metrics=expand(rules.train.output.metrics, run=TABLE_RUNS),  # train_stats: entropy beside accuracy
         base=rules.eval_base.output.samples,
     output:
         **agg_files("table2"),

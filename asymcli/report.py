@@ -257,7 +257,7 @@ def to_rich(view: TableView, title: str = "") -> Any:
 # ---------------------------------------------------------------------------
 
 DYNAMICS_TITLE = "Training dynamics beside accuracy"
-DYNAMICS_HEAD = ["Method", "Avg.", "Entropy, mean over steps", "Entropy, last step", "Reward, first → last", "Seeds"]
+DYNAMICS_HEAD = ["Method", "Avg.", "Ent. mean", "Ent. last", "Reward", "n"]
 
 
 def _pm(mean: float | None, std: float | None, n: int, digits: int) -> str:
@@ -269,10 +269,10 @@ def _pm(mean: float | None, std: float | None, n: int, digits: int) -> str:
     return s
 
 
-def dynamics_rows(stats: pa.Table, table2: pa.Table | None) -> list[list[str]]:
+def dynamics_rows(stats: pa.Table, table2: pa.Table | None, spread: bool = True) -> list[list[str]]:
     """One line per trained Table 2 row: Avg. (Avg@k, from Table 2), entropy (nats/token) as
     the mean over the run and at the last step, training reward over the first and last
-    ``window`` steps, seeds. Rows in Table 2's order."""
+    ``window`` steps, seeds. Rows in Table 2's order; ``spread``: ± sample std over seeds."""
     avg = {}
     if table2 is not None:
         for r in table2.to_pylist():
@@ -283,10 +283,10 @@ def dynamics_rows(stats: pa.Table, table2: pa.Table | None) -> list[list[str]]:
         n = r["n_seeds"]
         c = avg.get((r["method"], r["beta_pos"], r["beta_neg"]))
         out.append([
-            r["label"], c.text() if c is not None else "–",
-            _pm(r["entropy_mean"], r["entropy_mean_std"], n, 4),
-            _pm(r["entropy_final"], r["entropy_final_std"], n, 4),
-            f"{r['reward_first']:.3f} → {r['reward_last']:.3f}" if r["reward_first"] is not None
+            r["label"], c.text(spread) if c is not None else "–",
+            _pm(r["entropy_mean"], r["entropy_mean_std"], n if spread else 1, 4),
+            _pm(r["entropy_final"], r["entropy_final_std"], n if spread else 1, 4),
+            f"{r['reward_first']:.3f}→{r['reward_last']:.3f}" if r["reward_first"] is not None
             and r["reward_last"] is not None else "–",
             str(n),
         ])
@@ -296,11 +296,10 @@ def dynamics_rows(stats: pa.Table, table2: pa.Table | None) -> list[list[str]]:
 def dynamics_note(stats: pa.Table) -> str:
     rows = stats.to_pylist()
     w = rows[0]["window"] if rows else 10
-    return (f"Entropy: the policy's mean token entropy (nats/token) on its own rollouts; per run the mean "
-            f"over training steps and the last step's value, then the mean over seeds (± sample std over "
-            f"seeds). Reward: mean training reward over the first and the last {w} steps. Avg.: Table 2's "
-            f"Avg@k. Prop. 1: a larger positive-channel weight (beta_pos > beta_neg) keeps entropy higher "
-            f"while kappa > 0; `asym claims` tests the orderings as paired statistics.")
+    return (f"Ent. (entropy): nats/token on the policy's own rollouts, per run the mean over training steps "
+            f"(mean) and the last step (last), then the mean over seeds (± sample std). Reward: training "
+            f"reward over the first {w} steps → the last {w}. Avg.: Table 2's. Prop. 1 predicts higher "
+            f"entropy for beta_pos > beta_neg while kappa > 0; `asym claims` tests it.")
 
 
 def dynamics_markdown(stats: pa.Table, table2: pa.Table | None) -> str:
@@ -315,13 +314,18 @@ def dynamics_markdown(stats: pa.Table, table2: pa.Table | None) -> str:
 
 
 def dynamics_rich(stats: pa.Table, table2: pa.Table | None) -> Any:
+    """The terminal version: means only and the seed count in the title, so that it fits 80
+    columns; table2.md has the spreads and a seeds column."""
     from rich.table import Table
 
-    t = Table(title=DYNAMICS_TITLE, caption=dynamics_note(stats), caption_justify="left", header_style="bold")
-    for i, h in enumerate(DYNAMICS_HEAD):
-        t.add_column(h, justify="left" if i == 0 else "right")
-    for line in dynamics_rows(stats, table2):
-        t.add_row(*line)
+    ns = sorted({r["n_seeds"] for r in stats.to_pylist()})
+    seeds = f"{ns[0]} seed{'s' if ns[0] != 1 else ''} per row" if len(ns) == 1 else "seeds per row: table2.md"
+    t = Table(title=f"{DYNAMICS_TITLE} ({seeds})", caption=dynamics_note(stats), caption_justify="left",
+              header_style="bold")
+    for i, h in enumerate(DYNAMICS_HEAD[:-1]):
+        t.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0, min_width=11 if i == 4 else None)
+    for line in dynamics_rows(stats, table2, spread=False):
+        t.add_row(*line[:-1])
     return t
 
 

@@ -63,7 +63,7 @@ def test_entropy_beside_accuracy(reported):
     cfg, root, _, text = reported
     stats = artifacts.read_parquet(Layout.of(cfg).agg("train_stats"), agg.TRAIN_STATS).to_pylist()
     t2 = artifacts.read_parquet(Layout.of(cfg).agg("table2"), agg.TABLE2)
-    assert rep.DYNAMICS_TITLE in text and "Entropy, mean over steps" in text
+    assert rep.DYNAMICS_TITLE in text and "Ent. mean" in text
     md = (root / "report" / "table2.md").read_text()
     section = md.split(f"## {rep.DYNAMICS_TITLE}", 1)[1]
     labels = [r["label"] for r in stats]
@@ -72,7 +72,7 @@ def test_entropy_beside_accuracy(reported):
         line = next(x for x in section.splitlines() if x.startswith(f"| {r['label']} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[2].startswith(f"{r['entropy_mean']:.4f}") and cells[3].startswith(f"{r['entropy_final']:.4f}")
-        assert cells[4] == f"{r['reward_first']:.3f} → {r['reward_last']:.3f}" and cells[5] == str(r["n_seeds"])
+        assert cells[4] == f"{r['reward_first']:.3f}→{r['reward_last']:.3f}" and cells[5] == str(r["n_seeds"])
         avg = next(x for x in t2.to_pylist() if x["label"] == r["label"] and x["metric"] == "avg@k"
                    and x["benchmark"] == agg.AVG)
         assert cells[1].startswith(f"{avg['mean']:.2f}")

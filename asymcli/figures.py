@@ -267,8 +267,17 @@ def fig4_dynamics(curves: pa.Table | None, path: str | Path,
     return _save(fig, path)
 
 
+def grid_cell_text(row: dict[str, Any]) -> str:
+    """A Figure 4d cell: "69.62\n± 0.90\nn=5" (the ± line only with two or more seeds)."""
+    n = row.get("n_seeds") or 1
+    std = row.get("std")
+    spread = f"\n± {std:.2f}" if n > 1 and std is not None and not math.isnan(std) else ""
+    return f"{row['mean']:.2f}{spread}\nn={n}"
+
+
 def grid_heatmap(grid: pa.Table | None, path: str | Path) -> Path:
-    """Figure 4d: Avg. accuracy (x 100) over the (beta_pos, beta_neg) grid; empty cells = not run."""
+    """Figure 4d: Avg. accuracy (x 100) over the (beta_pos, beta_neg) grid, each cell annotated
+    with mean ± sample std over seeds and n; empty cells = not run."""
     rows = [] if grid is None else [r for r in grid.to_pylist() if r["mean"] is not None]
     fig = Figure(figsize=(5.2, 4.4), layout="constrained")
     ax = fig.subplots(1, 1)
@@ -280,8 +289,11 @@ def grid_heatmap(grid: pa.Table | None, path: str | Path) -> Path:
     bps = sorted({r["beta_pos"] for r in rows}, reverse=True)
     bns = sorted({r["beta_neg"] for r in rows})
     mat = np.full((len(bps), len(bns)), math.nan)
+    cell: dict[tuple[int, int], dict] = {}
     for r in rows:
-        mat[bps.index(r["beta_pos"]), bns.index(r["beta_neg"])] = r["mean"]
+        i, j = bps.index(r["beta_pos"]), bns.index(r["beta_neg"])
+        mat[i, j] = r["mean"]
+        cell[i, j] = r
     masked = np.ma.masked_invalid(mat)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#eeeeee")
     im = ax.imshow(masked, cmap=cmap, aspect="auto")
@@ -292,7 +304,9 @@ def grid_heatmap(grid: pa.Table | None, path: str | Path) -> Path:
             if math.isnan(mat[i, j]):
                 continue
             light = hi > lo and (mat[i, j] - lo) / (hi - lo) > 0.6
-            ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8,
+            # mean ± std and n in every cell: a colour contrast over a 0.3-point spread must not
+            # read as a strong effect when the seeds scatter more than that.
+            ax.text(j, i, grid_cell_text(cell[i, j]), ha="center", va="center", fontsize=7,
                     color="black" if light else "white",
                     fontweight="bold" if mat[i, j] == best else "normal")
     ax.set_xticks(range(len(bns)), [f"{b:g}" for b in bns])

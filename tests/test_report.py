@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pyarrow as pa
 import pytest
 from rich.console import Console
 
@@ -164,6 +165,16 @@ def test_figures_with_missing_runs_still_render(tmp_path):
         assert p.read_bytes()[:8] == PNG
     p = figures.grid_heatmap(agg.GRID.empty_table(), tmp_path / "g.png")
     assert p.read_bytes()[:8] == PNG
+
+
+def test_grid_cells_carry_spread_and_n(tmp_path):
+    """Figure 4d annotates mean ± std and n, so a small spread is not read off the colours alone."""
+    assert figures.grid_cell_text({"mean": 69.624, "std": 0.904, "n_seeds": 5}) == "69.62\n± 0.90\nn=5"
+    assert figures.grid_cell_text({"mean": 71.33, "std": None, "n_seeds": 1}) == "71.33\nn=1"
+    grid = pa.Table.from_pylist(schema=agg.GRID, mapping=[
+        {"beta_pos": 0.9, "beta_neg": 0.4, "mean": 69.6, "std": 0.9, "n_seeds": 5, "step_min": 60, "step_max": 60},
+        {"beta_pos": 0.7, "beta_neg": 0.7, "mean": 69.3, "std": 0.9, "n_seeds": 5, "step_min": 60, "step_max": 60}])
+    assert figures.grid_heatmap(grid, tmp_path / "g.png").read_bytes()[:8] == PNG
 
 
 def test_panel_reports_missing_methods():

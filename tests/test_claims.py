@@ -87,7 +87,7 @@ def write_run(root: Path, rid: str, *, entropy=0.0, none=0.0, gain=0.0, kappa=No
 
 
 #: Held-out accuracy per group (x 40 problems-samples), and the seed jitter added.
-ACC = {"reinforce": 16, "grpo": 20, "ent_decrease": 16, "ent_increase": 18, "pos_only": 18, "neg_only": 17,
+ACC = {"reinforce": 16, "reinforce_ent": 17, "grpo": 20, "ent_decrease": 16, "ent_increase": 18, "pos_only": 18, "neg_only": 17,
        "asym_bp0.9_bn0.4": 26, "asym_bp0.7_bn0.7": 23}
 
 
@@ -96,6 +96,7 @@ def holds_world(root: Path, seeds=(0, 1, 2)):
         j = s  # +0, +1, +2 samples of 40 per seed
         spec = {
             "reinforce": dict(kappa=lambda t, s=s: (5 + s + 0.1 * t) * 1e-3),
+            "reinforce_ent": dict(entropy=0.04 + 0.01 * s),
             "pos_only": dict(entropy=0.05 + 0.01 * s, none=-0.1),
             "neg_only": dict(entropy=-0.03 - 0.01 * s, gain=0.2 + 0.05 * s),
             "grpo": {}, "ent_decrease": dict(entropy=-0.02 - 0.01 * s), "ent_increase": dict(entropy=0.03 + 0.01 * s),
@@ -191,11 +192,11 @@ def test_holds_rate_without_an_effect_is_alpha():
 
 def test_all_claims_hold(holds):
     _, p = holds
-    assert p["verdicts"] == {"1": "holds", "2": "holds", "3": "holds", "4a": "holds", "4b": "holds",
+    assert p["verdicts"] == {"1": "holds", "2": "holds", "3a": "holds", "3b": "holds", "3c": "holds", "4a": "holds", "4b": "holds",
                              "5a": "holds", "5b": "holds", "5c": "holds", "6": "holds"}
     assert all(k["p_holm"] is not None for c in p["claims"] for k in c["checks"] if k["p"] is not None)
     assert p["missing"] == [] and p["command"] is None
-    assert len(p["runs"]) == 24 and all(r["samples"] and r["steps"] == STEPS for r in p["runs"])
+    assert len(p["runs"]) == 27 and all(r["samples"] and r["steps"] == STEPS for r in p["runs"])
 
 
 def test_kappa_numbers(holds):
@@ -207,11 +208,11 @@ def test_kappa_numbers(holds):
     assert k["se"] == pytest.approx(1 / math.sqrt(3))
     rows = {r[0]: r for r in c["tables"][0]["rows"]}
     assert rows["GRPO"][2] == pytest.approx(4.0) and rows["REINFORCE"][1] == 3
-    assert rows["all runs pooled"][1] == 24
+    assert rows["all runs pooled"][1] == 27
 
 
 def test_entropy_and_channel_numbers(holds):
-    c2, c3 = by_id(holds[1])["2"], by_id(holds[1])["3"]
+    c2, c3 = by_id(holds[1])["2"], by_id(holds[1])["3a"]
     pos, neg = c2["checks"]
     assert pos["per_seed"] == pytest.approx({"s0": 0.05, "s1": 0.06, "s2": 0.07})
     assert pos["extra"]["frac_steps_mean"] == 1.0  # above at every step after the first
@@ -275,10 +276,10 @@ def test_fails_and_inconclusive(holds, tmp_path):
     assert by_id(p)["4b"]["checks"][0]["mean"] == pytest.approx(10.0)
     assert v["2"] == "fails"  # Pos-Only holds, Neg-Only fails: the claim as stated fails
     assert [k["verdict"] for k in by_id(p)["2"]["checks"]] == ["holds", "fails"]
-    gain = by_id(p)["3"]["checks"][1]
+    gain = by_id(p)["3a"]["checks"][1]
     assert gain["per_seed"] == pytest.approx({"s0": -0.1, "s1": 0.0, "s2": 0.1})
     assert gain["verdict"] == "inconclusive" and gain["p"] == pytest.approx(0.5)
-    assert v["3"] == "inconclusive"
+    assert v["3a"] == "inconclusive"
 
 
 def test_missing_runs_suggest_run_grid(holds, tmp_path):
@@ -286,7 +287,7 @@ def test_missing_runs_suggest_run_grid(holds, tmp_path):
                                           "asym_bp0.7_bn0.7_.*"))
     p = check(root)
     c = by_id(p)
-    assert c["2"]["verdict"] == "insufficient" and c["3"]["verdict"] == "insufficient"
+    assert c["2"]["verdict"] == "insufficient" and c["3a"]["verdict"] == "insufficient"
     assert c["2"]["command"] == "asym run-grid --methods reinforce,pos_only,neg_only --seeds 0,1,2 --config cfg.yaml"
     assert c["2"]["checks"][0]["reason"] == "no Pos-Only Modulation or REINFORCE run"
     assert c["4b"]["verdict"] == "insufficient"  # EntDecrease below GRPO holds; EntIncrease missing
@@ -296,8 +297,10 @@ def test_missing_runs_suggest_run_grid(holds, tmp_path):
     # kappa without REINFORCE: all runs pooled decide, and REINFORCE is suggested
     assert c["1"]["verdict"] == "holds" and "all runs pooled" in c["1"]["checks"][0]["label"]
     assert c["1"]["missing"] == ["reinforce_s0", "reinforce_s1", "reinforce_s2"]
-    assert p["command"] == ("asym run-grid --methods reinforce,pos_only,neg_only,ent_increase --betas 0.7,0.7 "
-                            "--seeds 0,1,2 --config cfg.yaml")
+    assert c["3c"]["command"] == ("asym run-grid --methods reinforce,reinforce_ent,pos_only --seeds 0,1,2 "
+                                  "--config cfg.yaml")
+    assert p["command"] == ("asym run-grid --methods reinforce,pos_only,neg_only,reinforce_ent,ent_increase "
+                            "--betas 0.7,0.7 --seeds 0,1,2 --config cfg.yaml")
 
 
 def test_two_seeds_are_insufficient_and_name_the_command(holds, tmp_path):

@@ -30,6 +30,7 @@ SYM_PAIR = (0.7, 0.7)
 
 GroupKey = tuple[str, "float | None", "float | None"]
 REINFORCE: GroupKey = ("reinforce", None, None)
+REINFORCE_ENT: GroupKey = ("reinforce_ent", None, None)
 GRPO: GroupKey = ("grpo", None, None)
 POS_ONLY: GroupKey = ("pos_only", None, None)
 NEG_ONLY: GroupKey = ("neg_only", None, None)

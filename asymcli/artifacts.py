@@ -403,3 +403,30 @@ def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
 
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------
+# Checkpoint folders (written by the trainer; read by status, reruns and eval)
+# ---------------------------------------------------------------------------
+
+CKPT_PREFIX = "step_"  # runs/{run_id}/checkpoints/step_000060/
+COMPLETE_MARKER = "COMPLETE"  # written last, before the atomic rename
+
+
+def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in ``ckpt_dir`` as (step, path), oldest first.
+
+    A folder counts only with its COMPLETE marker (written last, before the atomic rename);
+    a half-written ``.tmp_*`` folder from a killed run is ignored.
+    """
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        if p.is_dir() and p.name.startswith(CKPT_PREFIX) and (p / COMPLETE_MARKER).exists():
+            try:
+                out.append((int(p.name[len(CKPT_PREFIX):]), p))
+            except ValueError:
+                continue
+    return sorted(out)

@@ -83,11 +83,6 @@ REPORT_PARTS: dict[str, tuple[str, ...]] = {
     "index": ("index.md",),
 }
 
-#: Same values as asymcli.trainer.CKPT_PREFIX / COMPLETE_MARKER (a test keeps them equal);
-#: repeated so that `asym status` does not import torch.
-CKPT_PREFIX = "step_"
-COMPLETE_MARKER = "COMPLETE"
-
 RESOLVED_CONFIG = "config.resolved.yaml"
 BASE_RUN = "base"
 
@@ -753,17 +748,8 @@ def release_stale_lock(workdir: Path) -> bool:
 
 
 def complete_checkpoints(ckpt_dir: Path) -> list[int]:
-    """Steps of the complete checkpoints of a run (same rule as trainer.list_checkpoints)."""
-    if not ckpt_dir.is_dir():
-        return []
-    steps = []
-    for p in ckpt_dir.iterdir():
-        if p.is_dir() and p.name.startswith(CKPT_PREFIX) and (p / COMPLETE_MARKER).exists():
-            try:
-                steps.append(int(p.name[len(CKPT_PREFIX):]))
-            except ValueError:
-                continue
-    return sorted(steps)
+    """Steps of the complete checkpoints of a run."""
+    return [step for step, _ in artifacts.list_checkpoints(ckpt_dir)]
 
 
 def disk_usage(path: Path) -> int:

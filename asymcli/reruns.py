@@ -16,7 +16,8 @@ meet here:
 
 What counts as a change is the trainer's rule: any run/model/task setting other than
 ``RESUME_FREE_KEYS`` (how long and where a run executes). A longer ``train.steps`` is
-not a change: the run continues from its last checkpoint.
+not a change: the run continues from its last checkpoint. A shorter one is, once the run is
+past it (:func:`past_end`): it retrains rather than report the longer run as the shorter.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import artifacts
 from .config import Config, config_to_dict, parse_run_id, resolve_run
 
 #: Run settings that may differ between a checkpoint and the run resuming from it: they
@@ -93,18 +95,30 @@ class Staleness:
         return f"{what}: {shown}"
 
 
+def past_end(run_dir: Path, steps: int) -> str | None:
+    """Why a run cannot resume at ``train.steps`` = ``steps``: its last checkpoint is already
+    past that step (a shorter run was asked for). Resuming would hand back the longer run
+    under the shorter run's config; None when it is not past."""
+    ckpts = artifacts.list_checkpoints(Path(run_dir) / "checkpoints")
+    if ckpts and ckpts[-1][0] > steps:
+        return f"train.steps is {steps} but the run is already at step {ckpts[-1][0]} (its last checkpoint)"
+    return None
+
+
 def run_staleness(cfg: Config, rid: str, run_dir: Path) -> Staleness | None:
     """Why the next ``asym run-grid`` retrains or continues ``rid``; None if it does not.
 
-    Reads the run.json the trainer wrote when it last started (never torch)."""
+    Reads the run.json the trainer wrote when it last started and the checkpoint folder
+    names (never torch)."""
     try:
         saved = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     now = expected_run_config(cfg, rid)
     diffs = config_changes(saved, now)
-    if diffs:
-        return Staleness(rid, True, diffs)
+    past = past_end(run_dir, now["run"]["steps"])
+    if diffs or past:
+        return Staleness(rid, True, diffs + ([past] if past else []))
     old, new = (saved.get("run") or {}).get("steps"), now["run"]["steps"]
     if isinstance(old, int) and new > old:
         return Staleness(rid, False, [f"train.steps {old} -> {new}"])
@@ -118,7 +132,6 @@ def move_aside(run_dir: Path, reasons: list[str], last_checkpoint: Path | None) 
     When metrics.parquet is gone (Snakemake deletes a job's output before rerunning it),
     it is rebuilt there from ``last_checkpoint``'s trainer state, which holds every
     metrics row up to that step."""
-    from . import artifacts
 
     run_dir = Path(run_dir)
     prev = run_dir / PREVIOUS

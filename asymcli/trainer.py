@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from . import artifacts, faults
+from .artifacts import CKPT_PREFIX, COMPLETE_MARKER, list_checkpoints  # noqa: F401 - re-exported
 from . import distributed as dist
 from .algorithm import advantages as adv_mod
 from .algorithm import metrics as M
@@ -65,9 +66,7 @@ from .reruns import RESUME_FREE_KEYS, config_changes
 from .policy import PackedBatch, pack, response_logprobs
 
 HELDOUT = "heldout"  # curve-set name of the prompts' held-out split
-CKPT_PREFIX = "step_"
 STATE_FILE = "trainer_state.pt"
-COMPLETE_MARKER = "COMPLETE"
 
 
 def _step_seed(seed: int, step: int, salt: int = 0) -> int:
@@ -148,6 +147,12 @@ class Trainer:
 
         resume = self.latest_checkpoint()
         if resume is not None:
+            last = self.checkpoints()[-1][0]
+            if last > run.steps:  # resuming would return the longer run as this shorter one
+                raise ArtifactError(
+                    f"{resume}: the run is already at step {last}, past train.steps = {run.steps}; "
+                    f"set train.steps >= {last} to keep it, or delete {self.ckpt_dir} to train "
+                    f"{run.steps} steps from scratch (asym run-grid does this by itself)")
             verify_checkpoint(resume)  # a truncated or corrupted file is named, never loaded
         load_from = str(resume) if resume is not None else self.model_path
         # fp32 master weights whatever model.dtype says: AdamW steps fp32 tensors, and
@@ -703,25 +708,6 @@ def spread_rows(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
         return rows
     idx = sorted(set(np.linspace(0, len(rows) - 1, n).round().astype(int).tolist()))
     return [rows[i] for i in idx]
-
-
-def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in ``ckpt_dir`` as (step, path), oldest first.
-
-    A folder counts only with its COMPLETE marker (written last, before the atomic rename);
-    a half-written ``.tmp_*`` folder from a killed run is ignored.
-    """
-    d = Path(ckpt_dir)
-    if not d.exists():
-        return []
-    out = []
-    for p in d.iterdir():
-        if p.is_dir() and p.name.startswith(CKPT_PREFIX) and (p / COMPLETE_MARKER).exists():
-            try:
-                out.append((int(p.name[len(CKPT_PREFIX):]), p))
-            except ValueError:
-                continue
-    return sorted(out)
 
 
 class _Progress:

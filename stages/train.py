@@ -107,6 +107,9 @@ def _move_aside_if_changed(cfg: Config, tc: TrainConfig, model: Path, out: Path)
         return
     now = {"run": config_to_dict(tc), "model": config_to_dict(cfg.model), "task": config_to_dict(cfg.task)}
     diffs = reruns.config_changes(reruns.saved_checkpoint_config(ckpts[-1][1]), now, RESUME_FREE_KEYS)
+    past = reruns.past_end(out, tc.steps)
+    if past:
+        diffs.append(past)
     if diffs and os.environ.get("RANK", "0") != "0":
         # Under a launcher, rank 0 moves the folder (before any process group exists);
         # the other ranks wait for it so that none of them resumes the old checkpoint.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asymcli import pipeline
+from asymcli import artifacts, pipeline
 from asymcli.config import config_from_dict, load_config, parse_run_id, run_id
 from asymcli.errors import ConfigError
 from tests.test_pipeline_fakes import write_fake_results
@@ -107,9 +107,18 @@ def test_workflow_config_names_the_file():
         pipeline.workflow_config({"train": {"group_size": 1}}, ["my.yaml"])
 
 
-def test_checkpoint_marker_matches_the_trainer():
+def test_status_and_reruns_read_checkpoints_without_torch():
+    """One checkpoint-folder rule (artifacts.list_checkpoints) for the trainer, `asym status` and
+    reruns; the latter two never import torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from asymcli import pipeline, reruns, artifacts; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-1500:]
     trainer = pytest.importorskip("asymcli.trainer")
-    assert (pipeline.CKPT_PREFIX, pipeline.COMPLETE_MARKER) == (trainer.CKPT_PREFIX, trainer.COMPLETE_MARKER)
+    assert trainer.list_checkpoints is artifacts.list_checkpoints
 
 
 # ---------------------------------------------------------------------------

@@ -94,3 +94,25 @@ def artifacts_note(out):
     from asymcli.progress import PROGRESS_FILE, read_note
 
     return read_note(out / PROGRESS_FILE)
+
+
+def test_a_shorter_run_retrains_instead_of_returning_the_longer_one(tmp_path, prompts, tiny_policy_dir):
+    """Runs at 3 steps, then the config asks for 2: resuming would hand back the 3-step run as
+    the 2-step one. `asym status` says it retrains, `asym train` by hand refuses, and the
+    Snakemake rule's --fresh-on-change trains 2 steps afresh."""
+    from stages import train as stage
+
+    out = tmp_path / "runs" / "grpo_s0"
+    kw = dict(seed=0, prompts=prompts, model=tiny_policy_dir, out=out, progress=False)
+    stage.run(cfg_for(tmp_path, steps=3), "grpo", **kw)
+    shorter = cfg_for(tmp_path, steps=2)
+    (row,) = [r for r in pipeline.collect_status(shorter).runs if r.run_id == "grpo_s0"]
+    assert row.stale == ("retrains from scratch: train.steps is 2 but the run is already at step 3 "
+                         "(its last checkpoint)")
+    with pytest.raises(ArtifactError, match=r"already at step 3, past train\.steps = 2; set train\.steps >= 3"):
+        stage.run(shorter, "grpo", **kw)
+    (out / "metrics.parquet").unlink()
+    rows = artifacts.read_parquet(stage.run(shorter, "grpo", fresh_on_change=True, **kw), artifacts.METRICS).to_pylist()
+    assert [r["step"] for r in rows] == [1, 2]
+    assert [s for s, _ in trainer.list_checkpoints(out / "checkpoints")] == [1, 2]
+    assert "already at step 3" in (out / "previous" / "REASON.txt").read_text()

@@ -419,15 +419,22 @@ def ordering(acc: Accuracy, groups: Sequence[GroupKey]) -> str:
     return " > ".join(f"{lab} {m:.2f}" for lab, m in means)
 
 
+def accuracy_notes(acc: Accuracy, groups: Sequence[GroupKey], what: str = "accuracy", after: str = "") -> list[str]:
+    """A claim's notes on accuracy: where it came from, and the measured order of ``groups``
+    (``after`` appended to that line, e.g. the paper's order)."""
+    notes = [f"{what}: {acc.described}"] + acc.notes
+    order = ordering(acc, groups)
+    if order:
+        notes.append(f"measured order (mean over seeds): {order}{after}")
+    return notes
+
+
 def claim_channel_accuracy(inp: Inputs) -> Claim:
     groups = [POS_ONLY, NEG_ONLY, REINFORCE, GRPO]
     acc = accuracy(inp, groups)
     checks = [accuracy_check(inp, acc, POS_ONLY, REINFORCE, +1), accuracy_check(inp, acc, NEG_ONLY, REINFORCE, +1)]
-    notes = [f"accuracy: {acc.described}"] + acc.notes
-    order = ordering(acc, groups)
-    if order:
-        notes.append(f"measured order (mean over seeds): {order}; the paper (Qwen3-4B): GRPO 56.50 > Pos-Only "
-                     f"55.31 > Neg-Only 54.49 > REINFORCE 53.71")
+    notes = accuracy_notes(acc, groups, after="; the paper (Qwen3-4B): GRPO 56.50 > Pos-Only 55.31 > Neg-Only "
+                                              "54.49 > REINFORCE 53.71")
     claim = Claim("3b", "Pos-Only and Neg-Only each beat REINFORCE in test accuracy", "Sec. 3.1, Obs. 4, Table 2",
                   "either channel's modulation alone improves on the unmodulated reference", checks,
                   combine([c.verdict for c in checks]), [], notes)
@@ -440,10 +447,7 @@ def claim_entropy_bonus(inp: Inputs) -> Claim:
     checks = [curve_check(inp, REINFORCE_ENT, REINFORCE, "entropy", +1, "mean entropy gap", "nats/token"),
               accuracy_check(inp, acc, REINFORCE_ENT, POS_ONLY, -1)]
     notes = ["value per seed: entropy, the mean over common training steps (after the first) of the "
-             f"difference; accuracy: {acc.described}"] + acc.notes
-    order = ordering(acc, groups)
-    if order:
-        notes.append(f"measured order (mean over seeds): {order}")
+             "difference"] + accuracy_notes(acc, groups)
     claim = Claim("3c", "the entropy bonus raises entropy above REINFORCE, yet ends below Pos-Only in test "
                   "accuracy", "Sec. 3.1, Fig. 2 (a, b)",
                   "entropy added uniformly is not the productive entropy the positive channel adds", checks,
@@ -466,10 +470,7 @@ def claim_flip(inp: Inputs) -> Claim:
     groups = [GRPO, ENT_DECREASE, ENT_INCREASE]
     acc = accuracy(inp, groups)
     checks = [accuracy_check(inp, acc, ENT_DECREASE, GRPO, -1), accuracy_check(inp, acc, ENT_INCREASE, GRPO, -1)]
-    notes = [f"accuracy: {acc.described}"] + acc.notes
-    order = ordering(acc, groups)
-    if order:
-        notes.append(f"measured order (mean over seeds): {order}")
+    notes = accuracy_notes(acc, groups)
     claim = Claim("4b", "EntDecrease and EntIncrease end below GRPO in test accuracy", "Sec. 3.2, Fig. 3 (b, d)",
                   "reversing either channel's dependence on group accuracy hurts accuracy", checks,
                   combine([c.verdict for c in checks]), [], notes)
@@ -480,10 +481,7 @@ def claim_table2(inp: Inputs) -> Claim:
     groups = [ASYM, GRPO, REINFORCE]
     acc = accuracy(inp, groups)
     checks = [accuracy_check(inp, acc, ASYM, GRPO, +1), accuracy_check(inp, acc, ASYM, REINFORCE, +1)]
-    notes = [f"Avg.: {acc.described}"] + acc.notes
-    order = ordering(acc, groups)
-    if order:
-        notes.append(f"measured order (mean over seeds): {order}")
+    notes = accuracy_notes(acc, groups, "Avg.")
     claim = Claim("5a", f"{group_label(ASYM)} beats GRPO and REINFORCE on Avg.", "Table 2, Obs. 1",
                   "decoupled channel strengths improve test accuracy over the baselines", checks,
                   combine([c.verdict for c in checks]), [], notes)
@@ -495,11 +493,8 @@ def claim_symmetric(inp: Inputs) -> Claim:
     acc = accuracy(inp, groups)
     checks = [accuracy_check(inp, acc, SYM, GRPO, +1), accuracy_check(inp, acc, SYM, REINFORCE, +1),
               accuracy_check(inp, acc, ASYM, SYM, +1)]
-    notes = [f"Avg.: {acc.described}"] + acc.notes
-    order = ordering(acc, groups)
-    if order:
-        notes.append(f"measured order (mean over seeds): {order}; claimed: {group_label(ASYM)} > "
-                     f"{group_label(SYM)} > best of GRPO, REINFORCE")
+    notes = accuracy_notes(acc, groups, "Avg.", f"; claimed: {group_label(ASYM)} > {group_label(SYM)} > best of "
+                                               "GRPO, REINFORCE")
     claim = Claim("5b", f"the symmetric ablation {group_label(SYM)} falls between the baselines and "
                   f"{group_label(ASYM)}", "Table 2, Obs. 2",
                   "the gain comes from decoupling the channels, not from stronger modulation alone", checks,

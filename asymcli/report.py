@@ -75,12 +75,12 @@ class Cell:
     n_seeds: int
     rank: int = 0  # 1 = best in its column, 2 = second best, 0 = neither
 
-    def text(self, spread: bool = True) -> str:
-        if self.mean is None:
+    def text(self, spread: bool = True, digits: int = 2) -> str:
+        if self.mean is None or math.isnan(self.mean):
             return "–"
-        s = f"{self.mean:.2f}"
-        if spread and self.n_seeds > 1 and self.std is not None:
-            s += f" ± {self.std:.2f}"
+        s = f"{self.mean:.{digits}f}"
+        if spread and self.n_seeds > 1 and self.std is not None and not math.isnan(self.std):
+            s += f" ± {self.std:.{digits}f}"
         return s
 
 
@@ -260,15 +260,6 @@ DYNAMICS_TITLE = "Training dynamics beside accuracy"
 DYNAMICS_HEAD = ["Method", "Avg.", "Ent. mean", "Ent. last", "Reward", "n"]
 
 
-def _pm(mean: float | None, std: float | None, n: int, digits: int) -> str:
-    if mean is None or math.isnan(mean):
-        return "–"
-    s = f"{mean:.{digits}f}"
-    if n > 1 and std is not None and not math.isnan(std):
-        s += f" ± {std:.{digits}f}"
-    return s
-
-
 def dynamics_rows(stats: pa.Table, table2: pa.Table | None, spread: bool = True) -> list[list[str]]:
     """One line per trained Table 2 row: Avg. (Avg@k, from Table 2), entropy (nats/token) as
     the mean over the run and at the last step, training reward over the first and last
@@ -284,8 +275,8 @@ def dynamics_rows(stats: pa.Table, table2: pa.Table | None, spread: bool = True)
         c = avg.get((r["method"], r["beta_pos"], r["beta_neg"]))
         out.append([
             r["label"], c.text(spread) if c is not None else "–",
-            _pm(r["entropy_mean"], r["entropy_mean_std"], n if spread else 1, 4),
-            _pm(r["entropy_final"], r["entropy_final_std"], n if spread else 1, 4),
+            Cell(r["entropy_mean"], r["entropy_mean_std"], n).text(spread, digits=4),
+            Cell(r["entropy_final"], r["entropy_final_std"], n).text(spread, digits=4),
             f"{r['reward_first']:.3f}→{r['reward_last']:.3f}" if r["reward_first"] is not None
             and r["reward_last"] is not None else "–",
             str(n),

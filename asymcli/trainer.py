@@ -62,7 +62,7 @@ from .config import Config, TrainConfig, config_to_dict
 from .engines.base import RolloutEngine, SamplingParams, make_engine
 from .evaluation import CurveSet
 from .errors import ArtifactError, ConfigError, NumericalError
-from .reruns import RESUME_FREE_KEYS, config_changes
+from .reruns import RESUME_FREE_KEYS, config_changes, past_end
 from .policy import PackedBatch, pack, response_logprobs
 
 HELDOUT = "heldout"  # curve-set name of the prompts' held-out split
@@ -147,8 +147,8 @@ class Trainer:
 
         resume = self.latest_checkpoint()
         if resume is not None:
-            last = self.checkpoints()[-1][0]
-            if last > run.steps:  # resuming would return the longer run as this shorter one
+            if past_end(self.out_dir, run.steps):  # resuming would return the longer run as this one
+                last = self.checkpoints()[-1][0]
                 raise ArtifactError(
                     f"{resume}: the run is already at step {last}, past train.steps = {run.steps}; "
                     f"set train.steps >= {last} to keep it, or delete {self.ckpt_dir} to train "

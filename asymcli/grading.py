@@ -399,6 +399,10 @@ _PLAIN_FUNC = re.compile(r"(?<![A-Za-z\\])(sin|cos|tan|cot|sec|csc|arcsin|arccos
 _PERCENT_TAIL = re.compile(
     r"(.*?)\s*(?:\\?%|\\(?:text|textrm|mbox|mathrm)\s*\{\s*(?:\\?%|percent)\s*\}|(?<![A-Za-z])percent)", re.S
 )
+# One matrix, whatever its brackets: latex2sympy reads pmatrix, bmatrix and matrix, but
+# "\begin{Bmatrix} 1 \\ 2 \end{Bmatrix}" (and smallmatrix) as its last row, 2. vmatrix/Vmatrix
+# are determinants (latex2sympy's reading) and stay as written.
+_MATRIX_ENV = re.compile(r"\\(begin|end)\s*\{\s*(?:bmatrix|Bmatrix|smallmatrix)\s*\}")
 # "2 = x": a value equal to a lone variable is read as "x = 2", math-verify's form (a gold
 # "x = 2" is compared by its right-hand side).
 _LONE_VAR = (r"(?:[A-Za-z]|\\(?:alpha|beta|gamma|delta|epsilon|varepsilon|theta|vartheta|lambda|mu|nu|rho|"
@@ -466,7 +470,11 @@ def _clean(s: str) -> str:
     ``{,}``; a trailing full stop; ``\\mathrm{e}`` -> ``e`` (Euler's number); thousands
     separators in a plain number (``1,000``, ``1,\\!000``, ``32,\\! 349`` -> ``1000``...,
     only for well-formed 3-digit groups); a mixed number (``4 4/9``, ``4\\frac{4}{9}``,
-    proper fraction) -> ``\\frac{40}{9}``.
+    proper fraction) -> ``\\frac{40}{9}``. Forms math-verify misreads: Python powers
+    (``2**(1/4)`` -> ``2^{(1/4)}``) and plain-text functions (``sqrt(3)`` -> ``\\sqrt{3}``,
+    ``log(8)`` -> ``\\log(8)``); ``\\sqrt[3]2`` -> ``\\sqrt[3]{2}``; bmatrix/Bmatrix/smallmatrix
+    -> pmatrix; a trailing percent sign in any spelling (``%``, ``percent``,
+    ``\\text{ percent}``) -> ``\\%``; ``2 = x`` -> ``x = 2`` (a lone variable on the right).
     """
     s = _strip_delimiters(s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
@@ -482,6 +490,8 @@ def _clean(s: str) -> str:
     if "**" in s or "sqrt" in s or "(" in s:
         s = _python_syntax(s)
     s = _BARE_ROOT.sub(r"\\sqrt[\1]{\2}", s)
+    if "matrix" in s:
+        s = _MATRIX_ENV.sub(r"\\\1{pmatrix}", s)
     m = _PERCENT_TAIL.fullmatch(s)
     if m and m.group(1).strip():
         s = m.group(1).strip() + "\\%"

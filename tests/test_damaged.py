@@ -174,6 +174,22 @@ def test_run_grid_stops_on_a_damaged_input_of_every_run(tmp_path, monkeypatch):
     assert "moved it to" in said[0] and "evaluated again" in said[0]
 
 
+def test_run_grid_dry_run_names_the_damage_and_moves_nothing(tmp_path, monkeypatch):
+    root = tmp_path / "results"
+    cfg = _fake_results(root)
+    metrics = root / "runs" / "grpo_s0" / "metrics.parquet"
+    truncate(metrics)
+    monkeypatch.chdir(tmp_path)
+    said = []
+    plan = pipeline.GridPlan(cfg, {"results_dir": str(root), "grid": {"methods": ["grpo", "reinforce"],
+                                                                      "betas": [], "seeds": [0]}},
+                             "table2", ["grpo_s0", "reinforce_s0"])
+    pipeline.run_grid(plan, dry_run=True, echo=said.append)
+    assert any(line.startswith(f"run-grid: damaged {metrics}: truncated") and "a real run moves it to" in line
+               for line in said), said
+    assert metrics.stat().st_size == 300 and not (metrics.parent / "damaged").exists()
+
+
 # ---------------------------------------------------------------------------- end to end (slow)
 
 TINY = """\

@@ -20,8 +20,11 @@ One place decides correctness for training rewards and for evaluation alike:
    or more than 1e-4 apart, relatively; lists with equal brackets and values, or integer
    lists that differ), and otherwise asks math-verify
    (``math_verify.parse`` / ``math_verify.verify``; we write no CAS of our own), handing it
-   only the extracted content wrapped in ``$...$``. Percentages are math-verify's: ``50\\%``
-   equals both ``50`` and ``0.5``.
+   only the extracted content wrapped in ``$...$``. Percentages follow math-verify's
+   reading of ``50\\%`` (equal to both ``50`` and ``0.5``) for any ``X\\%`` and any spelling
+   (``50%``, ``50 percent``, ``\\frac{1}{2}\\%``); two percentages compare their numbers.
+   ``rel_tol`` (off by default; Qwen's graders use 1e-4) makes numbers within that relative
+   tolerance equal.
 
 Where this departs from calling math-verify on the raw response (each has a test):
 - a draft box followed by prose and a correction is not read as a set with the correction;
@@ -30,6 +33,12 @@ Where this departs from calling math-verify on the raw response (each has a test
 - a mixed number ``4 4/9`` / ``4\\frac{4}{9}`` is 40/9 (math-verify reads ``4 4/9`` as 8/9);
 - ``1\\,000`` is 1000 (math-verify reads the thin space as a product: 0);
 - a bare gold like ``\\sqrt{18}`` is wrapped before parsing (bare, it parses to nothing);
+- an answer-set item that parses to nothing (``\\boxed{?? or 0}``) makes the answer
+  unparsable (math-verify drops the item: junk plus one right value would pass);
+- ``sqrt(3)``, ``log(8)`` and Python powers ``2**(1/4)`` are read (math-verify reads
+  ``-1 + sqrt(3)`` as -1, ``2**(1/4)`` as 2); so is ``\\sqrt[3]2`` (unparsable there);
+- ``2 = x`` reads as ``x = 2``; Bmatrix/smallmatrix as pmatrix (latex2sympy: the last row);
+- ``\\\\`` followed by a space is a row break, not the spacing ``\\ ``;
 - no number is read out of free prose without a box or an answer line.
 Agreement with math-verify's and lighteval's own test tables: docs/grading.md.
 
@@ -443,7 +452,7 @@ def _python_syntax(s: str) -> str:
             end = m.end() if m else None
         # Nothing to group ("2**" at the end, "2**{x}"): a plain "^", as written.
         s = s[:i] + ("^" + s[j:] if end is None else "^{" + s[j:end] + "}" + s[end:])
-    for _ in range(20):
+    for _ in range(20 if "sqrt" in s else 0):
         m = _PLAIN_SQRT.search(s)
         if not m:
             break
@@ -487,15 +496,16 @@ def _clean(s: str) -> str:
     s = s.strip()
     while s.endswith(".") and not s.endswith("\\."):
         s = s[:-1].rstrip()
-    if "**" in s or "sqrt" in s or "(" in s:
+    if "(" in s or "**" in s:
         s = _python_syntax(s)
-    s = _BARE_ROOT.sub(r"\\sqrt[\1]{\2}", s)
+    if "\\sqrt" in s:
+        s = _BARE_ROOT.sub(r"\\sqrt[\1]{\2}", s)
     if "matrix" in s:
         s = _MATRIX_ENV.sub(r"\\\1{pmatrix}", s)
-    m = _PERCENT_TAIL.fullmatch(s)
+    m = _PERCENT_TAIL.fullmatch(s) if s.endswith(("%", "percent", "}")) and ("%" in s or "percent" in s) else None
     if m and m.group(1).strip():
         s = m.group(1).strip() + "\\%"
-    m = _VALUE_EQ_VAR.fullmatch(s)
+    m = _VALUE_EQ_VAR.fullmatch(s) if "=" in s else None
     if m and not re.fullmatch(_LONE_VAR, m.group("value").strip()):
         s = f"{m.group('var')} = {m.group('value').strip()}"
     if _THOUSANDS.fullmatch(s):

@@ -300,6 +300,36 @@ def test_fails_and_inconclusive(holds, tmp_path):
     assert v["3a"] == "inconclusive"
 
 
+def test_equivalence_margin_and_mde(holds, tmp_path):
+    # Pos-Only and Neg-Only within ±2.5 points of REINFORCE (one sample of 40 per benchmark)
+    root = variant(holds, tmp_path)
+    for s, (dp, dn) in enumerate(((0, 1), (1, -1), (-1, 0))):
+        write_run(root, f"pos_only_s{s}", entropy=0.05 + 0.01 * s, none=-0.1, acc=(16 + s + dp) / 40)
+        write_run(root, f"neg_only_s{s}", entropy=-0.03 - 0.01 * s, gain=0.2 + 0.05 * s, acc=(16 + s + dn) / 40)
+    cfg = load_config(None, {"results_dir": str(root), "report": {"equivalence_margin": 5.0}})
+    p = claims.check_results(cfg)
+    c = by_id(p)["3b"]
+    pos, neg = c["checks"]
+    assert pos["per_seed"] == pytest.approx({"s0": 0.0, "s1": 2.5, "s2": -2.5})
+    # 90% CI: 0 ± t_{0.95,2} x 2.5 / sqrt(3) = ±4.21, inside ±5: equivalent (the 95% CI is not needed)
+    assert pos["verdict"] == neg["verdict"] == "equivalent" and c["verdict"] == "equivalent"
+    assert pos["margin"] == 5.0 and pos["p_tost"] < 0.05
+    assert pos["mde"] == pytest.approx(2.5 * claims.checks.stats.mde(1.0, 3))  # 5.74 points at n = 3
+    assert pos["extra"]["seeds_for_margin"] == claims.checks.stats.seeds_for(2.5, 5.0)
+    assert p["equivalence_margin"] == 5.0
+    # entropy checks have no margin (and no equivalence verdict), but an MDE
+    ent = by_id(p)["2"]["checks"][0]
+    assert ent["margin"] is None and ent["p_tost"] is None and ent["mde"] is not None
+    md = claims.to_markdown(p)
+    assert "MDE 5.743 points, TOST ±5: p=" in md and "| MDE (80%) |" in md and "→ equivalent" in md
+    assert "steps on the claimed side 1 (measured)" in md
+    # the default margin, 1 point: the same runs are inconclusive
+    p1 = check(root)
+    assert by_id(p1)["3b"]["verdict"] == "inconclusive" and p1["equivalence_margin"] == 1.0
+    with pytest.raises(ConfigError, match="equivalence_margin"):
+        claims.evaluate({}, equivalence_margin=0.0)
+
+
 def test_missing_runs_suggest_run_grid(holds, tmp_path):
     root = variant(holds, tmp_path, drop=("reinforce_.*", "pos_only_.*", "neg_only_.*", "ent_increase_.*",
                                           "asym_bp0.7_bn0.7_.*"))

@@ -688,6 +688,7 @@ def peak_check(g: GroupKey, runs: Mapping[int, RunData], tok: Mapping[int, Profi
     check.claimed = f"> 0 (peak at {theory_name} = {cont:g}, on the grid {k_star / G:.4g})"
     if check.n:  # else stays "insufficient", with the reason nothing was measured
         check.verdict, check.reason = "measured", f"a measurement, not a verdict ({check.n} seeds)"
+    check.mde = None  # no test, so no detectable effect to state
     at_k = sum(1 for v in peaks.values() if v is not None and abs(v - k_star / G) < 1e-12)
     ci = (None if check.ci_low is None else
           f"[{fmt_value(check.ci_low, True)}, {fmt_value(check.ci_high, True)}]")

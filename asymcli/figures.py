@@ -239,17 +239,17 @@ SPARSE = 12  # at most this many steps: markers and error bars instead of a band
 
 def _draw_band(ax: Any, band: Band, label: str, style: dict[str, Any], slot: float = 0.0) -> None:
     """Mean line with its 95% CI: error bars when there are few steps (shifted sideways by
-    ``slot`` x 1.2% of the step range so the bars of several methods do not overlap), else a
-    shaded band."""
+    ``slot`` x 1.2% of the step range, so the bars of several methods do not overlap), else a
+    shaded band. The line carries the label; bars and band go with it."""
     has_ci = bool(np.isfinite(band.lo).any())
     if len(band) <= SPARSE:
-        err = None
+        span = float(band.steps.max() - band.steps.min()) if len(band) > 1 else 1.0
+        x = band.steps + slot * 0.012 * span
+        ax.plot(x, band.mean, label=label, marker="o", markersize=3.5, linewidth=1.4, **style)
         if has_ci:
             err = np.vstack([band.mean - band.lo, band.hi - band.mean])
-            err = np.where(np.isfinite(err), err, 0.0)
-        span = float(band.steps.max() - band.steps.min()) if len(band) > 1 else 1.0
-        ax.errorbar(band.steps + slot * 0.012 * span, band.mean, yerr=err, label=label, marker="o", markersize=3.5, linewidth=1.4,
-                    capsize=3, elinewidth=1.0, **style)
+            ax.errorbar(x, band.mean, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none",
+                        ecolor=style.get("color"), capsize=3, elinewidth=1.0, label="_nolegend_")
     else:
         ax.plot(band.steps, band.mean, label=label, linewidth=1.4, **style)
         if has_ci:
@@ -268,9 +268,9 @@ def _axes_style(ax: Any, title: str, ylabel: str) -> None:
 
 def panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], column: str, *, title: str, ylabel: str,
           asym_index: dict[tuple[Any, Any], int] | None = None, linestyle: str | None = None,
-          suffix: str = "", legend: bool = True) -> list[str]:
+          suffix: str = "", legend: bool = True, dodge: bool = False) -> list[str]:
     """Draw ``column`` for each spec (mean over seeds with its 95% t CI); note the missing
-    ones. Returns them."""
+    ones. Returns them. ``dodge`` shifts each method's error bars sideways a little."""
     asym_index = {} if asym_index is None else asym_index
     missing = []
     drawn = 0
@@ -282,7 +282,8 @@ def panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], column: str, *, titl
         style = _style(spec, asym_index)
         if linestyle:
             style["linestyle"] = linestyle
-        _draw_band(ax, mean_band(runs), _label(spec) + suffix, style, slot=i - (len(specs) - 1) / 2)
+        _draw_band(ax, mean_band(runs), _label(spec) + suffix, style,
+                   slot=(i - (len(specs) - 1) / 2) if dodge else 0.0)
         drawn += 1
     _axes_style(ax, title, ylabel)
     if drawn == 0:
@@ -461,7 +462,8 @@ def fig2_channels(curves: pa.Table | None, path: str | Path) -> Path:
     top, bot = ax[0], ax[1]
     kw: dict[str, Any] = {"legend": False}
     panel(top[0], c, FIG2_METHODS, "entropy", title="(a) policy entropy", ylabel="entropy (nats/token)", **kw)
-    panel(top[1], c, FIG2_METHODS, ACC, title="(b) test accuracy (greedy evaluations)", ylabel="accuracy", **kw)
+    panel(top[1], c, FIG2_METHODS, ACC, title="(b) test accuracy (greedy evaluations)", ylabel="accuracy",
+          dodge=True, **kw)
     panel(top[2], c, FIG2_METHODS, "none_solved_frac", title="(c) none-solved (—) / all-solved (- -)",
           ylabel="fraction of groups", **kw)
     panel(top[2], c, FIG2_METHODS, "all_solved_frac", title="(c) none-solved (—) / all-solved (- -)",
@@ -493,7 +495,7 @@ def fig3_flip(curves: pa.Table | None, path: str | Path) -> Path:
     panel(ax[0, 0], c, FIG3_METHODS, "entropy", title="(a) policy entropy", ylabel="entropy (nats/token)",
           legend=False)
     panel(ax[0, 1], c, FIG3_METHODS, ACC, title="(b) test accuracy (greedy evaluations)", ylabel="accuracy",
-          legend=False)
+          legend=False, dodge=True)
     diff_panel(ax[1, 0], c, FIG3_METHODS, GRPO, "entropy", title="Δ(a) entropy − GRPO",
                ylabel="Δ entropy (nats/token)")
     diff_panel(ax[1, 1], c, FIG3_METHODS, GRPO, ACC, title="Δ(b) test accuracy − GRPO",
@@ -518,7 +520,7 @@ def fig4_dynamics(curves: pa.Table | None, path: str | Path,
     panel(ax[1], c, specs, "entropy", title="(b) policy entropy", ylabel="entropy (nats/token)", asym_index=idx,
           legend=False)
     panel(ax[2], c, specs, ACC, title="(c) test accuracy (greedy evaluations)", ylabel="accuracy",
-          asym_index=idx, legend=False)
+          asym_index=idx, legend=False, dodge=True)
     figure_legend(fig, ax)
     fig.suptitle(f"Figure 4 (a-c): training dynamics; {BANDS} (unpaired)", fontsize=10)
     return _save(fig, path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.colors as mcolors
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -73,22 +74,30 @@ def direct_diff(curves, a, b, column, scale=1.0):
     return out
 
 
-def drawn(ax, label):
-    """(x, mean, lo, hi) of the series labelled ``label``: an errorbar container or a line
-    with its fill_between band."""
+def _bars(ax, line):
+    """The error-bar container drawn for ``line`` (same x and colour), or None."""
     for c in ax.containers:
-        if isinstance(c, ErrorbarContainer) and c.get_label() == label:
-            line, _caps, (bars,) = c.lines[0], c.lines[1], c.lines[2]
-            x, y = np.round(np.asarray(line.get_xdata(), float)), np.asarray(line.get_ydata(), float)
+        if isinstance(c, ErrorbarContainer) and c.lines[0] is None:
+            (bars,) = c.lines[2]
             segs = bars.get_segments()
-            lo = np.array([min(sg[:, 1]) for sg in segs])
-            hi = np.array([max(sg[:, 1]) for sg in segs])
-            return x, y, lo, hi
+            xs = [sg[0, 0] for sg in segs]
+            if (len(xs) == len(line.get_xdata()) and np.allclose(xs, line.get_xdata())
+                    and np.allclose(bars.get_color()[0][:3], mcolors.to_rgb(line.get_color()))):
+                return segs
+    return None
+
+
+def drawn(ax, label):
+    """(x rounded to steps, mean, lo, hi) of the series labelled ``label``: its line and its
+    error bars or fill_between band."""
     line = next(ln for ln in ax.lines if ln.get_label() == label)
     x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
-    color = line.get_color()
+    segs = _bars(ax, line)
+    if segs is not None:
+        return (np.round(x), y, np.array([min(sg[:, 1]) for sg in segs]),
+                np.array([max(sg[:, 1]) for sg in segs]))
     polys = [p for p in ax.collections if isinstance(p, PolyCollection)
-             and np.allclose(p.get_facecolor()[0][:3], __import__("matplotlib").colors.to_rgb(color))]
+             and np.allclose(p.get_facecolor()[0][:3], mcolors.to_rgb(line.get_color()))]
     assert polys, f"no band for {label}"
     v = polys[0].get_paths()[0].vertices
     lo = np.array([v[np.isclose(v[:, 0], xi), 1].min() for xi in x])
@@ -221,17 +230,22 @@ def _legend_texts(fig: Figure) -> set[str]:
 
 
 def _drawn_labels(fig: Figure) -> list[str]:
-    """The label of every drawn series: errorbar containers, and lines not inside one."""
+    """The label of every drawn series: lines (inside an error-bar container or not) and
+    containers with a data line; bare error bars must belong to a labelled line."""
     labels = []
     for ax in fig.axes:
         inside = set()
         for c in ax.containers:
-            labels.append(c.get_label())
             for part in c.lines:
                 for a in (part if isinstance(part, tuple) else (part,)):
                     if a is not None:
                         inside.add(id(a))
+            if c.lines[0] is not None:
+                labels.append(c.get_label())
         labels += [ln.get_label() for ln in ax.lines if id(ln) not in inside]
+        for c in ax.containers:
+            if c.lines[0] is None:
+                assert any(_bars(ax, ln) is not None for ln in ax.lines if id(ln) not in inside), "bars without a line"
         assert not [c for c in ax.collections if isinstance(c, LineCollection) and id(c) not in inside]
     return labels
 
@@ -262,8 +276,9 @@ def test_fig2_and_fig3_have_the_paired_difference_row(curves, monkeypatch):
     f2, f3 = figs
     t2 = [ax.get_title() for ax in f2.axes]
     t3 = [ax.get_title() for ax in f3.axes]
-    assert [t for t in t2 if t.startswith("Δ")] == ["Δ(a) entropy − REINFORCE", "Δ(b) test accuracy − REINFORCE",
-                                                    "Δ(c) none-solved − REINFORCE", "Δ(d) log-prob gain − REINFORCE"]
+    assert [t for t in t2 if t.startswith("Δ")] == [
+        "Δ(a) entropy − REINFORCE", "Δ(b) test accuracy − REINFORCE", "Δ(c) none-solved − REINFORCE",
+        "Δ(d) log-prob gain − REINFORCE"]
     assert [t for t in t3 if t.startswith("Δ")] == ["Δ(a) entropy − GRPO", "Δ(b) test accuracy − GRPO"]
     assert not any("EMA" in t for t in t2 + t3)
 

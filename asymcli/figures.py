@@ -339,6 +339,12 @@ def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, colu
         x_min = min(float(np.min(ln.get_xdata())) for ln in lines if len(ln.get_xdata()) > 1) \
             if any(len(ln.get_xdata()) > 1 for ln in lines) else 0.0
         gap = max(1.0, 0.06 * (x_max - x_min))
+        right = x_max + gap * (1.5 + 0.5 * len(drawn))
+        # the summary sits in a shaded strip so its x position is not read as a training step
+        ax.axvspan(x_max + gap * 0.5, right, color="#f0f0f0", zorder=0, linewidth=0)
+        ax.text(x_max + gap * (0.75 + 0.25 * len(drawn)), 0.98, "mean\nover\nsteps", ha="center", va="top",
+                fontsize=6, color="#555555", transform=ax.get_xaxis_transform()).set_in_layout(False)
+        ax.set_xlim(right=right)
         for i, (spec, runs) in enumerate(drawn):
             m = mean_over_steps_diff(_scaled(runs, scale), _scaled(base, scale), column)
             if m is None:

@@ -385,14 +385,22 @@ def base(
     prompts: Optional[Path] = typer.Option(None, help="prompts.parquet (default: {results_dir}/data/prompts.parquet)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: {results_dir}/base)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    write_prebuilt: bool = typer.Option(
+        False, "--write-prebuilt", help="Warm up from scratch, then ship the result as the prebuilt base "
+        "(asymcli/assets/default-base/) that configs with the same recipe start from."),
 ) -> None:
-    """Build the base model (tiny default: supervised warm-up) and its group-accuracy statistics."""
+    """Build the base model (tiny default: supervised warm-up, or the prebuilt one shipped with
+    asym when the config's recipe matches) and its group-accuracy statistics."""
     from stages import base as stage
 
     from .config import load_config
 
+    cfg = load_config(config)
     log = None if quiet else (lambda line: typer.echo(line, err=True))
-    paths = stage.run(load_config(config), prompts, out, log=log)
+    paths = stage.run(cfg, prompts, out, log=log, fresh=write_prebuilt)
+    if write_prebuilt:
+        folder = stage.ship_prebuilt(cfg, paths)
+        typer.echo(f"prebuilt base written to {folder}", err=True)
     typer.echo(str(paths["model"]))
 
 

@@ -80,6 +80,7 @@ class BaseConfig:
     probe_prompts: int = 64  # prompts used to record the group-accuracy distribution at RL start
     max_seconds: float | None = None  # stop early after this wall time (reported; then not reproducible)
     threads: int = 1  # torch CPU threads for the warm-up; 1 is fastest for the tiny model; 0 = torch's default
+    prebuilt: bool = True  # use the warmed-up base shipped with asym when its recipe (task, model, these settings, training rows) matches; false = always warm up here
 
 
 @dataclass

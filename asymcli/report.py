@@ -28,6 +28,7 @@ import pyarrow as pa
 from . import aggregate as agg
 from . import artifacts
 from .config import Config
+from .errors import ArtifactError
 from .pipeline import REPORT_PARTS, Layout
 
 METRIC_TITLES = {
@@ -135,7 +136,31 @@ def mark_ranks(column: Sequence[Cell]) -> None:
         c.rank = 1 if v == values[0] else (2 if len(values) > 1 and v == values[1] else 0)
 
 
-def table_note(cfg: Config, table: pa.Table, scores: pa.Table | None, metric: str) -> str:
+def base_source(cfg: Config, layout: Layout) -> str | None:
+    """Which base the runs started from, for the table's note: the prebuilt warm-up shipped
+    with asym or one warmed up here (the base stage records it in sft_metrics.parquet)."""
+    if cfg.model.kind != "tiny":
+        return None
+    bases = getattr(cfg.grid, "bases", None) or [None]
+    seen = []
+    for b in bases:
+        folder = layout.base_dir if b is None else layout.base_dir / f"b{b}"
+        try:
+            meta = artifacts.read_metadata(folder / "sft_metrics.parquet")
+        except ArtifactError:
+            return None
+        src = str(meta.get("base_source", "warmed up here"))
+        if src.startswith("prebuilt"):
+            src = f"the prebuilt warm-up shipped with asym (recipe {src.split()[1]})"
+        else:
+            secs = meta.get("seconds")
+            src = "warmed up here" + (f" in {float(secs):.0f} s" if secs is not None else "")
+        seen.append(src if b is None else f"b{b} {src}")
+    return "Base model: " + "; ".join(seen) + "."
+
+
+def table_note(cfg: Config, table: pa.Table, scores: pa.Table | None, metric: str,
+               base: str | None = None) -> str:
     """The text under a table: metric, k and temperature, checkpoint, seeds, spread."""
     rows = [r for r in table.to_pylist() if r["metric"] == metric]
     parts = [METRIC_EXPLAINED[metric] + ", x 100."]
@@ -167,6 +192,8 @@ def table_note(cfg: Config, table: pa.Table, scores: pa.Table | None, metric: st
     else:
         parts.append("One seed per row.")
     parts.append("Best per column in bold, second best underlined.")
+    if base:
+        parts.append(base)
     return " ".join(parts)
 
 
@@ -401,13 +428,16 @@ FIGURE_CAPTIONS = {
     "figures/fig1_advantages.png": "Figure 1: advantage per rollout vs group accuracy p, (a) correct and "
                                    "(b) failed rollouts, for several β, with the flipped EntDecrease / "
                                    "EntIncrease channels (G = 8). Computed by the advantage registry.",
-    "figures/fig2_channels.png": "Figure 2: entropy, test accuracy (EMA), none/all-solved fractions and "
-                                 "log-prob gain on correct rollouts for REINFORCE, Pos-Only, Neg-Only and "
-                                 "REINFORCE w/ entropy reg.",
+    "figures/fig2_channels.png": "Figure 2: entropy, test accuracy (greedy evaluations, 95% CI), "
+                                 "none/all-solved fractions and log-prob gain on correct rollouts for "
+                                 "REINFORCE, Pos-Only, Neg-Only and REINFORCE w/ entropy reg.; bottom row: "
+                                 "each method minus REINFORCE, paired by seed, mean and 95% CI.",
     "figures/fig3_flip.png": "Figure 3: advantage flip test, entropy and test accuracy of GRPO, EntDecrease, "
-                             "EntIncrease.",
-    "figures/fig4_dynamics.png": "Figure 4 (a-c): training reward, entropy and test accuracy (EMA).",
-    "figures/fig4d_grid.png": "Figure 4d: Avg. benchmark accuracy over the (βpos, βneg) grid.",
+                             "EntIncrease; bottom row: each minus GRPO, paired by seed, mean and 95% CI.",
+    "figures/fig4_dynamics.png": "Figure 4 (a-c): training reward, entropy and test accuracy (greedy evaluations, 95% CI).",
+    "figures/fig4d_grid.png": "Figure 4d: Avg. benchmark accuracy over the (βpos, βneg) grid; colour "
+                              "diverges around GRPO's Avg. with a half-range of at least 3 points, "
+                              "* = paired difference to GRPO with p < 0.05.",
 }
 
 
@@ -465,7 +495,7 @@ def write_table2(cfg: Config, layout: Layout) -> list[Path]:
     stats = _read_optional(layout.agg("train_stats"), agg.TRAIN_STATS)
     out = []
     for metric, stem in METRIC_FILES.items():
-        note = table_note(cfg, table, scores, metric)
+        note = table_note(cfg, table, scores, metric, base_source(cfg, layout))
         view = table_view(table, metric, note)
         title = f"Table 2 ({METRIC_TITLES[metric]}): {cfg.name}"
         if not view.labels:
@@ -492,7 +522,8 @@ def write_grid(cfg: Config, layout: Layout) -> list[Path]:
     p = layout.report_dir / "grid.md"
     artifacts.write_text(p, grid_markdown(grid))
     png = layout.report_dir / "figures" / "fig4d_grid.png"
-    figures.grid_heatmap(grid, png)
+    scores = _read_optional(layout.agg("run_scores"), agg.RUN_SCORES)
+    figures.grid_heatmap(grid, png, scores=scores, checkpoint=cfg.report.checkpoint)
     return [p, png]
 
 
@@ -551,7 +582,7 @@ def print_tables(cfg: Config, console: Any, layout: Layout | None = None) -> boo
     t2 = _read_optional(layout.agg("table2"), agg.TABLE2)
     if t2 is not None and t2.num_rows:
         scores = _read_optional(layout.agg("run_scores"), agg.RUN_SCORES)
-        view = table_view(t2, "avg@k", table_note(cfg, t2, scores, "avg@k"))
+        view = table_view(t2, "avg@k", table_note(cfg, t2, scores, "avg@k", base_source(cfg, layout)))
         console.print(to_rich(view, f"Table 2 (Avg@k): {cfg.name}"))
         stats = _read_optional(layout.agg("train_stats"), agg.TRAIN_STATS)
         if stats is not None and stats.num_rows:

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from asymcli import artifacts
 from asymcli.config import Config, config_to_dict
-from asymcli.errors import DataError
+from asymcli.errors import ConfigError, DataError
 
 #: The supervised warm-up curve, one row per optimizer step.
 SFT_METRICS = pa.schema(
@@ -89,11 +89,15 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
 
 
 def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
-        log: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """Run the base stage; returns the paths written (``model`` is the base model folder)."""
+        log: Callable[[str], None] | None = None, *, fresh: bool = False) -> dict[str, Path]:
+    """Run the base stage; returns the paths written (``model`` is the base model folder).
+
+    The tiny model's warm-up is skipped when the config's recipe matches the prebuilt base
+    shipped with asym (:mod:`asymcli.prebuilt`) and ``base.prebuilt`` is on; ``fresh`` always
+    warms up."""
     import torch
 
-    from asymcli import sft, tiny
+    from asymcli import prebuilt, sft, tiny
     from asymcli.modeling import encode_prompts, load_policy
 
     paths = default_paths(cfg)
@@ -112,12 +116,26 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
         supervised = [r for r in rows if r["solution"]]
         if not supervised:
             raise DataError(f"{prompts}: no training row has a solution to warm the tiny model up on")
-        examples = sft.build_examples(
-            tokenizer, encode_prompts(tokenizer, [r["prompt"] for r in supervised], cfg.model),
-            [r["solution"] for r in supervised], max_length=cfg.model.max_position,
-        )
-        metrics = sft.supervised_warmup(model, examples, cfg.base, tokenizer.pad_token_id, log=log)
-        model_path = tiny.save_policy(model, tokenizer, out_dir / "model")
+        recipe = prebuilt.recipe_hash(config_to_dict(cfg), supervised)
+        meta["base_recipe"] = recipe
+        shipped = prebuilt.find(recipe) if cfg.base.prebuilt and not fresh else None
+        if shipped is not None:
+            # the same weights this warm-up would produce (same recipe), built once and shipped
+            model_path = prebuilt.copy_model(shipped, out_dir / "model")
+            model, tokenizer = load_policy(model_path, cfg.model, device=device)
+            metrics = artifacts.read_parquet(shipped / "sft_metrics.parquet", SFT_METRICS).to_pylist()
+            meta["base_source"] = f"prebuilt {recipe[:12]} ({shipped})"
+            if log:
+                log(f"base: using the prebuilt warm-up shipped with asym (recipe {recipe[:12]}; "
+                    f"`{prebuilt.REBUILD_COMMAND}` rebuilds it)")
+        else:
+            examples = sft.build_examples(
+                tokenizer, encode_prompts(tokenizer, [r["prompt"] for r in supervised], cfg.model),
+                [r["solution"] for r in supervised], max_length=cfg.model.max_position,
+            )
+            metrics = sft.supervised_warmup(model, examples, cfg.base, tokenizer.pad_token_id, log=log)
+            model_path = tiny.save_policy(model, tokenizer, out_dir / "model")
+            meta["base_source"] = "warmed up here"
         meta["model_params"] = tiny.n_params(model)
     else:
         model_path = Path(str(cfg.model.path))
@@ -136,3 +154,18 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
         log(f"base: {time.perf_counter() - t0:.0f}s; groups none-solved {none:.2f}, "
             f"mixed {1 - none - all_:.2f}, all-solved {all_:.2f}")
     return {"model": model_path, "sft_metrics": sft_path, "base_stats": stats_path}
+
+
+def ship_prebuilt(cfg: Config, paths: dict[str, Path]) -> Path:
+    """Ship a freshly warmed-up base (this stage's ``paths``) as the prebuilt base."""
+    import torch
+
+    from asymcli import prebuilt
+
+    if cfg.model.kind != "tiny":
+        raise ConfigError("--write-prebuilt ships a warmed-up tiny model; model.kind is 'hf'")
+    meta = artifacts.read_metadata(paths["sft_metrics"])
+    recipe = meta["base_recipe"]
+    info = {"torch": torch.__version__, "threads": cfg.base.threads, "seed": cfg.base.seed,
+            "warmup_seconds": meta.get("seconds"), "git_commit": artifacts.git_commit()}
+    return prebuilt.write(Path(paths["model"]).parent, recipe, info)

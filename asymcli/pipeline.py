@@ -483,10 +483,13 @@ def load_workflow_config(path: str | os.PathLike[str] | None = None,
 
 def snakemake_command(configfile: str | os.PathLike[str] | None, target: str, *, cores: str = "all",
                       dry_run: bool = False, workdir: str | os.PathLike[str] | None = None,
-                      extra: Sequence[str] = ()) -> list[str]:
-    """The snakemake command line run-grid executes (also what the docs recommend)."""
-    # The target goes first: some snakemake options (--quiet) take a variable number of values.
-    cmd = [sys.executable, "-m", "snakemake", check_target(target), "--snakefile", str(SNAKEFILE),
+                      extra: Sequence[str] = (), files: Sequence[str | os.PathLike[str]] = ()) -> list[str]:
+    """The snakemake command line run-grid executes (also what the docs recommend).
+
+    ``files``: artifacts to build besides the target (damaged ones run-grid set aside)."""
+    # The targets go first: some snakemake options (--quiet) take a variable number of values.
+    cmd = [sys.executable, "-m", "snakemake", check_target(target), *(str(f) for f in files),
+           "--snakefile", str(SNAKEFILE),
            "--directory", str(Path(workdir or os.getcwd()).resolve()),
            "--cores", str(cores)]
     if configfile is not None:
@@ -566,12 +569,14 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
         if release_stale_lock(workdir):
             echo(f"run-grid: released a stale Snakemake lock in {workdir / '.snakemake' / 'locks'} "
                  "(no Snakemake process runs there; a killed run left it)")
-        set_aside_damage(plan, echo)
+        # Named as targets too: Snakemake does not rebuild a missing file when what is built
+        # from it is up to date (a run's metrics.parquet under an up-to-date report).
+        rebuild = rebuild_targets(set_aside_damage(plan, echo))
         # Real runs keep the configfile beside the results (cluster jobs re-read it, and it
         # records what was asked for).
         cfgfile = layout.root / "run-grid.yaml"
         _write_grid_config(cfgfile, plan)
-        cmd = snakemake_command(cfgfile, plan.target, cores=cores, extra=extra)
+        cmd = snakemake_command(cfgfile, plan.target, cores=cores, extra=extra, files=rebuild)
         log_path = layout.logs / "run-grid.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         echo(f"run-grid: target {plan.target}, {len(plan.runs)} run(s): {', '.join(plan.runs)}")
@@ -622,7 +627,7 @@ def find_damage(plan: GridPlan) -> list[Any]:
 
     lay = Layout.of(plan.cfg)
     steps_of = {run_id(*r): resolve_run(plan.cfg, *r).steps for r in all_runs(plan.cfg)}
-    out = shared_damage(lay.root, agg_names())
+    out = shared_damage(lay.root, [n for part in TARGET_AGG[plan.target] for n in AGG_PARTS[part]])
     for rid in [BASE_RUN, *plan.runs]:
         out += run_damage(lay.run_dir(rid), lay.eval_dir(rid), rid, steps_of.get(rid), hashes=True)
     return out
@@ -630,8 +635,9 @@ def find_damage(plan: GridPlan) -> list[Any]:
 
 def set_aside_damage(plan: GridPlan, echo: Any = print) -> list[Any]:
     """Before Snakemake starts: move each damaged artifact into a ``damaged/`` folder beside
-    it (asymcli.reruns.set_aside), so that Snakemake, which decides by file existence and
-    modification time, reruns the job that makes it. A damaged input of every run
+    it (asymcli.reruns.set_aside); run-grid then names it to Snakemake as a target
+    (:func:`rebuild_targets`), which reruns the job that makes it and, by modification
+    time, what is built from it. A damaged input of every run
     (prompts, the base stage) stops run-grid with one line instead: rebuilding it would
     retrain every run. Returns the damage found."""
     from .reruns import set_aside
@@ -645,6 +651,24 @@ def set_aside_damage(plan: GridPlan, echo: Any = print) -> list[Any]:
         where = set_aside(d)
         echo(f"run-grid: damaged {d.why}; moved it to {_shown(where)}; {d.then}")
     return damage
+
+
+def rebuild_targets(damage: Sequence[Any]) -> list[Path]:
+    """The files Snakemake must build again after ``damage`` was set aside: each damaged
+    Parquet artifact, and the metrics.parquet moved with a run's damaged latest checkpoint
+    (its train job writes that checkpoint again). An earlier checkpoint needs nothing."""
+    out: list[Path] = []
+    for d in damage:
+        for p in ([d.path] if d.kind != "checkpoint" else []) + list(d.also):
+            if p not in out:
+                out.append(p)
+    return out
+
+
+#: Aggregate parts each run-grid target builds (the agg files whose damage it repairs).
+TARGET_AGG: dict[str, tuple[str, ...]] = {
+    "table2": ("table2",), "grid": ("grid",), "figures": ("curves",), "all": ("table2", "grid", "curves"),
+}
 
 
 #: Report parts each run-grid target writes (the Snakefile's target rules).
@@ -969,8 +993,8 @@ def render_status(st: Status, console: Any) -> None:
 
 __all__ = [
     "AGG_PARTS", "BASE_RUN", "DEFAULT_CONFIG", "GridPlan", "Layout", "REPORT_PARTS", "SNAKEFILE",
-    "Status", "TARGETS", "all_runs", "collect_status", "fingerprint", "grid_overrides",
+    "Status", "TARGETS", "all_runs", "collect_status", "find_damage", "fingerprint", "grid_overrides",
     "grid_pair_runs", "load_workflow_config", "model_path", "plan_grid", "render_status",
-    "run_grid", "run_id_regex", "snakemake_command", "table_runs", "train_args",
+    "run_grid", "run_id_regex", "set_aside_damage", "snakemake_command", "table_runs", "train_args",
     "write_resolved_config",
 ]

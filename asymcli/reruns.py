@@ -18,8 +18,9 @@ meet here:
   or aggregate whose Parquet footer or schema does not read, or a checkpoint whose files no
   longer match its COMPLETE marker. ``asym status`` names each one and what the next
   run-grid does; ``asym run-grid`` moves it into a ``damaged/`` folder beside it (with a
-  REASON.txt, :func:`set_aside`) before Snakemake starts, so that Snakemake, which decides
-  by file existence, reruns the job that makes it. A metrics.parquet is rebuilt from the
+  REASON.txt, :func:`set_aside`) before Snakemake starts and names it to Snakemake as a
+  target, so that Snakemake reruns the job that makes it (and, by modification time, what
+  is built from it). A metrics.parquet is rebuilt from the
   last checkpoint's trainer state (the train job resumes there), a samples.parquet is
   re-evaluated from its kept parts, an aggregate is re-aggregated.
 
@@ -277,7 +278,8 @@ def shared_damage(root: Path, agg_names: list[str]) -> list[Damage]:
         path = root / "agg" / f"{name}.parquet"
         why = artifacts.parquet_damage(path)
         if why:
-            out.append(Damage(path, why, "the aggregate is rebuilt", path.parent / DAMAGED,
+            out.append(Damage(path, why, "it is aggregated again (by a run-grid whose target uses it)",
+                              path.parent / DAMAGED,
                               None, "aggregate"))
     return out
 

@@ -172,6 +172,24 @@ def test_run_grid_stops_on_a_damaged_input_of_every_run(tmp_path, monkeypatch):
     (d,) = pipeline.set_aside_damage(plan, echo=said.append)
     assert (root / "evals" / "base" / "damaged" / "samples.parquet").exists()
     assert "moved it to" in said[0] and "evaluated again" in said[0]
+    # Snakemake does not rebuild a missing file under an up-to-date report: run-grid names it
+    assert pipeline.rebuild_targets([d]) == [root / "evals" / "base" / "samples.parquet"]
+    cmd = pipeline.snakemake_command("c.yaml", "table2", files=pipeline.rebuild_targets([d]))
+    assert cmd[3:5] == ["table2", str(root / "evals" / "base" / "samples.parquet")]
+
+
+def test_rebuild_targets_of_a_damaged_checkpoint_is_its_runs_metrics(tmp_path):
+    run_dir = tmp_path / "runs" / "grpo_s0"
+    _checkpoint(run_dir, 2)
+    last = _checkpoint(run_dir, 4)
+    metrics = write_metrics(tmp_path, "grpo_s0", 0.5)
+    truncate(last / "model.safetensors")
+    truncate(run_dir / "checkpoints" / "step_000002" / "model.safetensors")
+    damage = reruns.run_damage(run_dir, tmp_path / "evals" / "grpo_s0", "grpo_s0", 4)
+    assert [d.path.name for d in damage] == ["step_000002", "step_000004"]
+    assert pipeline.rebuild_targets(damage) == [metrics]
+    assert "the run retrains: it trains from scratch" not in damage[1].then  # no metrics damage entry
+    assert "the run trains from scratch to write it again" in damage[1].then
 
 
 def test_run_grid_dry_run_names_the_damage_and_moves_nothing(tmp_path, monkeypatch):
@@ -263,6 +281,7 @@ def test_damaged_metrics_and_samples_are_named_then_rebuilt(finished, tmp_path):
     r = run_grid(work)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "run-grid: damaged results/runs/grpo_s0/metrics.parquet" in r.stdout
+    assert "Nothing to be done" not in (res / "logs" / "run-grid.log").read_text()
     assert rows(metrics) == want_metrics  # rebuilt from the final checkpoint: every value, timings too
     assert rows(samples) == want_samples
     final = res / "runs" / "grpo_s0" / "checkpoints" / "step_000003" / "COMPLETE"

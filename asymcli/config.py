@@ -204,6 +204,7 @@ class GradingConfig:
     """The grader (asymcli/grading.py): the training reward and every evaluation use it."""
 
     multi_box: Literal["set", "last"] = "set"  # several boxes in a response: "set" = the final joined boxes are one answer set (math-verify, lighteval), "last" = the last box only (verl); default "set": MATH-500/OlympiadBench have multi-answer problems, and a set never equals a one-value gold, so boxing several guesses earns nothing
+    rel_tol: float | None = None  # numeric answers within this relative tolerance count as equal (Qwen-style graders use 1e-4); None = exact (the default)
 
 
 @dataclass
@@ -575,6 +576,8 @@ def validate(cfg: Config, where: str = "config") -> Config:
             bad(f"methods.{m}.estimator", unknown)
     if not cfg.grid.seeds:
         bad("grid.seeds", "must list at least one seed")
+    if cfg.grading.rel_tol is not None and not 0 < cfg.grading.rel_tol < 1:
+        bad("grading.rel_tol", f"must be in (0, 1) or null, got {cfg.grading.rel_tol}")
     if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():
         bad("report.checkpoint", f"must be 'final' or a step number, got {cfg.report.checkpoint!r}")
     if cfg.model.kind == "hf" and not cfg.model.path:

@@ -130,7 +130,7 @@ def evaluate(
     if grader is None:
         from .grading import Grader
 
-        grader = Grader(multi_box=cfg.grading.multi_box)
+        grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
     default_max_new = cfg.train.max_new_tokens
     parts: list[Path] = []
     n_todo = sum(not part_done(part_path(out_dir, step, spec.name),

@@ -179,7 +179,7 @@ class Trainer:
         if grader is None:
             from .grading import Grader
 
-            grader = Grader(multi_box=cfg.grading.multi_box)
+            grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
         self.grader = grader
         self.metrics_rows: list[dict[str, Any]] = []
         self.start_step = 1

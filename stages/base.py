@@ -78,7 +78,7 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
                             max_new_tokens=cfg.train.max_new_tokens, n=G, seed=seed)
     rollouts = engine.generate(ids, params)
     texts = decode_responses(tokenizer, [r.token_ids for r in rollouts])
-    verdicts = Grader(multi_box=cfg.grading.multi_box).grade_many(texts, [rows[r.prompt_index]["answer"] for r in rollouts])
+    verdicts = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol).grade_many(texts, [rows[r.prompt_index]["answer"] for r in rollouts])
     correct = [0] * len(rows)
     for r, v in zip(rollouts, verdicts):
         correct[r.prompt_index] += bool(v.correct)

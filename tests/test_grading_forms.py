@@ -283,3 +283,23 @@ def test_cli_grade_rel_tol() -> None:
     assert res.exit_code == 0 and json.loads(res.output)["correct"] is True, res.output
     res = runner.invoke(app, ["grade", r"\boxed{1}", "1", "--rel-tol", "2"])
     assert res.exit_code == 2 and "--rel-tol" in res.output
+
+
+def test_config_rel_tol_reaches_the_pipeline_graders(tmp_path):
+    """grading.rel_tol is a config key (validated at load) that the trainer, eval and base
+    probe pass to their Grader."""
+    import re as _re
+    from pathlib import Path as _Path
+
+    from asymcli.config import load_config
+    from asymcli.errors import ConfigError
+
+    root = _Path(__file__).resolve().parents[1]
+    (tmp_path / "c.yaml").write_text("grading:\n  rel_tol: 1.0e-4\n")
+    assert load_config(tmp_path / "c.yaml").grading.rel_tol == 1e-4
+    (tmp_path / "bad.yaml").write_text("grading:\n  rel_tol: 2\n")
+    with pytest.raises(ConfigError, match="grading.rel_tol"):
+        load_config(tmp_path / "bad.yaml")
+    for f in ("asymcli/trainer.py", "asymcli/evaluation.py", "stages/base.py"):
+        built = _re.findall(r"Grader\([^)]*\)", (root / f).read_text())
+        assert built and all("rel_tol=cfg.grading.rel_tol" in g for g in built), (f, built)

@@ -381,14 +381,23 @@ def base(
     prompts: Optional[Path] = typer.Option(None, help="prompts.parquet (default: {results_dir}/data/prompts.parquet)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: {results_dir}/base)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    base_seed: Optional[int] = typer.Option(None, "--base-seed", help="Warm-up seed (overrides base.seed; "
+                                            "one of grid.bases when a config has several bases)."),
 ) -> None:
     """Build the base model (tiny default: supervised warm-up) and its group-accuracy statistics."""
+    import dataclasses
+
     from stages import base as stage
 
     from .config import load_config
 
+    cfg = load_config(config)
+    if base_seed is not None:
+        if base_seed < 0:
+            raise typer.BadParameter(f"--base-seed must be >= 0, got {base_seed}")
+        cfg = dataclasses.replace(cfg, base=dataclasses.replace(cfg.base, seed=base_seed))
     log = None if quiet else (lambda line: typer.echo(line, err=True))
-    paths = stage.run(load_config(config), prompts, out, log=log)
+    paths = stage.run(cfg, prompts, out, log=log)
     typer.echo(str(paths["model"]))
 
 

@@ -361,6 +361,29 @@ def read_parquet(path: str | os.PathLike[str], schema: pa.Schema | None = None) 
     return table
 
 
+def parquet_damage(path: str | os.PathLike[str], schema: pa.Schema | None = None) -> str | None:
+    """Why an existing Parquet artifact is unusable, in one line naming the file; None when
+    it is absent or its footer reads and holds ``schema``'s columns.
+
+    Cheap (reads the footer only, whatever the file's size): catches a truncated or
+    overwritten file and a wrong schema, not a bit flip inside a data page (a full
+    :func:`read_parquet` does)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        got = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        return (f"{path}: truncated or corrupted Parquet file ({path.stat().st_size} bytes; "
+                f"{_short(exc)})")
+    if schema is not None:
+        try:
+            check_schema(got, schema, str(path))
+        except ArtifactError as exc:
+            return str(exc)
+    return None
+
+
 def check_unique(table: pa.Table, column: str, where: str) -> None:
     """Raise ArtifactError naming the first value of ``column`` that occurs twice, with its
     1-based rows (a duplicated problem would be sampled, graded and averaged twice)."""
@@ -373,13 +396,16 @@ def check_unique(table: pa.Table, column: str, where: str) -> None:
         first[value] = row
 
 
-def check_schema(table: pa.Table, schema: pa.Schema, where: str) -> None:
+def check_schema(table: pa.Table | pa.Schema, schema: pa.Schema, where: str) -> None:
+    """Raise ArtifactError naming the first declared column that ``table`` (a table, or a
+    file's schema) lacks or holds with an incompatible type."""
+    have = table if isinstance(table, pa.Schema) else table.schema
     for field in schema:
-        if field.name not in table.column_names and is_added(field):
+        if field.name not in have.names and is_added(field):
             continue
-        if field.name not in table.column_names:
+        if field.name not in have.names:
             raise ArtifactError(f"{where}: missing column '{field.name}' (expected {field.type})")
-        got = table.schema.field(field.name).type
+        got = have.field(field.name).type
         if got != field.type and not _compatible(got, field.type):
             raise ArtifactError(f"{where}: column '{field.name}' has type {got}, expected {field.type}")
 
@@ -411,6 +437,31 @@ def _short(exc: BaseException) -> str:
 
 CKPT_PREFIX = "step_"  # runs/{run_id}/checkpoints/step_000060/
 COMPLETE_MARKER = "COMPLETE"  # written last, before the atomic rename
+
+
+def checkpoint_damage(folder: str | Path, hashes: bool = True) -> str | None:
+    """Why a complete checkpoint folder is unusable, in one line naming the bad file; None
+    when its files match the sizes and sha256 its COMPLETE marker records (the check
+    ``trainer.verify_checkpoint`` makes before loading it), or when it has no digest to
+    check (a plain model folder, a marker from before digests existed). ``hashes`` False:
+    sizes and presence only (no file is read)."""
+    folder = Path(folder)
+    marker = folder / COMPLETE_MARKER
+    if not marker.exists():
+        return None
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return f"{marker}: unreadable checkpoint marker"
+    if not isinstance(files, dict):
+        return None
+    if not hashes:
+        files = {rel: {"size": want["size"]} for rel, want in files.items()}
+    try:
+        verify_digest(folder, files)
+    except ArtifactError as exc:
+        return str(exc)
+    return None
 
 
 def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:

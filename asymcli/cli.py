@@ -235,6 +235,8 @@ def grade(
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds math-verify may spend on the answer."),
     multi_box: str = typer.Option("set", "--multi-box",
                                   help="Several boxes: 'set' (one answer set) or 'last' (the last box); see grading.multi_box."),
+    rel_tol: float | None = typer.Option(None, "--rel-tol",
+                                         help="Numbers within this relative tolerance are equal (e.g. 1e-4); off by default."),
 ) -> None:
     """Grade one response against a gold answer (exit code 0 whatever the verdict)."""
     import json
@@ -248,7 +250,9 @@ def grade(
         fail(f"--timeout must be > 0, got {timeout}")
     if multi_box not in MULTI_BOX_MODES:
         fail(f"--multi-box must be one of {', '.join(MULTI_BOX_MODES)}, got '{multi_box}'")
-    v = grade_one(pred, gold, timeout_s=timeout, multi_box=multi_box)
+    if rel_tol is not None and not 0 < rel_tol < 1:
+        fail(f"--rel-tol must be in (0, 1), got {rel_tol}")
+    v = grade_one(pred, gold, timeout_s=timeout, multi_box=multi_box, rel_tol=rel_tol)
     if format == "json":
         typer.echo(json.dumps({"correct": v.correct, "reason": v.reason, "extracted": v.extracted, "gold": gold}))
     else:

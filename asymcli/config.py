@@ -180,6 +180,7 @@ class ReportConfig:
     checkpoint: str = "final"  # "final" or a step number, the checkpoint Table 2 reports
     ema: float = 0.7  # EMA smoothing of accuracy curves (the paper's 0.7)
     kappa_steps: int = 20  # T of kappa-hat (Appendix E)
+    equivalence_margin: float = 1.0  # asym claims: accuracy checks whose 90% CI of the paired difference lies inside +-this many accuracy points read "equivalent" (TOST at 0.05)
 
 
 @dataclass

@@ -20,8 +20,11 @@ One place decides correctness for training rewards and for evaluation alike:
    or more than 1e-4 apart, relatively; lists with equal brackets and values, or integer
    lists that differ), and otherwise asks math-verify
    (``math_verify.parse`` / ``math_verify.verify``; we write no CAS of our own), handing it
-   only the extracted content wrapped in ``$...$``. Percentages are math-verify's: ``50\\%``
-   equals both ``50`` and ``0.5``.
+   only the extracted content wrapped in ``$...$``. Percentages follow math-verify's
+   reading of ``50\\%`` (equal to both ``50`` and ``0.5``) for any ``X\\%`` and any spelling
+   (``50%``, ``50 percent``, ``\\frac{1}{2}\\%``); two percentages compare their numbers.
+   ``rel_tol`` (off by default; Qwen's graders use 1e-4) makes numbers within that relative
+   tolerance equal.
 
 Where this departs from calling math-verify on the raw response (each has a test):
 - a draft box followed by prose and a correction is not read as a set with the correction;
@@ -30,6 +33,12 @@ Where this departs from calling math-verify on the raw response (each has a test
 - a mixed number ``4 4/9`` / ``4\\frac{4}{9}`` is 40/9 (math-verify reads ``4 4/9`` as 8/9);
 - ``1\\,000`` is 1000 (math-verify reads the thin space as a product: 0);
 - a bare gold like ``\\sqrt{18}`` is wrapped before parsing (bare, it parses to nothing);
+- an answer-set item that parses to nothing (``\\boxed{?? or 0}``) makes the answer
+  unparsable (math-verify drops the item: junk plus one right value would pass);
+- ``sqrt(3)``, ``log(8)`` and Python powers ``2**(1/4)`` are read (math-verify reads
+  ``-1 + sqrt(3)`` as -1, ``2**(1/4)`` as 2); so is ``\\sqrt[3]2`` (unparsable there);
+- ``2 = x`` reads as ``x = 2``; Bmatrix/smallmatrix as pmatrix (latex2sympy: the last row);
+- ``\\\\`` followed by a space is a row break, not the spacing ``\\ ``;
 - no number is read out of free prose without a box or an answer line.
 Agreement with math-verify's and lighteval's own test tables: docs/grading.md.
 
@@ -71,7 +80,10 @@ MULTI_BOX_MODES = ("set", "last")
 MAX_ANSWER_CHARS = 1000  # longer extracted answers are unparsable (MATH answers are short)
 MAX_NESTING = 50  # deeper {[( nesting is unparsable
 MAX_BOX_CANDIDATES = 100  # how many \boxed occurrences we look back through (empty/malformed ones)
-MAX_SET_BOXES = 20  # an answer set of more boxes is unparsable (sympy slows on long sets; no MATH answer has one)
+# An answer set of more boxes is unparsable. Below MAX_BOX_CANDIDATES, so that a run cut
+# short by the scan budget is never read as a whole set; the joined set also stays under
+# MAX_ANSWER_CHARS, and sympy compares a 50-element set with another in about 0.1 s.
+MAX_SET_BOXES = 50
 FALLBACK_TAIL_CHARS = 4000  # the "Answer: X" fallback looks only at the end of a response
 MAX_DIGITS = 10_000  # a number (literal, power, tower) with more decimal digits is unparsable
 MAX_FACTORIAL = 5_000  # n! with a literal n above this is unparsable
@@ -367,7 +379,9 @@ def extract_answer(text: str, multi_box: str = "set") -> str | None:
 # ---------------------------------------------------------------------------
 
 _LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![A-Za-z])")
-_SPACING = re.compile(r"\\[,!;: ]|\\quad|\\qquad")
+# A row break "\\" is matched first and kept: otherwise "a \\ b" loses the "\ " of its
+# second backslash and a matrix written "\begin{bmatrix} a \\ b \end{bmatrix}" breaks.
+_SPACING = re.compile(r"\\\\|\\[,!;: ]|\\quad|\\qquad")
 _EULER = re.compile(r"\\(?:mathrm|operatorname|rm)\s*\{\s*e\s*\}|\\mathrm\s+e(?![A-Za-z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
 _THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
@@ -383,6 +397,78 @@ _DEC = re.compile(r"[-+]?\d{1,60}(?:\.\d{1,60})?")
 _FRAC = re.compile(
     r"([-+]?)\\frac\{([-+]?\d{1,60})\}\{(\d{1,60})\}|([-+]?\d{1,60})/(\d{1,60})|([-+]?)\\frac(\d)(\d)"
 )
+# "\sqrt[3]2": an indexed root takes one token without braces, as in LaTeX (math-verify
+# only reads "\sqrt[3]{2}").
+_BARE_ROOT = re.compile(r"\\sqrt\s*\[([^\[\]{}]{1,20})\]\s*(\d|[A-Za-z]|\\[A-Za-z]+)")
+# Plain-text functions: "sqrt(3)" (math-verify's own rewrite of it turns "-1 + sqrt(3)" into
+# "-1 +\\sqrt{3}", a line break: -1), and "sin(x)", "log(8)", read otherwise as products of letters.
+_PLAIN_SQRT = re.compile(r"(?<![A-Za-z])\\?sqrt\s*(?=\()")
+_PLAIN_FUNC = re.compile(r"(?<![A-Za-z\\])(sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan|ln|log|exp)\s*(?=\()")
+# A trailing percent sign, in any of its spellings: normalised to "\%" (see _percent_base).
+_PERCENT_TAIL = re.compile(
+    r"(.*?)\s*(?:\\?%|\\(?:text|textrm|mbox|mathrm)\s*\{\s*(?:\\?%|percent)\s*\}|(?<![A-Za-z])percent)", re.S
+)
+# One matrix, whatever its brackets: latex2sympy reads pmatrix, bmatrix and matrix, but
+# "\begin{Bmatrix} 1 \\ 2 \end{Bmatrix}" (and smallmatrix) as its last row, 2. vmatrix/Vmatrix
+# are determinants (latex2sympy's reading) and stay as written.
+_MATRIX_ENV = re.compile(r"\\(begin|end)\s*\{\s*(?:bmatrix|Bmatrix|smallmatrix)\s*\}")
+# "2 = x": a value equal to a lone variable is read as "x = 2", math-verify's form (a gold
+# "x = 2" is compared by its right-hand side).
+_LONE_VAR = (r"(?:[A-Za-z]|\\(?:alpha|beta|gamma|delta|epsilon|varepsilon|theta|vartheta|lambda|mu|nu|rho|"
+             r"sigma|tau|phi|varphi|chi|psi|omega))(?:_\{?[A-Za-z0-9]+\}?)?'*")
+_VALUE_EQ_VAR = re.compile(rf"(?P<value>[^=<>,;]+?)\s*=\s*(?P<var>{_LONE_VAR})")
+
+
+_PY_EXPONENT = re.compile(r"-?(?:\d+(?:\.\d+)?|[A-Za-z])")  # "2**10", "2**-1", "x**n"
+
+
+def _paren_group_end(s: str, i: int) -> int | None:
+    """Index just past the parenthesis group opening at ``s[i] == '('``, or None if unclosed."""
+    depth = 0
+    for j in range(i, len(s)):
+        if s[j] == "(":
+            depth += 1
+        elif s[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return None
+
+
+def _python_syntax(s: str) -> str:
+    """Python powers and plain-text functions as LaTeX: ``2**(1/4)`` -> ``2^{(1/4)}``,
+    ``2**10`` -> ``2^{10}`` (``2^10`` would be 2^1 then 0), ``sqrt(3)`` -> ``\\sqrt{3}``,
+    ``log(8)`` -> ``\\log(8)``. Bounded: each rewrite consumes one ``**`` or ``sqrt``."""
+    for _ in range(MAX_POWERS + 1):
+        i = s.find("**")
+        if i < 0:
+            break
+        j = i + 2
+        while j < len(s) and s[j] == " ":
+            j += 1
+        end = _paren_group_end(s, j) if s.startswith("(", j) else None
+        if end is None:
+            m = _PY_EXPONENT.match(s, j)
+            end = m.end() if m else None
+        # Nothing to group ("2**" at the end, "2**{x}"): a plain "^", as written.
+        s = s[:i] + ("^" + s[j:] if end is None else "^{" + s[j:end] + "}" + s[end:])
+    for _ in range(20 if "sqrt" in s else 0):
+        m = _PLAIN_SQRT.search(s)
+        if not m:
+            break
+        end = _paren_group_end(s, m.end())
+        if end is None:
+            break
+        s = s[: m.start()] + "\\sqrt{" + s[m.end() + 1 : end - 1] + "}" + s[end:]
+    return _PLAIN_FUNC.sub(r"\\\1", s)
+
+
+def _percent_base(s: str) -> str | None:
+    """``X`` when the cleaned answer ``s`` is ``X\\%`` (a percentage), else None."""
+    if s.endswith("\\%") and not s.endswith("\\\\%"):
+        base = s[:-2].strip()
+        return base or None
+    return None
 
 
 def _clean(s: str) -> str:
@@ -393,19 +479,35 @@ def _clean(s: str) -> str:
     ``{,}``; a trailing full stop; ``\\mathrm{e}`` -> ``e`` (Euler's number); thousands
     separators in a plain number (``1,000``, ``1,\\!000``, ``32,\\! 349`` -> ``1000``...,
     only for well-formed 3-digit groups); a mixed number (``4 4/9``, ``4\\frac{4}{9}``,
-    proper fraction) -> ``\\frac{40}{9}``.
+    proper fraction) -> ``\\frac{40}{9}``. Forms math-verify misreads: Python powers
+    (``2**(1/4)`` -> ``2^{(1/4)}``) and plain-text functions (``sqrt(3)`` -> ``\\sqrt{3}``,
+    ``log(8)`` -> ``\\log(8)``); ``\\sqrt[3]2`` -> ``\\sqrt[3]{2}``; bmatrix/Bmatrix/smallmatrix
+    -> pmatrix; a trailing percent sign in any spelling (``%``, ``percent``,
+    ``\\text{ percent}``) -> ``\\%``; ``2 = x`` -> ``x = 2`` (a lone variable on the right).
     """
     s = _strip_delimiters(s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _LEFT_RIGHT.sub("", s)
     s = _THIN_THOUSANDS.sub(",", s)
-    s = _SPACING.sub("", s)
+    s = _SPACING.sub(lambda m: m.group() if m.group() == "\\\\" else "", s)
     s = s.replace("\\$", "").replace("{,}", ",")
     s = _DEGREES.sub("", s)
     s = _EULER.sub("e", s)
     s = s.strip()
     while s.endswith(".") and not s.endswith("\\."):
         s = s[:-1].rstrip()
+    if "(" in s or "**" in s:
+        s = _python_syntax(s)
+    if "\\sqrt" in s:
+        s = _BARE_ROOT.sub(r"\\sqrt[\1]{\2}", s)
+    if "matrix" in s:
+        s = _MATRIX_ENV.sub(r"\\\1{pmatrix}", s)
+    m = _PERCENT_TAIL.fullmatch(s) if s.endswith(("%", "percent", "}")) and ("%" in s or "percent" in s) else None
+    if m and m.group(1).strip():
+        s = m.group(1).strip() + "\\%"
+    m = _VALUE_EQ_VAR.fullmatch(s) if "=" in s else None
+    if m and not re.fullmatch(_LONE_VAR, m.group("value").strip()):
+        s = f"{m.group('var')} = {m.group('value').strip()}"
     if _THOUSANDS.fullmatch(s):
         s = s.replace(",", "")
     m = _MIXED_FRAC.fullmatch(s)
@@ -675,7 +777,12 @@ def gold_text(gold: str) -> str:
     return _clean(g)
 
 
-def _fast_verdict(extracted: str, gold: str) -> Verdict | None:
+def _close(a: Fraction, b: Fraction, rel_tol: float | None) -> bool:
+    """``a`` and ``b`` within ``rel_tol`` of each other, relatively (``math.isclose``); False when off."""
+    return rel_tol is not None and abs(a - b) <= Fraction(rel_tol) * max(abs(a), abs(b))
+
+
+def _fast_verdict(extracted: str, gold: str, rel_tol: float | None = None) -> Verdict | None:
     """The verdict when it needs no math-verify (normalisation, fast paths, guards), else None."""
     pred = _clean(extracted)
     g = gold_text(gold)
@@ -689,34 +796,117 @@ def _fast_verdict(extracted: str, gold: str) -> Verdict | None:
     if _canon(pred) == _canon(g):
         return Verdict(True, "correct", extracted)
     if _INT.fullmatch(pred) and _INT.fullmatch(g):
-        ok = int(pred) == int(g)
+        ok = int(pred) == int(g) or _close(Fraction(pred), Fraction(g), rel_tol)
         return Verdict(ok, "correct" if ok else "wrong", extracted)
     rp, rg = _rational(pred), _rational(g)
     if rp is not None and rg is not None:
-        if rp == rg:
+        if rp == rg or _close(rp, rg, rel_tol):
             return Verdict(True, "correct", extracted)
         if abs(rp - rg) > _FAR * max(1, abs(rp), abs(rg)):
             return Verdict(False, "wrong", extracted)  # far apart: no rounding makes them equal
     lp, lg = _numeric_list(pred), _numeric_list(g)
     if lp is not None and lg is not None:
-        if lp == lg:
+        if lp == lg or (lp[0] == lg[0] and lp[2] == lg[2] and len(lp[1]) == len(lg[1])
+                        and all(_close(a, b, rel_tol) for a, b in zip(lp[1], lg[1]))):
             return Verdict(True, "correct", extracted)
-        if all(v.denominator == 1 for v in lp[1] + lg[1]):
+        if all(v.denominator == 1 for v in lp[1] + lg[1]) and rel_tol is None:
             return Verdict(False, "wrong", extracted)
     if _guard(pred) is not None or _guard(g) is not None:
         return Verdict(False, "unparsable", extracted)
     return None
 
 
-def _judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdict:
+def _judge(extracted: str, gold: str, timeout_s: float, alarm: bool, rel_tol: float | None = None) -> Verdict:
     """Compare an extracted answer with a gold answer (both raw strings)."""
-    fast = _fast_verdict(extracted, gold)
+    fast = _fast_verdict(extracted, gold, rel_tol)
     if fast is not None:
         return fast
-    return _mv_judge(extracted, gold, timeout_s, alarm)
+    return _mv_judge(extracted, gold, timeout_s, alarm, rel_tol)
 
 
-def _mv_judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdict:
+def _percent_forms(pred: str, g: str) -> tuple[list[str], list[str]]:
+    """The texts to parse for each side. A percentage ``X\\%`` against a plain answer is
+    ``X`` or ``X/100`` (math-verify's reading of ``50\\%``, here for any ``X``, so that
+    ``\\frac{1}{2}\\%`` parses); two percentages compare ``X`` with ``X`` (50% is not 0.5%)."""
+    pb, gb = _percent_base(pred), _percent_base(g)
+    if pb is not None and gb is not None:
+        return [pb], [gb]
+    if pb is not None:
+        return [pb, f"\\frac{{{pb}}}{{100}}"], [g]
+    if gb is not None:
+        return [pred], [gb, f"\\frac{{{gb}}}{{100}}"]
+    return [pred], [g]
+
+
+_ALT_SEP = re.compile(r",|;|\\text\{\s*,?\s*(?:or|and)\s*\}|(?<![A-Za-z\\])(?:or|and)(?![A-Za-z])")
+
+
+def _alternatives(s: str) -> list[str]:
+    """The top-level items of an answer set (``a, b or c``), split outside every bracket
+    (``\\{`` ``\\}`` count as brackets); a single answer is one item."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        if s.startswith(("\\{", "\\}"), i):
+            depth += 1 if s[i + 1] == "{" else -1
+            i += 2
+            continue
+        c = s[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        elif depth == 0 and (m := _ALT_SEP.match(s, i)):
+            parts.append(s[start:i])
+            start = i = m.end()
+            continue
+        i += 1
+    parts.append(s[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _junk_alternative(pred: str, parsed: Any, budget: _Budget) -> bool:
+    """Whether an item of the answer set ``pred`` has no mathematical reading. math-verify
+    drops such items from a set (``?? or 0`` parses to 0), so junk plus one right value
+    would pass; an item that does not parse makes the whole answer unparsable. ``parsed``
+    is math-verify's reading of ``pred``: when it holds as many elements as ``pred`` has
+    items (and no ``\\pm`` could have made two of one), nothing was dropped and the items
+    are not parsed one by one."""
+    from math_verify.errors import TimeoutException
+    from sympy import FiniteSet
+
+    parts = _alternatives(pred)
+    if len(parts) < 2:
+        return False
+    n_parsed = len(parsed.args) if isinstance(parsed, FiniteSet) else 1
+    if n_parsed >= len(parts) and "\\pm" not in pred and "\\mp" not in pred:
+        return False
+    for part in parts:
+        try:
+            if not _has_math(_mv_parse(part, budget)):
+                return True
+        except TimeoutException:
+            raise  # the caller's verdict: timeout
+        except Exception:  # noqa: BLE001 - odd LaTeX is junk
+            return True
+    return False
+
+
+def _numerically_close(a: Any, b: Any, rel_tol: float) -> bool:
+    """Two parsed answers that are both numbers (no free symbols) and within ``rel_tol``."""
+    from sympy import Expr
+
+    if not (isinstance(a, Expr) and isinstance(b, Expr)) or a.free_symbols or b.free_symbols:
+        return False
+    try:
+        x, y = complex(a.evalf(30)), complex(b.evalf(30))
+    except (TypeError, ValueError, OverflowError):
+        return False
+    if not all(math.isfinite(v) for v in (x.real, x.imag, y.real, y.imag)):
+        return False
+    return abs(x - y) <= rel_tol * max(abs(x), abs(y))
+
+
+def _mv_judge(extracted: str, gold: str, timeout_s: float, alarm: bool, rel_tol: float | None = None) -> Verdict:
     """The math-verify comparison (for answers that passed ``_fast_verdict`` undecided)."""
     from math_verify import verify
     from math_verify.errors import TimeoutException
@@ -724,9 +914,10 @@ def _mv_judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdi
     pred = _clean(extracted)
     g = gold_text(gold)
     budget = _Budget(timeout_s, alarm)
+    pred_forms, gold_forms = _percent_forms(pred, g)
     try:
-        gold_parsed = _parse_gold(g, budget)
-        pred_parsed = _mv_parse(pred, budget)
+        gold_parsed = [x for form in gold_forms for x in _parse_gold(form, budget)]
+        pred_parsed = [x for form in pred_forms for x in _mv_parse(form, budget)]
     except TimeoutException:
         return Verdict(False, "timeout", extracted)
     except Exception:  # noqa: BLE001 - math-verify/sympy raise anything on odd LaTeX
@@ -734,19 +925,29 @@ def _mv_judge(extracted: str, gold: str, timeout_s: float, alarm: bool) -> Verdi
     if not pred_parsed or (_has_math(gold_parsed) and not _has_math(pred_parsed)):
         return Verdict(False, "unparsable", extracted)
     timed_out = False
+    matched = None  # the prediction's reading that matched
     # Pairwise, so that one failing comparison does not hide another, and a timeout is seen.
     for gp in gold_parsed:
         for pp in pred_parsed:
             try:
-                if verify(gp, pp, timeout_seconds=budget.seconds(), raise_on_error=True):
-                    return Verdict(True, "correct", extracted)
+                if verify(gp, pp, timeout_seconds=budget.seconds(), raise_on_error=True) or (
+                        rel_tol is not None and _numerically_close(gp, pp, rel_tol)):
+                    matched = pp
+                    break
             except TimeoutException:
                 timed_out = True
                 break
             except Exception:  # noqa: BLE001
                 continue
-        if timed_out:
+        if timed_out or matched is not None:
             break
+    if matched is not None:
+        try:
+            if _junk_alternative(pred, matched, budget):
+                return Verdict(False, "unparsable", extracted)
+        except TimeoutException:
+            return Verdict(False, "timeout", extracted)
+        return Verdict(True, "correct", extracted)
     return Verdict(False, "timeout" if timed_out else "wrong", extracted)
 
 
@@ -760,10 +961,23 @@ def _check_timeout(timeout_s: float) -> float:
     return float(timeout_s)
 
 
-def grade(response: str, gold: str, *, timeout_s: float = 5.0, multi_box: str = "set") -> Verdict:
+def _check_rel_tol(rel_tol: float | None) -> float | None:
+    if rel_tol is None:
+        return None
+    if isinstance(rel_tol, bool) or not isinstance(rel_tol, (int, float)) or not 0 < rel_tol < 1:
+        raise ValueError(f"rel_tol must be None or a number in (0, 1), got {rel_tol!r}")
+    return float(rel_tol)
+
+
+def grade(response: str, gold: str, *, timeout_s: float = 5.0, multi_box: str = "set",
+          rel_tol: float | None = None) -> Verdict:
     """Grade one response against a gold answer (see the module docstring).
 
     ``multi_box`` (one of MULTI_BOX_MODES) is how several boxes in the response are read.
+
+    ``rel_tol`` (off by default): numbers within this relative tolerance are equal
+    (``|a - b| <= rel_tol * max(|a|, |b|)``, as ``math.isclose``; Qwen's graders use 1e-4),
+    for plain numbers and for any two answers that evaluate to numbers.
 
     ``timeout_s`` bounds math-verify's work on this answer via ``signal.alarm`` in the
     main thread (whole seconds, at least 1). Off the main thread the alarms are disabled
@@ -771,12 +985,13 @@ def grade(response: str, gold: str, *, timeout_s: float = 5.0, multi_box: str = 
     ``Grader(workers=N)`` for a hard bound there.
     """
     timeout_s = _check_timeout(timeout_s)
+    rel_tol = _check_rel_tol(rel_tol)
     extracted, ok = _extract(response, _check_multi_box(multi_box))
     if not ok:
         return Verdict(False, "unparsable", None)
     if extracted is None:
         return Verdict(False, "no_answer", None)
-    return _judge(extracted, gold, timeout_s, alarm=_in_main_thread())
+    return _judge(extracted, gold, timeout_s, alarm=_in_main_thread(), rel_tol=rel_tol)
 
 
 # ---------------------------------------------------------------------------
@@ -789,9 +1004,9 @@ class CacheStats(NamedTuple):
     misses: int
 
 
-def _worker_judge(extracted: str, gold: str, timeout_s: float) -> Verdict:
+def _worker_judge(extracted: str, gold: str, timeout_s: float, rel_tol: float | None = None) -> Verdict:
     # A pool worker runs tasks in its main thread, so math-verify's alarms work here.
-    return _mv_judge(extracted, gold, timeout_s, alarm=True)
+    return _mv_judge(extracted, gold, timeout_s, alarm=True, rel_tol=rel_tol)
 
 
 def _worker_ready() -> bool:
@@ -803,7 +1018,8 @@ def _worker_ready() -> bool:
 class Grader:
     """Grades batches with an LRU cache keyed by (extracted answer, gold answer).
 
-    ``multi_box`` (one of MULTI_BOX_MODES) is how several boxes in a response are read.
+    ``multi_box`` (one of MULTI_BOX_MODES) is how several boxes in a response are read;
+    ``rel_tol`` (None: off) is the relative tolerance of :func:`grade`.
 
     ``workers=0`` grades in this process (math-verify alarms when called from the main
     thread, size guards only elsewhere). ``workers>0`` grades in that many worker
@@ -819,13 +1035,14 @@ class Grader:
     """
 
     def __init__(self, workers: int = 0, timeout_s: float = 5.0, *, cache_size: int = 100_000, grace_s: float = 2.0,
-                 multi_box: str = "set"):
+                 multi_box: str = "set", rel_tol: float | None = None):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.workers = workers
         self.multi_box = _check_multi_box(multi_box)
+        self.rel_tol = _check_rel_tol(rel_tol)
         self.timeout_s = _check_timeout(timeout_s)
         self.grace_s = float(grace_s)
         self.cache_size = cache_size
@@ -880,13 +1097,13 @@ class Grader:
         if keys:
             if self.workers > 0:
                 # Decide what needs no sympy here; only the rest pays the trip to a worker.
-                fast = [_fast_verdict(e, g) for e, g in keys]
+                fast = [_fast_verdict(e, g, self.rel_tol) for e, g in keys]
                 slow = [key for key, v in zip(keys, fast) if v is None]
                 slow_verdicts = iter(self._judge_in_pool(slow) if slow else [])
                 verdicts = [v if v is not None else next(slow_verdicts) for v in fast]
             else:
                 alarm = _in_main_thread()
-                verdicts = [_judge(e, g, self.timeout_s, alarm) for e, g in keys]
+                verdicts = [_judge(e, g, self.timeout_s, alarm, self.rel_tol) for e, g in keys]
             for key, verdict in zip(keys, verdicts):
                 self._remember(key, verdict)
                 for i in todo[key]:
@@ -955,7 +1172,7 @@ class Grader:
                 if alone and inflight:
                     break
                 queue.popleft()
-                f = self._pool().submit(self._worker, keys[i][0], keys[i][1], self.timeout_s)
+                f = self._pool().submit(self._worker, keys[i][0], keys[i][1], self.timeout_s, self.rel_tol)
                 inflight[f] = (i, time.monotonic())
                 if alone:
                     break

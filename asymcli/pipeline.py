@@ -571,6 +571,8 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
     layout = Layout.of(plan.cfg)
     workdir = Path.cwd()
     if dry_run:
+        for d in find_damage(plan):
+            echo(f"run-grid: damaged {d.describe().replace('the next run-grid', 'a real run')}")
         with tempfile.TemporaryDirectory(prefix="asym-run-grid-") as tmp:
             # Dry runs write nothing under results/.
             cfgfile = Path(tmp) / "run-grid.yaml"
@@ -593,6 +595,7 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
         if release_stale_lock(workdir):
             echo(f"run-grid: released a stale Snakemake lock in {workdir / '.snakemake' / 'locks'} "
                  "(no Snakemake process runs there; a killed run left it)")
+        set_aside_damage(plan, echo)
         # Real runs keep the configfile beside the results (cluster jobs re-read it, and it
         # records what was asked for).
         cfgfile = layout.root / "run-grid.yaml"
@@ -639,6 +642,38 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
     else:
         echo(f"run-grid: {done}/{state.total} jobs done in {live.fmt_duration(time.time() - t0)}")
     return rc
+
+
+def find_damage(plan: GridPlan) -> list[Any]:
+    """The damaged artifacts (asymcli.reruns.Damage) of the plan's runs, the base model's
+    evaluation, the shared inputs and the aggregates; checkpoints are hashed as at resume."""
+    from .reruns import run_damage, shared_damage
+
+    lay = Layout.of(plan.cfg)
+    steps_of = {run_id(*r): resolve_run(plan.cfg, *r).steps for r in all_runs(plan.cfg)}
+    out = shared_damage(lay.root, agg_names())
+    for rid in [BASE_RUN, *plan.runs]:
+        out += run_damage(lay.run_dir(rid), lay.eval_dir(rid), rid, steps_of.get(rid), hashes=True)
+    return out
+
+
+def set_aside_damage(plan: GridPlan, echo: Any = print) -> list[Any]:
+    """Before Snakemake starts: move each damaged artifact into a ``damaged/`` folder beside
+    it (asymcli.reruns.set_aside), so that Snakemake, which decides by file existence and
+    modification time, reruns the job that makes it. A damaged input of every run
+    (prompts, the base stage) stops run-grid with one line instead: rebuilding it would
+    retrain every run. Returns the damage found."""
+    from .reruns import set_aside
+
+    damage = find_damage(plan)
+    blocking = [d for d in damage if d.blocking]
+    if blocking:
+        d = blocking[0]
+        raise AsymError(f"{d.why}; {d.then}")
+    for d in damage:
+        where = set_aside(d)
+        echo(f"run-grid: damaged {d.why}; moved it to {_shown(where)}; {d.then}")
+    return damage
 
 
 #: Report parts each run-grid target writes (the Snakefile's target rules).
@@ -818,11 +853,17 @@ class RunStatus:
     eval_parts: int  # finished (step, benchmark) parts of an unfinished evaluation
     disk_bytes: int
     stale: str | None = None  # what the next run-grid does to it and why (asymcli.reruns)
+    damage: list[Any] = field(default_factory=list)  # reruns.Damage: its damaged artifacts
+
+    def damaged(self, kind: str) -> bool:
+        return any(d.kind == kind for d in self.damage)
 
     @property
     def train_state(self) -> str:
         if is_base_run(self.run_id):
             return "-"
+        if self.damaged("metrics"):
+            return "damaged"
         if self.trained:
             return "done"
         if self.checkpoints:
@@ -832,6 +873,8 @@ class RunStatus:
 
     @property
     def eval_state(self) -> str:
+        if self.damaged("samples"):
+            return "damaged"
         if self.evaluated:
             return "done"
         if self.eval_parts:
@@ -846,6 +889,11 @@ class Status:
     base_model: bool | None  # None: model.kind == hf (no base stage)
     runs: list[RunStatus] = field(default_factory=list)
     report: list[str] = field(default_factory=list)  # report files present
+    damage: list[Any] = field(default_factory=list)  # reruns.Damage of prompts, base, aggregates
+
+    @property
+    def all_damage(self) -> list[Any]:
+        return self.damage + [d for r in self.runs for d in r.damage]
 
     @property
     def pending(self) -> list[str]:
@@ -865,21 +913,25 @@ def collect_status(cfg: Config) -> Status:
     for m, bp, bn, seed in all_runs(cfg):
         steps_of[run_id(m, bp, bn, seed)] = resolve_run(cfg, m, bp, bn, seed).steps
     rows = []
-    from .reruns import run_staleness
+    from .reruns import run_damage, run_staleness, shared_damage
 
     for rid in wanted + sorted(found - set(wanted)):
         parts = lay.eval_dir(rid) / "parts"
         stale = run_staleness(cfg, rid, lay.run_dir(rid)) if rid in steps_of else None
+        # Checkpoint sizes only (no hashing), footers of the Parquet files: fast on big runs.
+        damage = run_damage(lay.run_dir(rid), lay.eval_dir(rid), rid, steps_of.get(rid), hashes=False)
+        kinds = {d.kind for d in damage}
         rows.append(RunStatus(
             run_id=rid,
             in_grid=rid in wanted,
-            trained=lay.metrics(rid).exists(),
+            trained=lay.metrics(rid).exists() and "metrics" not in kinds,
             checkpoints=complete_checkpoints(lay.checkpoints(rid)),
             steps=steps_of.get(rid),
-            evaluated=lay.samples(rid).exists(),
+            evaluated=lay.samples(rid).exists() and "samples" not in kinds,
             eval_parts=len(list(parts.glob("*.parquet"))) if parts.is_dir() else 0,
             disk_bytes=disk_usage(lay.run_dir(rid)) + disk_usage(lay.eval_dir(rid)),
             stale=stale.describe() if stale is not None else None,
+            damage=damage,
         ))
     report = sorted(str(p.relative_to(lay.report_dir)) for p in lay.report_dir.rglob("*")
                     if p.is_file() and not p.name.startswith(".")) if lay.report_dir.is_dir() else []
@@ -890,11 +942,18 @@ def collect_status(cfg: Config) -> Status:
             (lay.base_folder(b) / "model" / "config.json").exists() for b in (cfg.grid.bases or [None])),
         runs=rows,
         report=report,
+        damage=shared_damage(lay.root, agg_names()),
     )
+
+
+def agg_names() -> list[str]:
+    """Every agg/*.parquet name the aggregate parts write."""
+    return [name for names in AGG_PARTS.values() for name in names]
 
 
 def render_status(st: Status, console: Any) -> None:
     """Print a Status with rich."""
+    from rich.markup import escape
     from rich.table import Table
 
     def mark(ok: bool | None) -> str:
@@ -907,10 +966,14 @@ def render_status(st: Status, console: Any) -> None:
         t.add_column(col, justify="right" if col == "disk" else "left")
 
     def color(s: str) -> str:
+        if s == "damaged":
+            return f"[bold red]{s}[/]"
         return f"[green]{s}[/]" if s == "done" else (f"[yellow]{s}[/]" if s == "pending" else s)
 
     for r in st.runs:
-        ck = ", ".join(str(s) for s in r.checkpoints[-3:]) or "-"
+        bad = {d.path.name for d in r.damage if d.kind == "checkpoint"}
+        ck = ", ".join(f"{s} [bold red]damaged[/]" if f"{artifacts.CKPT_PREFIX}{s:06d}" in bad else str(s)
+                       for s in r.checkpoints[-3:]) or "-"
         if len(r.checkpoints) > 3:
             ck = f"... {ck}"
         name = r.run_id if r.in_grid else f"[dim]{r.run_id} (not in config)[/]"
@@ -921,9 +984,14 @@ def render_status(st: Status, console: Any) -> None:
         if r.stale:
             console.print(f"[magenta]stale[/] {r.run_id}: the next run-grid {r.stale}", markup=True,
                           highlight=False)
+    for d in st.all_damage:
+        console.print("[bold red]damaged[/] " + escape(d.describe()), markup=True, highlight=False,
+                      soft_wrap=True)
     grid = [r for r in st.runs if r.in_grid]
     done = sum(r.evaluated for r in grid)
+    n_bad = len(st.all_damage)
     console.print(f"{done}/{len(grid)} evaluations done"
+                  + (f"; {n_bad} damaged artifact(s), listed above" if n_bad else "")
                   + (f"; pending: {', '.join(st.pending[:8])}{' ...' if len(st.pending) > 8 else ''}"
                      if st.pending else "")
                   + (f"; report: {len(st.report)} file(s) in {st.results_dir / 'report'}" if st.report else ""))

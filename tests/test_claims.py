@@ -163,12 +163,27 @@ def test_verdict_words():
     assert v([1.0, 2.0]) == "insufficient" and v([0.5]) == "insufficient" and v([]) == "insufficient"
     assert v([math.nan, 2.0, 2.0, 2.0]) == "holds"  # NaN seeds dropped; equal seeds: deterministic
     assert "2 paired seeds" in claims.paired_test([1.0, 2.0], +1).reason
-    assert claims.combine(["holds", "holds"]) == "holds"
-    assert claims.combine(["holds", "fails"]) == "fails"
-    assert claims.combine(["fails", "insufficient"]) == "fails"
-    assert claims.combine(["holds", "insufficient"]) == "insufficient"
-    assert claims.combine(["holds", "trend"]) == "trend"
-    assert claims.combine(["trend", "inconclusive"]) == "inconclusive"
+    # equivalence (a margin given): replaces trend / inconclusive only, never holds / fails
+    e = lambda xs, sign=+1: claims.paired_test(xs, sign, margin=1.0).verdict  # noqa: E731
+    assert e([0.1, -0.1, 0.05, 0.0]) == "equivalent" and v([0.1, -0.1, 0.05, 0.0]) == "inconclusive"
+    assert e([0.1, 0.2, 0.15, 0.12]) == "holds"  # significant and inside the margin: holds
+    assert e([1.0, -1.2, 0.1]) == "inconclusive"  # 90% CI wider than the margin
+    assert e([0.0, 0.0, 0.0]) == "equivalent" and v([0.0, 0.0, 0.0]) == "inconclusive"
+    # a claim's verdict: holds iff every check holds; fails by Holm over the opposite-direction p
+    c = claims.combine
+    assert c(["holds", "holds"], [0.99, 0.98]) == "holds"
+    assert c(["holds", "fails"], [0.99, 0.01]) == "fails"  # Holm: 2 x 0.01 = 0.02 < 0.05
+    assert c(["holds", "fails"], [0.99, 0.03]) == "inconclusive"  # fails alone, not after Holm (0.06)
+    assert c(["fails"], [0.03]) == "fails"  # one check: Holm is the identity
+    assert c(["fails", "insufficient"], [0.01, 0.001]) == "fails"  # insufficient checks are not tested
+    assert c(["holds", "insufficient"], [0.99, None]) == "insufficient"
+    assert c(["holds", "trend"], [0.99, 0.9]) == "trend"
+    assert c(["trend", "inconclusive"], [0.9, 0.6]) == "inconclusive"
+    assert c(["holds", "equivalent"], [0.99, 0.4]) == "equivalent"
+    assert c(["equivalent", "inconclusive"], [0.5, 0.4]) == "equivalent"
+    assert c([], []) == "insufficient"
+    d = claims.checks.stats.claim_decision(["holds", "fails", "trend"], [0.99, 0.02, 0.9])
+    assert d.verdict == "inconclusive" and d.p_fails_holm == pytest.approx(0.06)  # Holm over 3: 3 x 0.02
     assert claims.holm([0.01, None, 0.04, 0.03]) == [pytest.approx(0.03), None, pytest.approx(0.06),
                                                      pytest.approx(0.06)]
 
@@ -193,7 +208,7 @@ def test_holds_rate_without_an_effect_is_alpha():
 def test_all_claims_hold(holds):
     _, p = holds
     assert p["verdicts"] == {"1": "holds", "2": "holds", "3a": "holds", "3b": "holds", "3c": "holds", "4a": "holds", "4b": "holds",
-                             "5a": "holds", "5b": "holds", "5c": "holds", "6": "holds"}
+                             "5a": "holds", "5b": "holds", "5c": "holds", "6": "measured"}
     assert all(k["p_holm"] is not None for c in p["claims"] for k in c["checks"] if k["p"] is not None)
     assert p["missing"] == [] and p["command"] is None
     assert len(p["runs"]) == 27 and all(r["samples"] and r["steps"] == STEPS for r in p["runs"])
@@ -245,7 +260,8 @@ def test_prop2_peaks(holds):
                       "AsymGRPO (0.7, 0.7): negative-channel peak at k*/G = 0.75 (token-weighted)",
                       "AsymGRPO (0.9, 0.4): positive-channel peak at k*/G = 0.125 (token-weighted)",
                       "AsymGRPO (0.9, 0.4): negative-channel peak at k*/G = 0.375 (token-weighted)"}
-    assert {x["verdict"] for x in c["checks"]} == {"holds"}
+    assert {x["verdict"] for x in c["checks"]} == {"measured"} and c["kind"] == "measurement"
+    assert all(x["p_holm"] is None for x in c["checks"])  # not in the report's Holm family
     pos = k["AsymGRPO (0.9, 0.4): positive-channel peak at k*/G = 0.125 (token-weighted)"]
     # continuous peak 0.1; on the grid k/8 the argmax is 1/8; margin over the best rival (k = 2)
     assert pos["levels"]["theory"] == pytest.approx(0.1)
@@ -256,6 +272,8 @@ def test_prop2_peaks(holds):
     assert pos["extra"]["max_abs_w_deviation_untokenised"] == pytest.approx(0.0, abs=1e-12)
     summary = c["tables"][0]
     assert summary["columns"][0] == "Runs" and len(summary["rows"]) == 4
+    row = dict(zip(summary["columns"], summary["rows"][0]))
+    assert row["seeds peaking at k*"] == "3/3" and row["n"] == 3
 
 
 # ---------------------------------------------------------------------------
@@ -280,6 +298,36 @@ def test_fails_and_inconclusive(holds, tmp_path):
     assert gain["per_seed"] == pytest.approx({"s0": -0.1, "s1": 0.0, "s2": 0.1})
     assert gain["verdict"] == "inconclusive" and gain["p"] == pytest.approx(0.5)
     assert v["3a"] == "inconclusive"
+
+
+def test_equivalence_margin_and_mde(holds, tmp_path):
+    # Pos-Only and Neg-Only within ±2.5 points of REINFORCE (one sample of 40 per benchmark)
+    root = variant(holds, tmp_path)
+    for s, (dp, dn) in enumerate(((0, 1), (1, -1), (-1, 0))):
+        write_run(root, f"pos_only_s{s}", entropy=0.05 + 0.01 * s, none=-0.1, acc=(16 + s + dp) / 40)
+        write_run(root, f"neg_only_s{s}", entropy=-0.03 - 0.01 * s, gain=0.2 + 0.05 * s, acc=(16 + s + dn) / 40)
+    cfg = load_config(None, {"results_dir": str(root), "report": {"equivalence_margin": 5.0}})
+    p = claims.check_results(cfg)
+    c = by_id(p)["3b"]
+    pos, neg = c["checks"]
+    assert pos["per_seed"] == pytest.approx({"s0": 0.0, "s1": 2.5, "s2": -2.5})
+    # 90% CI: 0 ± t_{0.95,2} x 2.5 / sqrt(3) = ±4.21, inside ±5: equivalent (the 95% CI is not needed)
+    assert pos["verdict"] == neg["verdict"] == "equivalent" and c["verdict"] == "equivalent"
+    assert pos["margin"] == 5.0 and pos["p_tost"] < 0.05
+    assert pos["mde"] == pytest.approx(2.5 * claims.checks.stats.mde(1.0, 3))  # 5.74 points at n = 3
+    assert pos["extra"]["seeds_for_margin"] == claims.checks.stats.seeds_for(2.5, 5.0)
+    assert p["equivalence_margin"] == 5.0
+    # entropy checks have no margin (and no equivalence verdict), but an MDE
+    ent = by_id(p)["2"]["checks"][0]
+    assert ent["margin"] is None and ent["p_tost"] is None and ent["mde"] is not None
+    md = claims.to_markdown(p)
+    assert "MDE 5.743 points, TOST ±5: p=" in md and "| MDE (80%) |" in md and "→ equivalent" in md
+    assert "steps on the claimed side 1 (measured)" in md
+    # the default margin, 1 point: the same runs are inconclusive
+    p1 = check(root)
+    assert by_id(p1)["3b"]["verdict"] == "inconclusive" and p1["equivalence_margin"] == 1.0
+    with pytest.raises(ConfigError, match="equivalence_margin"):
+        claims.evaluate({}, equivalence_margin=0.0)
 
 
 def test_missing_runs_suggest_run_grid(holds, tmp_path):
@@ -326,7 +374,7 @@ def test_greedy_fallback_and_single_seed(holds, tmp_path):
     assert c4["checks"][0]["mean"] == pytest.approx(-10.0)
     assert c4["command"] == "asym run-grid --methods grpo,ent_decrease,ent_increase --seeds 1,2 --config cfg.yaml"
     assert any("greedy held-out accuracy" in n for n in c4["notes"])
-    assert set(p["verdicts"].values()) == {"insufficient"}
+    assert set(p["verdicts"].values()) == {"insufficient", "measured"} and p["verdicts"]["6"] == "measured"
     assert any("no run group has 3 seeds" in n and "--seeds 1,2" in n for n in p["notes"])
 
 
@@ -340,12 +388,15 @@ def test_prop2_token_weighted_fails_and_untestable(tmp_path):
     c = by_id(check(tmp_path))["6"]
     k = {x["label"].split(" at ")[0]: x for x in c["checks"]}
     pos = k["AsymGRPO (0.9, 0.4): positive-channel peak"]
-    assert pos["verdict"] == "fails" and all(v < 0 for v in pos["per_seed"].values())
+    assert pos["verdict"] == "measured" and all(v < 0 for v in pos["per_seed"].values())
     assert pos["extra"]["peak_per_seed"] == {"s0": 0.5, "s1": 0.5, "s2": 0.5}
     assert pos["extra"]["max_abs_w_deviation_untokenised"] == pytest.approx(0.0, abs=1e-12)
     assert k["AsymGRPO (0.7, 0.7): positive-channel peak"]["verdict"] == "insufficient"
-    assert k["AsymGRPO (0.7, 0.7): negative-channel peak"]["verdict"] == "holds"
-    assert c["verdict"] == "fails"
+    assert k["AsymGRPO (0.7, 0.7): negative-channel peak"]["verdict"] == "measured"
+    # a measurement: peaks off k* never make the report say "fails"
+    assert c["verdict"] == "measured" and any("failed rollouts are longer" in n for n in c["notes"])
+    rows = {(r[0], r[1]): dict(zip(c["tables"][0]["columns"], r)) for r in c["tables"][0]["rows"]}
+    assert rows[("AsymGRPO (0.9, 0.4)", "positive")]["seeds peaking at k*"] == "0/3"
 
 
 def test_nothing_found(tmp_path):

@@ -403,11 +403,11 @@ def test_grader_checks_arguments() -> None:
         Grader(timeout_s=0)
 
 
-def _hang_on_marker(extracted: str, gold: str, timeout_s: float) -> Verdict:
+def _hang_on_marker(extracted: str, gold: str, timeout_s: float, rel_tol: float | None = None) -> Verdict:
     """Pool worker used by the test below: never returns for the answer HANG."""
     if extracted == "HANG":
         time.sleep(120)
-    return grading._worker_judge(extracted, gold, timeout_s)
+    return grading._worker_judge(extracted, gold, timeout_s, rel_tol)
 
 
 def test_worker_pool_kills_an_overrunning_worker() -> None:
@@ -424,13 +424,13 @@ def test_worker_pool_kills_an_overrunning_worker() -> None:
         assert ("HANG", "1") not in g._cache
 
 
-def _crash_on_marker(extracted: str, gold: str, timeout_s: float) -> Verdict:
+def _crash_on_marker(extracted: str, gold: str, timeout_s: float, rel_tol: float | None = None) -> Verdict:
     """Pool worker used by the test below: the process dies on the answer CRASH."""
     if extracted == "CRASH":
         import os
 
         os._exit(3)
-    return grading._worker_judge(extracted, gold, timeout_s)
+    return grading._worker_judge(extracted, gold, timeout_s, rel_tol)
 
 
 def test_worker_pool_survives_a_crashing_worker() -> None:

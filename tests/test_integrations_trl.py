@@ -91,6 +91,12 @@ def test_config_rejects_what_would_not_be_used(tmp_path):
     with pytest.raises(ValueError, match="multi_objective_aggregation='normalize_then_sum'"):
         AsymGRPOConfig(multi_objective_aggregation="normalize_then_sum", **common)
     assert AsymGRPOConfig(advantage_estimator="pos_only", **common).beta_pos is None  # = the fixed 0.5
+    # TRL's reward scaling is replaced by the estimator: anything but 'none' is refused, not ignored.
+    assert AsymGRPOConfig(**common).scale_rewards == "none"
+    assert AsymGRPOConfig(scale_rewards=False, **common).scale_rewards == "none"
+    for value in ("group", "batch", True):
+        with pytest.raises(ValueError, match=f"scale_rewards={value!r} would not be used.*'grpo_unbiased'"):
+            AsymGRPOConfig(scale_rewards=value, **common)
 
 
 def test_trainer_needs_its_config_and_scores_unscored_rollouts_zero(tmp_path):
@@ -119,3 +125,10 @@ def test_trainer_needs_its_config_and_scores_unscored_rollouts_zero(tmp_path):
     torch.testing.assert_close(adv[keep], compute_advantages("ent_increase", rewards[keep], groups[keep]))
     with pytest.raises(ValueError, match="advantage_estimator='ent_increase'.*binary rewards"):
         trainer._advantages(torch.full((8,), 0.5), groups, torch.ones(8, dtype=torch.bool))
+    # advantage_estimator="grpo_unbiased" is TRL's own scale_rewards="group" advantage, eps 1e-4 included.
+    trainer.args.advantage_estimator = "grpo_unbiased"
+    r = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    got = trainer._advantages(r, groups, torch.ones(8, dtype=torch.bool))
+    g = r.view(-1, G)
+    trl = ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + 1e-4)).reshape(-1)
+    torch.testing.assert_close(got, trl)

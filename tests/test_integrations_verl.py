@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,12 @@ def hydra_like(overrides: list[str]):
         sub = OmegaConf.load(config_dir / group / f"{name}.yaml")
         sub.pop("defaults", None)
         OmegaConf.update(cfg, path, OmegaConf.merge(sub, OmegaConf.select(cfg, path) or {}), force_add=True)
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg, overrides: list[str]):
+    """Hydra's command-line overrides on a composed config: a plain ``key=value`` must name an
+    existing key, ``+key=value`` adds one."""
     OmegaConf.set_struct(cfg, True)
     for item in overrides:
         key, value = item.split("=", 1)
@@ -213,3 +220,221 @@ def test_mixin_adds_the_metrics_to_verls_actor_output(monkeypatch):
     from verl.utils.metric import reduce_metrics
     assert reduce_metrics(metrics)["asym/kappa_batch"] == pytest.approx(metrics["asym/kappa_batch"])
 
+
+
+def test_unknown_asym_key_fails_naming_it():
+    rewards, mask, index, _, _ = make_batch(2, 4, 0)
+    fn = core_algos.get_adv_estimator_fn("asym_grpo")
+    misspelt = OmegaConf.create({"adv_estimator": "asym_grpo", "asym_beta_postive": 0.9})
+    with pytest.raises(ValueError, match=r"^unknown key algorithm\.asym_beta_postive \(asymcli") as err:
+        fn(rewards, mask, index, config=misspelt)
+    assert "\n" not in str(err.value)
+    integ.check_keys({"asym_beta_pos": 1, "asym_beta_neg": 0, "asym_log_prob_gain": True, "gamma": 1.0})
+    # The Hydra command line composes it (a '+' key), so the trainer is where it must fail.
+    cfg = hydra_like(["algorithm.adv_estimator=asym_grpo", "+algorithm.asym_beta_postive=0.9"])
+    with pytest.raises(ValueError, match="algorithm.asym_beta_postive"):
+        integ.check_keys(cfg.algorithm)
+
+
+def session_batch():
+    """verl v1 agent-loop rows of one prompt (uid u), 4 sessions, keys ``{uid}_{session}_{i}``.
+    Session 0 succeeds at its final output (index 1) after a failed intermediate one (index 0);
+    sessions 1-3 fail. The issue's case: verl's grpo gives the intermediate output +1.5."""
+    keys = ["u_0_0", "u_0_1", "u_1_0", "u_2_0", "u_3_0"]
+    scores = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0])
+    lengths = torch.tensor([3, 5, 4, 2, 5])
+    mask = (torch.arange(5)[None, :] < lengths[:, None]).float()
+    rewards = torch.zeros(5, 5)
+    rewards[torch.arange(5), lengths - 1] = scores
+    uid = np.array(["u"] * 5, dtype=object)
+    return keys, rewards, mask, uid
+
+
+def test_multi_output_sessions_are_scored_by_their_final_output():
+    ray_trainer = pytest.importorskip("verl.trainer.ppo.ray_trainer")
+    keys, rewards, mask, uid = session_batch()
+
+    def data():
+        return DataProto.from_dict(tensors={"token_level_rewards": rewards.clone(), "response_mask": mask},
+                                   non_tensors={"uid": uid})
+
+    config = OmegaConf.create({"adv_estimator": "asym_grpo", "asym_beta_pos": 0.9, "asym_beta_neg": 0.4})
+    # What verl v1 did for a non-grpo estimator: every output scored, the intermediate one as a failure.
+    flat = ray_trainer.compute_advantage(data(), adv_estimator="asym_grpo", config=config).batch["advantages"]
+    assert flat[0, 0] < 0
+    got = integ.session_final_advantage(data(), keys, "asym_grpo", config=config).batch["advantages"]
+    finals = compute_advantages("asym", torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.zeros(4, dtype=torch.int64),
+                                beta_pos=0.9, beta_neg=0.4)  # sessions 0..3, p = 1/4
+    per_row = finals[[0, 0, 1, 2, 3]]
+    torch.testing.assert_close(got, per_row[:, None] * mask)
+    assert got[0, 0] > 0 and got[0, 0] == got[1, 0]  # the intermediate output shares the success
+    # verl's own rule, on its grpo, gives the same signs on every row (+1.5 on the intermediate output).
+    import_verl_v1()
+    from verl.trainer.ppo.v1 import utils as v1_utils
+    verl_multi = getattr(v1_utils.compute_advantage_for_multi_trajectories, "__wrapped__",
+                         v1_utils.compute_advantage_for_multi_trajectories)
+    grpo = verl_multi(data(), batch_keys=keys, adv_estimator="grpo", num_repeat=4).batch["advantages"]
+    assert grpo[0, 0] == pytest.approx(1.5, rel=1e-5)
+    assert torch.equal(torch.sign(grpo), torch.sign(got))
+    # One output per session: the plain estimator.
+    single = integ.session_final_advantage(data(), ["u_0_0", "u_9_1", "u_1_0", "u_2_0", "u_3_0"], "asym_grpo",
+                                           config=config).batch["advantages"]
+    torch.testing.assert_close(single, flat)
+
+
+def import_verl_v1():
+    """verl's v1 trainer package (``verl.trainer.ppo.v1``), with the asym trainer modes registered.
+
+    Skips without TransferQueue (which the v1 trainer needs). verl's agent-loop module imports
+    ``hydra`` at its top and uses it only when it builds agent loops; hydra-core needs antlr4 4.9,
+    math-verify (asym's grader) 4.13, so where hydra does not import an empty module stands in
+    for that import and is removed again."""
+    pytest.importorskip("transfer_queue")
+    if "verl.trainer.ppo.v1.trainer_base" not in sys.modules:
+        try:
+            import hydra  # noqa: F401
+            stub = False
+        except Exception:  # not installed, or hydra-core against antlr4 4.13
+            for name in [m for m in sys.modules if m == "hydra" or m.startswith("hydra.")]:
+                del sys.modules[name]
+            sys.modules["hydra"] = types.ModuleType("hydra")
+            stub = True
+        try:
+            v1 = pytest.importorskip("verl.trainer.ppo.v1")
+        finally:
+            if stub:
+                del sys.modules["hydra"]
+    import verl.trainer.ppo.v1 as v1
+
+    assert integ.register_trainers() == ["asym_sync", "asym_colocate_async", "asym_separate_async"]
+    return v1
+
+
+class FakeTransferQueue:
+    """TransferQueue's KV interface (``kv_batch_get`` / ``kv_batch_put``) in memory: the Ray
+    controller and storage actors it starts do not fit a CI machine. Values are stored per key and
+    field; response-level fields come back as jagged nested tensors, as from TransferQueue."""
+
+    def __init__(self):
+        self.rows: dict[str, dict] = {}
+        self.tags: dict[str, dict] = {}
+
+    def kv_batch_put(self, keys, partition_id, fields=None, tags=None):
+        from transfer_queue import KVBatchMeta
+
+        for i, key in enumerate(keys):
+            row = self.rows.setdefault(key, {})
+            for name in fields.keys():
+                value = fields[name]
+                row[name] = value[i] if isinstance(value, list) else value.unbind(0)[i] if value.is_nested else value[i]
+            if tags is not None:
+                self.tags[key] = tags[i]
+        # As TransferQueue: the keys' stored tags (is_padding...) come back with them.
+        return KVBatchMeta(keys=list(keys), tags=[self.tags.get(k, {}) for k in keys], partition_id=partition_id)
+
+    def kv_batch_get(self, keys, partition_id, select_fields=None):
+        from tensordict import TensorDict
+
+        out = {}
+        for name in select_fields:
+            values = [self.rows[k][name] for k in keys if name in self.rows[k]]
+            if len(values) < len(keys):
+                continue  # a field the rows do not have (e.g. values without a critic)
+            out[name] = values if isinstance(values[0], str) else torch.nested.as_nested_tensor(
+                values, layout=torch.jagged)
+        return TensorDict(out, batch_size=len(keys))
+
+
+class FakeActorWorkerGroup:
+    """The actor's Ray worker group: verl's ``update_actor`` output, metrics per micro-batch."""
+
+    def __init__(self, store: FakeTransferQueue, new_log_probs: dict[str, torch.Tensor]):
+        self.store, self.new_log_probs, self.calls = store, new_log_probs, []
+
+    def update_actor(self, batch):
+        self.calls.append(("update_actor", dict(batch.extra_info)))
+        # The update reads the advantages verl wrote into the TransferQueue.
+        self.advantages = self.store.kv_batch_get(batch.keys, batch.partition_id, ["advantages"])
+        return {"metrics": {"pg_loss": [0.1, 0.3], "mfu": [0.5]}}
+
+    def compute_log_prob(self, batch):
+        self.calls.append(("compute_log_prob", dict(batch.extra_info)))
+        for key in batch.keys:  # over prompt (2 tokens) + response, shifted left by one, as the worker writes them
+            resp = self.new_log_probs[key]
+            self.store.rows[key]["log_probs"] = torch.cat([torch.zeros(1), resp, torch.zeros(1)])
+        return batch
+
+
+def test_v1_trainer_mode_logs_diagnostics_through_verls_own_step(monkeypatch):
+    v1 = import_verl_v1()
+    import transfer_queue
+
+    words = shlex.split(readme_block("bash").replace("\\\n", " "))
+    overrides = words[words.index("verl.trainer.main_ppo") + 1:]
+    assert "trainer.v1.trainer_mode=asym_sync" in overrides
+    # verl's fully composed ppo_trainer (the file verl generates from its Hydra defaults).
+    config_dir = Path(core_algos.__file__).resolve().parents[1] / "config"
+    cfg = apply_overrides(OmegaConf.load(config_dir / "_generated_ppo_trainer.yaml"),
+                          overrides + ["actor_rollout_ref.rollout.n=4", "+algorithm.asym_log_prob_gain=true"])
+    trainer_cls = v1.get_trainer_cls(cfg.trainer.v1.trainer_mode)  # what verl's TaskRunnerV1 does
+    assert issubclass(trainer_cls, integ.AsymMetricsMixin) and issubclass(trainer_cls, v1.get_trainer_cls("sync"))
+    trainer = trainer_cls(config=cfg)  # verl's own constructor (workers start later, in init())
+    assert trainer.trainer_mode == cfg.trainer.v1.trainer_mode == "sync"  # verl's sync branches apply
+    assert type(trainer.replay_buffer).__name__ == "ReplayBuffer"
+
+    # Two prompts: 'a' is the multi-output case of session_batch, 'b' four one-output sessions.
+    keys_a, rewards_a, mask_a, _ = session_batch()
+    keys = keys_a + ["b_0_0", "b_1_0", "b_2_0", "b_3_0", "pad0_0_0"]
+    keys = [k.replace("u_", "a_", 1) for k in keys]
+    scores = torch.cat([rewards_a.sum(1), torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0])])
+    lengths = torch.tensor([3, 5, 4, 2, 5, 4, 4, 3, 5, 1])
+    g = torch.Generator().manual_seed(0)
+    store = FakeTransferQueue()
+    new_lp = {}
+    for key, score, n in zip(keys, scores, lengths.tolist(), strict=True):
+        rm = torch.zeros(n)
+        rm[-1] = score
+        old = -torch.rand(n, generator=g)
+        store.rows[key] = {"uid": key.split("_")[0], "response_mask": torch.ones(n) if key[0] != "p" else torch.zeros(n),
+                           "rm_scores": rm, "old_log_probs": old}
+        new_lp[key] = old + 0.25
+    tags = [{"is_padding": key.startswith("pad")} for key in keys]
+    store.tags.update(zip(keys, tags, strict=True))
+    from transfer_queue import KVBatchMeta
+    batch = KVBatchMeta(keys=keys, tags=tags, partition_id="train")
+    monkeypatch.setattr(transfer_queue, "kv_batch_get", store.kv_batch_get)
+    monkeypatch.setattr(transfer_queue, "kv_batch_put", store.kv_batch_put)
+    trainer.actor_rollout_wg = wg = FakeActorWorkerGroup(store, new_lp)
+
+    # Steps 7 and 9 of verl's PPOTrainer._step_once, verl's code.
+    metrics: dict = {}
+    batch = trainer._compute_advantage(batch, metrics=metrics)
+    batch = trainer._update_actor(batch, metrics=metrics)
+
+    # The advantages verl stored: each session's final output, broadcast (prompt a's intermediate
+    # output shares its session's success).
+    adv = [store.rows[k]["advantages"] for k in keys]
+    finals = {"a": compute_advantages("asym", torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.zeros(4, dtype=torch.int64)),
+              "b": compute_advantages("asym", torch.tensor([1.0, 1.0, 0.0, 1.0]), torch.zeros(4, dtype=torch.int64))}
+    want = [finals["a"][0], finals["a"][0], finals["a"][1], finals["a"][2], finals["a"][3], *finals["b"], 0.0]
+    for key, got, value in zip(keys, adv, want, strict=True):
+        torch.testing.assert_close(got, torch.full_like(got, float(value)) * store.rows[key]["response_mask"],
+                                   msg=key)
+    assert adv[0][0] > 0
+
+    # verl's actor metrics and ours, in the step's metrics dict (what fit() logs).
+    assert [c[0] for c in wg.calls] == ["update_actor", "compute_log_prob"]
+    assert metrics["actor/pg_loss"] == pytest.approx(0.2) and metrics["perf/mfu/actor"] == pytest.approx(0.5)
+    final_rows = [1, 2, 3, 4, 5, 6, 7, 8]  # sessions' final outputs, padding left out
+    s = scores[final_rows]
+    ids = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    none, full, mixed = M.solved_fractions(s, ids)
+    assert metrics["asym/none_solved_frac"] == pytest.approx(none) and metrics["asym/mixed_frac"] == pytest.approx(mixed)
+    assert metrics["asym/all_solved_frac"] == pytest.approx(full) == 0.0
+    old = torch.nested.as_nested_tensor([store.rows[keys[i]]["old_log_probs"] for i in final_rows],
+                                        layout=torch.jagged).to_padded_tensor(0.0)
+    pad_mask = torch.nested.as_nested_tensor([store.rows[keys[i]]["response_mask"] for i in final_rows],
+                                             layout=torch.jagged).to_padded_tensor(0.0)
+    assert metrics["asym/kappa_batch"] == pytest.approx(M.kappa_batch(old, pad_mask, s, ids))
+    assert metrics["asym/logprob_gain_correct_tok"] == pytest.approx(0.25)
+    assert all(isinstance(v, float) and math.isfinite(v) for k, v in metrics.items() if k.startswith("asym/"))

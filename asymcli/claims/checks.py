@@ -7,7 +7,9 @@ Claims (arXiv 2604.04894):
 1. Table 1: kappa-hat over the first T = ``report.kappa_steps`` training steps is positive
    (REINFORCE runs, where the paper estimates it; every run group and all runs pooled are
    shown too; without REINFORCE runs the verdict falls back to all runs pooled).
-2. Proposition 1 / Figure 2: Pos-Only entropy stays above REINFORCE, Neg-Only below.
+2. Proposition 1 / Figure 2: Pos-Only entropy lies above REINFORCE on average over training,
+   Neg-Only below (tested on the area between the curves; the fraction of steps on the
+   claimed side is reported beside it as a measurement).
 3. Section 3.1: Pos-Only lowers the none-solved fraction, Neg-Only raises the log-prob
    gain on correct rollouts (both against REINFORCE).
 4. Figure 3: EntDecrease and EntIncrease end below GRPO in test accuracy; and the flip
@@ -15,15 +17,18 @@ Claims (arXiv 2604.04894):
 5a. Table 2: AsymGRPO (0.9, 0.4) beats GRPO and REINFORCE on Avg.
 5b. Table 2: the symmetric ablation (0.7, 0.7) falls between the baselines and AsymGRPO.
 6. Proposition 2: per group, positive gradient pressure peaks at p = 1 - beta_pos and
-   negative pressure at p = beta_neg. Measured with the token weights of the token-mean
-   loss (see :func:`claim_peaks`): the untokenised mass equals Eqs. (9)-(10) by
-   construction and cannot fail, so it is shown beside, not tested.
+   negative pressure at p = beta_neg. A *measurement* (verdict "measured", never fails):
+   where the token-weighted pressure of the token-mean loss peaks (see :func:`claim_peaks`);
+   the untokenised mass equals Eqs. (9)-(10) by construction, so it is shown beside.
 
 Conventions (also in every output, ``RULE``):
 
 - Comparisons are paired by seed (same seed = same start and sampling seed); a check's
   value per seed is a difference A - B (or, for kappa, the value itself), tested with the
-  one-sided paired t-test of :mod:`.stats` (verdict words there).
+  one-sided paired t-test of :mod:`.stats` (verdict words there); every check shows its
+  minimum detectable effect (80% power); accuracy checks also get the TOST equivalence
+  verdict within ``equivalence_margin`` points. A claim computes its own verdict from its
+  checks (:meth:`Claim.decide`, :func:`stats.claim_decision`: Holm for "fails").
 - Steps: training rows are step >= 1 (step 0 is the trainer's evaluation-only row).
   Entropy and none-solved fraction are measured on the step's rollouts, before its update,
   so the first training step (the shared starting policy) is left out of curve
@@ -53,12 +58,20 @@ from .data import (ASYM, ENT_DECREASE, ENT_INCREASE, GRPO, NEG_ONLY, POS_ONLY, R
 RULE = (
     "Checks are paired by seed: the value per seed is a difference A − B (κ̂: the value itself). "
     "Test: one-sided paired t-test (n − 1 df) in the claimed direction; 95% CI: two-sided t interval "
-    "of the mean; the exact sign-flip (permutation) p is shown beside it. Verdict: holds if p < 0.05; "
-    "fails if the opposite direction has p < 0.05; trend if 0.05 ≤ p < 0.2; inconclusive otherwise; "
-    "insufficient with fewer than 3 paired seeds or a missing run. No multiplicity correction in the "
-    "verdicts; Holm-adjusted p over all checks is shown as p_holm. A claim holds if every check holds, "
-    "fails if any fails, else takes its weakest check's verdict."
+    "of the mean; the exact sign-flip (permutation) p is shown beside it; MDE: the true difference that "
+    "test detects with 80% power at this n, taking the observed sd of the differences (noncentral t). "
+    "Check verdict, first that applies: holds if p < 0.05; fails if the opposite direction has p < 0.05; "
+    "equivalent (accuracy checks only) if both one-sided tests (TOST) of the stated margin ±m points "
+    "(report.equivalence_margin, shown with each check) have p < 0.05, i.e. the 90% CI lies inside "
+    "[−m, +m]; trend if 0.05 ≤ p < 0.2; inconclusive "
+    "otherwise; insufficient with fewer than 3 paired seeds or a missing run. Claim verdict: holds if "
+    "every check holds (an intersection-union test: no correction needed); fails if any check's "
+    "opposite-direction p, Holm-adjusted over the claim's tested checks, is < 0.05; else insufficient if "
+    "a check lacks seeds; else equivalent if a check is equivalent; else the weakest of inconclusive < "
+    "trend (a check failing alone but not after Holm counts as inconclusive). Measurements (claim 6) "
+    "carry no verdict. Holm-adjusted p over all tested checks of the report is shown as p_holm."
 )
+
 
 #: Columns measured on a step's rollouts before its update: the first training step is the
 #: shared starting policy, so curve comparisons leave it out.
@@ -93,7 +106,11 @@ class Check:
     verdict: str
     reason: str
     test: str = "one-sided paired t-test"
-    p_holm: float | None = None  # Holm-adjusted over every check of the report (set by evaluate)
+    p_holm: float | None = None  # Holm-adjusted over every tested check of the report (set by evaluate)
+    p_opposite: float | None = None  # one-sided p in the opposite direction (the claim's Holm "fails")
+    mde: float | None = None  # minimum detectable effect, 80% power, one-sided t at 0.05 (unit: ``unit``)
+    margin: float | None = None  # equivalence margin (unit: ``unit``); None: no equivalence verdict
+    p_tost: float | None = None  # TOST p of equivalence within ±margin
     levels: dict[str, float | None] = field(default_factory=dict)  # what was compared, mean over seeds
     extra: dict[str, Any] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
@@ -102,14 +119,17 @@ class Check:
 def make_check(label: str, sign: int, per_seed: Mapping[str, float], *, unit: str = "",
                claimed: str | None = None, levels: Mapping[str, float | None] | None = None,
                extra: Mapping[str, Any] | None = None, runs: Sequence[str] = (),
-               missing_reason: str = "no paired runs", test: str = "one-sided paired t-test") -> Check:
-    """A check over per-seed values with claimed sign ``sign``, tested by :func:`stats.paired_test`."""
+               missing_reason: str = "no paired runs", test: str = "one-sided paired t-test",
+               margin: float | None = None) -> Check:
+    """A check over per-seed values with claimed sign ``sign``, tested by :func:`stats.paired_test`
+    (``margin``: the equivalence margin of a TOST, in ``unit``)."""
     vals = {k: float(v) for k, v in per_seed.items() if v is not None and math.isfinite(v)}
-    r = stats.paired_test(vals.values(), sign)
+    r = stats.paired_test(vals.values(), sign, margin=margin)
     reason = r.reason if r.n else missing_reason
     return Check(label=label, claimed=claimed or ("> 0" if sign > 0 else "< 0"), unit=unit, per_seed=vals,
                  n=r.n, mean=r.mean, std=r.sd, se=r.se, ci_low=r.ci_low, ci_high=r.ci_high, t=r.t, p=r.p,
-                 p_signflip=r.p_signflip, verdict=r.verdict, reason=reason, test=test,
+                 p_signflip=r.p_signflip, verdict=r.verdict, reason=reason, test=test, p_opposite=r.p_opposite,
+                 mde=r.mde, margin=r.margin, p_tost=r.p_tost,
                  levels=dict(levels or {}), extra=dict(extra or {}), runs=list(runs))
 
 
@@ -118,18 +138,40 @@ combine = stats.combine
 
 @dataclass
 class Claim:
-    """One claim of the paper, with its checks and verdict."""
+    """One claim of the paper, with its checks; it computes its verdict from them
+    (:meth:`decide`, called on construction: :func:`stats.claim_decision`). ``kind``
+    "measurement": reported with no verdict ("measured", never fails)."""
 
     id: str
     title: str
     paper: str  # where the paper makes it
     statement: str  # what is measured, in words
     checks: list[Check]
-    verdict: str
     tables: list[dict[str, Any]] = field(default_factory=list)  # {"title", "columns", "rows"}
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # run ids to add
     command: str | None = None  # the `asym run-grid` that adds them
+    kind: str = "claim"  # "claim" | "measurement"
+    verdict: str = field(init=False, default="insufficient")
+    verdict_reason: str = field(init=False, default="")
+    p_fails_holm: float | None = field(init=False, default=None)  # smallest Holm-adjusted opposite-direction p
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("claim", "measurement"):
+            raise ValueError(f"Claim.kind must be 'claim' or 'measurement', got {self.kind!r}")
+        self.decide()
+
+    def decide(self) -> str:
+        """Set (and return) the verdict from the checks (call again after changing them)."""
+        if self.kind == "measurement":  # never fails: "measured" if anything was, else "insufficient"
+            measured = any(c.verdict == "measured" for c in self.checks)
+            self.verdict = "measured" if measured else "insufficient"
+            self.verdict_reason = "a measurement, not tested" if measured else "nothing measured"
+            self.p_fails_holm = None
+        else:
+            d = stats.claim_decision([c.verdict for c in self.checks], [c.p_opposite for c in self.checks])
+            self.verdict, self.verdict_reason, self.p_fails_holm = d.verdict, d.reason, d.p_fails_holm
+        return self.verdict
 
 
 # ---------------------------------------------------------------------------
@@ -178,6 +220,7 @@ class Inputs:
     kappa_steps: int = 20
     config_path: str | None = None
     cartesian: bool = False
+    equivalence_margin: float = 1.0  # accuracy points (report.equivalence_margin)
 
     @functools.cached_property
     def groups(self) -> dict[GroupKey, dict[int, RunData]]:
@@ -266,7 +309,7 @@ def claim_kappa(inp: Inputs) -> Claim:
         notes.append(f"no mixed-outcome group in the first {T} steps (κ̂ undefined): {', '.join(nan_runs)}")
     claim = Claim("1", f"κ̂ over the first {T} steps is positive", "Table 1, Prop. 1, App. E",
                   "the sign condition under which the positive channel raises entropy and the negative "
-                  "channel lowers it", [check], check.verdict, [table], notes)
+                  "channel lowers it", [check], [table], notes)
     return inp.finish(claim, [REINFORCE])
 
 
@@ -319,11 +362,15 @@ def claim_entropy(inp: Inputs) -> Claim:
     checks = [curve_check(inp, POS_ONLY, REINFORCE, "entropy", +1, "mean entropy gap", "nats/token"),
               curve_check(inp, NEG_ONLY, REINFORCE, "entropy", -1, "mean entropy gap", "nats/token")]
     notes = ["value per seed: mean over common training steps (after the first) of the entropy difference "
-             "(the area between the curves per step); frac_steps: the fraction of those steps on the "
-             "claimed side (the paper: every step)."]
-    claim = Claim("2", "Pos-Only entropy stays above REINFORCE, Neg-Only below", "Prop. 1, Fig. 2 (a, e)",
+             "(the area between the curves per step), which is what is tested.",
+             "the paper's figure reads \"stays above / below\" (every step); that is not what is tested, so "
+             "the claim is worded on average. The fraction of steps on the claimed side (frac_steps, per seed "
+             "and mean) is a measurement shown beside each check, not tested: 0.5 is as often on either side "
+             "(steps of one run are autocorrelated, so they are not independent trials)."]
+    claim = Claim("2", "Pos-Only entropy lies above REINFORCE on average over training, Neg-Only below "
+                  "(area between the curves)", "Prop. 1, Fig. 2 (a, e)",
                   "positive-channel modulation sustains entropy, negative-channel modulation prunes it",
-                  checks, combine([c.verdict for c in checks]), [], notes)
+                  checks, [], notes)
     return inp.finish(claim, [REINFORCE, POS_ONLY, NEG_ONLY])
 
 
@@ -337,7 +384,7 @@ def claim_channels(inp: Inputs) -> Claim:
     claim = Claim("3a", "Pos-Only lowers the none-solved fraction; Neg-Only raises the log-prob gain on "
                   "correct rollouts", "Sec. 3.1, Fig. 2 (c, d)",
                   "the positive channel expands the solvable set; the negative channel reduces "
-                  "interference with correct paths", checks, combine([c.verdict for c in checks]), [], notes)
+                  "interference with correct paths", checks, [], notes)
     return inp.finish(claim, [REINFORCE, POS_ONLY, NEG_ONLY])
 
 
@@ -406,10 +453,16 @@ def accuracy_check(inp: Inputs, acc: Accuracy, a: GroupKey, b: GroupKey, sign: i
     absent = [group_label(g) for g in (a, b) if not inp.groups.get(g)]
     reason = f"no {' or '.join(absent)} run" if absent else "no seed with both runs evaluated"
     ga, gb = inp.groups.get(a, {}), inp.groups.get(b, {})
-    return make_check(f"{group_label(a)} − {group_label(b)}: test accuracy", sign, per, unit="points",
-                      levels={group_label(a): _mean(va[s] for s in seeds), group_label(b): _mean(vb[s] for s in seeds)},
-                      extra={"source": acc.source}, runs=[x for s in seeds for x in (ga[s].run_id, gb[s].run_id)],
-                      missing_reason=reason)
+    check = make_check(f"{group_label(a)} − {group_label(b)}: test accuracy", sign, per, unit="points",
+                       levels={group_label(a): _mean(va[s] for s in seeds), group_label(b): _mean(vb[s] for s in seeds)},
+                       extra={"source": acc.source}, runs=[x for s in seeds for x in (ga[s].run_id, gb[s].run_id)],
+                       missing_reason=reason, margin=inp.equivalence_margin)
+    if check.std is not None and check.std > 0:
+        try:  # sizing: the paired seeds that detect a difference of the margin's size (80% power, this sd)
+            check.extra["seeds_for_margin"] = stats.seeds_for(check.std, inp.equivalence_margin)
+        except ValueError:
+            check.extra["seeds_for_margin"] = None
+    return check
 
 
 def ordering(acc: Accuracy, groups: Sequence[GroupKey]) -> str:
@@ -436,8 +489,7 @@ def claim_channel_accuracy(inp: Inputs) -> Claim:
     notes = accuracy_notes(acc, groups, after="; the paper (Qwen3-4B): GRPO 56.50 > Pos-Only 55.31 > Neg-Only "
                                               "54.49 > REINFORCE 53.71")
     claim = Claim("3b", "Pos-Only and Neg-Only each beat REINFORCE in test accuracy", "Sec. 3.1, Obs. 4, Table 2",
-                  "either channel's modulation alone improves on the unmodulated reference", checks,
-                  combine([c.verdict for c in checks]), [], notes)
+                  "either channel's modulation alone improves on the unmodulated reference", checks, [], notes)
     return inp.finish(claim, [POS_ONLY, NEG_ONLY, REINFORCE])
 
 
@@ -450,8 +502,7 @@ def claim_entropy_bonus(inp: Inputs) -> Claim:
              "difference"] + accuracy_notes(acc, groups)
     claim = Claim("3c", "the entropy bonus raises entropy above REINFORCE, yet ends below Pos-Only in test "
                   "accuracy", "Sec. 3.1, Fig. 2 (a, b)",
-                  "entropy added uniformly is not the productive entropy the positive channel adds", checks,
-                  combine([c.verdict for c in checks]), [], notes)
+                  "entropy added uniformly is not the productive entropy the positive channel adds", checks, [], notes)
     return inp.finish(claim, groups)
 
 
@@ -461,8 +512,7 @@ def claim_flip_entropy(inp: Inputs) -> Claim:
     notes = ["value per seed: mean over common training steps (after the first) of the entropy difference."]
     claim = Claim("4a", "the flips invert the targeted channel's entropy effect: EntDecrease below GRPO, "
                   "EntIncrease above", "Sec. 3.2, Fig. 3 (a, c)",
-                  "reflecting a channel's accuracy dependence reverses its entropy pressure", checks,
-                  combine([c.verdict for c in checks]), [], notes)
+                  "reflecting a channel's accuracy dependence reverses its entropy pressure", checks, [], notes)
     return inp.finish(claim, [GRPO, ENT_DECREASE, ENT_INCREASE])
 
 
@@ -472,8 +522,7 @@ def claim_flip(inp: Inputs) -> Claim:
     checks = [accuracy_check(inp, acc, ENT_DECREASE, GRPO, -1), accuracy_check(inp, acc, ENT_INCREASE, GRPO, -1)]
     notes = accuracy_notes(acc, groups)
     claim = Claim("4b", "EntDecrease and EntIncrease end below GRPO in test accuracy", "Sec. 3.2, Fig. 3 (b, d)",
-                  "reversing either channel's dependence on group accuracy hurts accuracy", checks,
-                  combine([c.verdict for c in checks]), [], notes)
+                  "reversing either channel's dependence on group accuracy hurts accuracy", checks, [], notes)
     return inp.finish(claim, groups)
 
 
@@ -483,8 +532,7 @@ def claim_table2(inp: Inputs) -> Claim:
     checks = [accuracy_check(inp, acc, ASYM, GRPO, +1), accuracy_check(inp, acc, ASYM, REINFORCE, +1)]
     notes = accuracy_notes(acc, groups, "Avg.")
     claim = Claim("5a", f"{group_label(ASYM)} beats GRPO and REINFORCE on Avg.", "Table 2, Obs. 1",
-                  "decoupled channel strengths improve test accuracy over the baselines", checks,
-                  combine([c.verdict for c in checks]), [], notes)
+                  "decoupled channel strengths improve test accuracy over the baselines", checks, [], notes)
     return inp.finish(claim, groups)
 
 
@@ -497,8 +545,7 @@ def claim_symmetric(inp: Inputs) -> Claim:
                                                "GRPO, REINFORCE")
     claim = Claim("5b", f"the symmetric ablation {group_label(SYM)} falls between the baselines and "
                   f"{group_label(ASYM)}", "Table 2, Obs. 2",
-                  "the gain comes from decoupling the channels, not from stronger modulation alone", checks,
-                  combine([c.verdict for c in checks]), [], notes)
+                  "the gain comes from decoupling the channels, not from stronger modulation alone", checks, [], notes)
     return inp.finish(claim, groups)
 
 
@@ -511,8 +558,7 @@ def claim_asym_entropy(inp: Inputs) -> Claim:
              "GRPO's; this check tests the prediction, not a sentence of the paper.",
              "value per seed: mean over common training steps (after the first) of the entropy difference."]
     claim = Claim("5c", f"{group_label(ASYM)} keeps entropy above GRPO and REINFORCE", "Prop. 1, Fig. 4b",
-                  "the stronger positive channel sustains entropy", checks,
-                  combine([c.verdict for c in checks]), [], notes)
+                  "the stronger positive channel sustains entropy", checks, [], notes)
     return inp.finish(claim, [ASYM, GRPO, REINFORCE])
 
 
@@ -594,14 +640,15 @@ def peak_margin(W: Sequence[float | None], k_star: int, theory: Sequence[float])
 
 def peak_check(g: GroupKey, runs: Mapping[int, RunData], tok: Mapping[int, Profile],
                plain: Mapping[int, Profile], channel: str) -> tuple[Check, list[Any]]:
-    """Proposition 2 for one channel of one AsymGRPO pair: (check, summary-table row).
+    """Proposition 2 for one channel of one AsymGRPO pair: (measurement, summary-table row).
 
-    The tested pressure is token-weighted: under the token-mean loss a rollout's gradient
+    The measured pressure is token-weighted: under the token-mean loss a rollout's gradient
     weight is |A| x its response length / the batch's mean length, so the per-group pressure
     at k is the logged ``w_*_tok_hist`` mass / (G x groups at k). Proposition 2 omits these
-    token factors; the check asks whether its peaks survive them on the runs. Per seed the
-    value is the log-margin of W_tok(k*) over its strongest rival k (:func:`peak_margin`),
-    claimed > 0, and it goes through the same paired test as every other check. The
+    token factors; the measurement shows whether its peaks survive them on the runs. Per seed
+    the value is the log-margin of W_tok(k*) over its strongest rival k (:func:`peak_margin`,
+    > 0 iff the peak is at k*); its mean and 95% CI are computed as for every check, but the
+    verdict is "measured" (no claim of the paper is decided by it). The
     untokenised W is Eqs. (9)-(10) by construction (the logged advantages are the formula's),
     so it is tabulated, not tested."""
     from ..algorithm.theory import peak_neg, peak_pos
@@ -639,8 +686,14 @@ def peak_check(g: GroupKey, runs: Mapping[int, RunData], tok: Mapping[int, Profi
                               "max_abs_w_deviation_untokenised": dev},
                        runs=[runs[s].run_id for s in tok])
     check.claimed = f"> 0 (peak at {theory_name} = {cont:g}, on the grid {k_star / G:.4g})"
+    if check.n:  # else stays "insufficient", with the reason nothing was measured
+        check.verdict, check.reason = "measured", f"a measurement, not a verdict ({check.n} seeds)"
+    check.mde = None  # no test, so no detectable effect to state
+    at_k = sum(1 for v in peaks.values() if v is not None and abs(v - k_star / G) < 1e-12)
+    ci = (None if check.ci_low is None else
+          f"[{fmt_value(check.ci_low, True)}, {fmt_value(check.ci_high, True)}]")
     row = [group_label(g), name, beta, cont, k_star / G, None if k_tok is None else k_tok / G,
-           None if k_plain is None else k_plain / G, dev]
+           None if k_plain is None else k_plain / G, dev, f"{at_k}/{len(peaks)}", check.n, check.mean, ci]
     return check, row
 
 
@@ -664,10 +717,17 @@ def claim_peaks(inp: Inputs) -> Claim:
     checks: list[Check] = []
     summary: list[list[Any]] = []
     tables: list[dict[str, Any]] = []
-    notes = ["tested: the token-weighted pressure W_tok(k/G) = Σ over rollouts in groups with k correct of "
-             "|A| x response length / the step's mean length, summed over steps, / (G x groups at k): each "
-             "rollout's weight in the token-mean loss. Value per seed: log W_tok(k*) − log of its largest "
-             "rival. The untokenised W equals Eqs. (9)-(10) by construction (shown, not tested)."]
+    notes = ["a measurement, not a verdict: Proposition 2 is a property of Eqs. (9)-(10), which the logged "
+             "untokenised W equals by construction (shown beside), so there is nothing on the runs for it to "
+             "fail on. What is measured is where the token-weighted pressure W_tok(k/G) peaks: Σ over "
+             "rollouts in groups with k correct of |A| x response length / the step's mean length, summed over "
+             "steps, / (G x groups at k), each rollout's weight in the token-mean loss. Value per seed: "
+             "log W_tok(k*) − log of its largest rival (> 0 iff the peak is at k*), mean and 95% CI over seeds.",
+             "where the token-weighted peak moves off k*, the cause is response length, not the advantage "
+             "formula: failed rollouts are longer than correct ones, so the negative channel's token weight "
+             "shifts toward groups with more failures. That is why the (0.7, 0.7) negative-channel peak read "
+             "\"fails\" when this was a tested claim (docs/results/mechanism: token-weighted W− at 0.75 below "
+             "Eq. (10)'s), while the untokenised mass sat on Eq. (10)."]
     for g in pairs:
         runs = inp.groups[g]
         tok = {s: p for s, r in sorted(runs.items())
@@ -691,15 +751,16 @@ def claim_peaks(inp: Inputs) -> Claim:
     if summary:
         tables.insert(0, {"title": "Peaks of the gradient pressure (pooled over seeds)",
                           "columns": ["Runs", "channel", "β", "theory peak", "theory on grid",
-                                      "token-weighted peak", "untokenised peak", "max abs(W untok. − W theory)"],
+                                      "token-weighted peak", "untokenised peak", "max abs(W untok. − W theory)",
+                                      "seeds peaking at k*", "n", "log-margin mean", "log-margin 95% CI"],
                           "rows": summary})
     if not pairs:
         notes.append("no AsymGRPO run with a beta in (0, 1)")
-    claim = Claim("6", "the positive pressure peaks at p = 1 − βpos, the negative at p = βneg",
-                  "Prop. 2, Eqs. (9)-(11)",
-                  "the betas place each channel's gradient pressure along the group-accuracy axis, and the "
-                  "peaks survive the token weights of the token-mean loss", checks,
-                  combine([c.verdict for c in checks]), tables, notes)
+    claim = Claim("6", "measured: where the token-weighted gradient pressure peaks (Prop. 2: the positive at "
+                  "p = 1 − βpos, the negative at p = βneg)", "Prop. 2, Eqs. (9)-(11)",
+                  "the betas place each channel's gradient pressure along the group-accuracy axis; measured: "
+                  "whether the peaks survive the token weights of the token-mean loss", checks,
+                  tables, notes, kind="measurement")
     return inp.finish(claim, pairs or [ASYM])
 
 
@@ -724,15 +785,20 @@ def seeds_for_claims(config_seeds: Iterable[int], found: Iterable[int]) -> list[
 
 
 def evaluate(runs: Mapping[str, RunData], *, seeds: Sequence[int] = (), kappa_steps: int = 20,
-             config_path: str | None = None, cartesian: bool = False) -> list[Claim]:
+             config_path: str | None = None, cartesian: bool = False,
+             equivalence_margin: float = 1.0) -> list[Claim]:
     """Every claim checked on ``runs``. ``seeds``: the seeds a complete set has (missing-run
-    suggestions use them, with the seeds found)."""
+    suggestions use them, with the seeds found). ``equivalence_margin``: the TOST margin of
+    the accuracy checks, in accuracy points (``report.equivalence_margin``)."""
     if kappa_steps < 1:
         raise ConfigError(f"report.kappa_steps must be >= 1, got {kappa_steps}")
+    if not (isinstance(equivalence_margin, (int, float)) and math.isfinite(equivalence_margin)
+            and equivalence_margin > 0):
+        raise ConfigError(f"report.equivalence_margin must be a number > 0 (accuracy points), got {equivalence_margin!r}")
     all_seeds = seeds_for_claims(seeds, (r.seed for r in runs.values()))
-    inp = Inputs(dict(runs), all_seeds, kappa_steps, config_path, cartesian)
+    inp = Inputs(dict(runs), all_seeds, kappa_steps, config_path, cartesian, float(equivalence_margin))
     claims = [fn(inp) for fn in CLAIMS]
-    checks = [c for claim in claims for c in claim.checks]
+    checks = [c for claim in claims if claim.kind == "claim" for c in claim.checks]
     for c, ph in zip(checks, stats.holm([c.p for c in checks])):
         c.p_holm = ph
     return claims
@@ -741,6 +807,7 @@ def evaluate(runs: Mapping[str, RunData], *, seeds: Sequence[int] = (), kappa_st
 def payload(claims: Sequence[Claim], runs: Mapping[str, RunData], *, results_dir: str = "",
             skipped: Sequence[str] = (), config_path: str | None = None, cartesian: bool = False) -> dict[str, Any]:
     """The JSON-able result (what claims.json holds and what the renderers read)."""
+    margin = next((k.margin for c in claims for k in c.checks if k.margin is not None), None)
     missing = list(dict.fromkeys(m for c in claims for m in c.missing))  # claim order
     n_seeds = max((len(s) for s in by_group(runs).values()), default=0)
     notes = []
@@ -753,6 +820,7 @@ def payload(claims: Sequence[Claim], runs: Mapping[str, RunData], *, results_dir
                                          config_path=config_path, cartesian=cartesian) or ""))
     return _clean({
         "rule": RULE,
+        "equivalence_margin": margin,
         "results_dir": results_dir,
         "runs": [{"run_id": r.run_id, "method": r.method, "beta_pos": r.beta_pos, "beta_neg": r.beta_neg,
                   "seed": r.seed, "steps": len(r.rows), "samples": bool(r.scores)}
@@ -784,7 +852,8 @@ def check_results(cfg: Config, runs: Sequence[str] | None = None, *, config_path
     data = load_runs(src, checkpoint)
     cartesian = bool(cfg.grid.grid)
     claims = evaluate(data, seeds=cfg.grid.seeds, kappa_steps=cfg.report.kappa_steps,
-                      config_path=config_path, cartesian=cartesian)
+                      config_path=config_path, cartesian=cartesian,
+                      equivalence_margin=cfg.report.equivalence_margin)
     return payload(claims, data, results_dir=str(cfg.results_dir), skipped=src.skipped,
                    config_path=config_path, cartesian=cartesian)
 

@@ -35,15 +35,37 @@ def _ci(c: Mapping[str, Any]) -> str:
     return f"[{_fmt(c['ci_low'], True)}, {_fmt(c['ci_high'], True)}]"
 
 
+def _mde(c: Mapping[str, Any]) -> str:
+    """"MDE 2.3 points": the minimum detectable effect (80% power) at the check's n."""
+    if c.get("mde") is None:
+        return "–"
+    return f"{_fmt(c['mde'])}" + (f" {c['unit']}" if c.get("unit") else "")
+
+
+def _extras(c: Mapping[str, Any]) -> str:
+    """The parts of a check line beyond the test: TOST p and margin; fraction of steps."""
+    parts = []
+    if c.get("margin") is not None and c.get("p_tost") is not None:
+        parts.append(f"TOST ±{c['margin']:g}: p={_p(c['p_tost'])}")
+    frac = c.get("extra", {}).get("frac_steps_mean")
+    if frac is not None:
+        parts.append(f"steps on the claimed side {_fmt(frac)} (measured)")
+    return "".join(f", {x}" for x in parts)
+
+
 def _check_line(c: Mapping[str, Any]) -> str:
-    """One line per check: n, mean difference, 95% CI, one-sided p (t-test; sign-flip), verdict."""
+    """One line per check: n, mean difference, 95% CI, one-sided p (t-test; sign-flip), MDE
+    (80% power), TOST p where the check has a margin, verdict. Measurements: n, mean, CI."""
     if c["mean"] is None:
         return f"{c['label']}: – ({c['reason']})"
     signed = c["claimed"].startswith(("> 0", "< 0"))
     if c["n"] < 2:
         return f"{c['label']}: n={c['n']}, {_fmt(c['mean'], signed)}, claimed {c['claimed']} → {c['verdict']}"
+    if c["verdict"] == "measured":
+        return f"{c['label']}: n={c['n']}, mean {_fmt(c['mean'], signed)}, 95% CI {_ci(c)} (measured)"
     return (f"{c['label']}: n={c['n']}, mean {_fmt(c['mean'], signed)}, 95% CI {_ci(c)}, "
-            f"p={_p(c['p'])} (sign-flip {_p(c['p_signflip'])}), claimed {c['claimed']} → {c['verdict']}")
+            f"p={_p(c['p'])} (sign-flip {_p(c['p_signflip'])}), MDE {_mde(c)}{_extras(c)}, "
+            f"claimed {c['claimed']} → {c['verdict']}")
 
 
 def to_markdown(p: Mapping[str, Any], level: int = 1, details: bool = True) -> str:
@@ -57,6 +79,9 @@ def to_markdown(p: Mapping[str, Any], level: int = 1, details: bool = True) -> s
     else:
         out.append(f"Runs: {_runs_text(p)}.\n")
     out.append(f"Rule: {p['rule']}\n")
+    if p.get("equivalence_margin") is not None:
+        out.append(f"Equivalence margin of the accuracy checks: ±{p['equivalence_margin']:g} points "
+                   "(`report.equivalence_margin`).\n")
     out.append("| # | Claim | Paper | Verdict | Evidence |")
     out.append("|---|---|---|---|---|")
     for c in p["claims"]:
@@ -70,23 +95,29 @@ def to_markdown(p: Mapping[str, Any], level: int = 1, details: bool = True) -> s
     for c in p["claims"] if details else ():
         out.append(f"{h}# {c['id']}. {c['title']} ({c['paper']}): {c['verdict']}\n")
         out.append(f"Claim: {c['statement']}.\n")
+        if c.get("verdict_reason") and c.get("kind", "claim") == "claim":
+            out.append(f"Verdict: {c['verdict']} ({c['verdict_reason']}).\n")
         if c["checks"]:
-            out.append("| Check | Claimed | n | Mean | 95% CI | p (t) | p (sign-flip) | p (Holm) | Std | "
-                       "Per seed | Verdict |")
-            out.append("|---|---|---:|---:|---|---:|---:|---:|---:|---|---|")
+            out.append("| Check | Claimed | n | Mean | 95% CI | p (t) | p (sign-flip) | p (Holm) | MDE (80%) | "
+                       "TOST p (margin) | Std | Per seed | Verdict |")
+            out.append("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
             for k in c["checks"]:
                 signed = k["claimed"].startswith(("> 0", "< 0"))
+                tost = "–" if k.get("margin") is None else f"{_p(k.get('p_tost'))} (±{k['margin']:g})"
                 out.append(f"| {k['label']} | {k['claimed']} | {k['n']} | {_fmt(k['mean'], signed)} | {_ci(k)} | "
-                           f"{_p(k['p'])} | {_p(k['p_signflip'])} | {_p(k['p_holm'])} | {_fmt(k['std'])} | "
-                           f"{_seed_text(k['per_seed'], signed)} | {k['verdict']}: {k['reason']} |")
+                           f"{_p(k['p'])} | {_p(k['p_signflip'])} | {_p(k['p_holm'])} | {_mde(k)} | {tost} | "
+                           f"{_fmt(k['std'])} | {_seed_text(k['per_seed'], signed)} | {k['verdict']}: {k['reason']} |")
             out.append("")
             for k in c["checks"]:
                 levels = "; ".join(f"{name} = {_fmt(v)}" for name, v in k["levels"].items())
                 if levels:
                     out.append(f"- {k['label']}: {levels}" + (f" ({k['unit']})" if k["unit"] else ""))
                 if k["extra"].get("frac_steps"):
-                    out.append(f"  - fraction of steps on the claimed side: mean "
+                    out.append(f"  - fraction of steps on the claimed side (a measurement, not tested): mean "
                                f"{_fmt(k['extra']['frac_steps_mean'])} ({_seed_text(k['extra']['frac_steps'])})")
+                if k["extra"].get("seeds_for_margin") is not None:
+                    out.append(f"  - paired seeds to detect a difference of the margin (±{k['margin']:g} "
+                               f"{k['unit']}) with 80% power at this sd: {k['extra']['seeds_for_margin']}")
         for t in c["tables"]:
             out.append(f"\n{t['title']}:\n")
             out.append("| " + " | ".join(t["columns"]) + " |")
@@ -111,7 +142,7 @@ def to_json(p: Mapping[str, Any]) -> str:
 
 
 VERDICT_STYLE = {"holds": "bold green", "fails": "bold red", "trend": "bold yellow", "inconclusive": "yellow",
-                 "insufficient": "dim"}
+                 "equivalent": "bold cyan", "insufficient": "dim", "measured": "cyan"}
 
 
 def print_rich(p: Mapping[str, Any], console: Any) -> None:
@@ -123,7 +154,8 @@ def print_rich(p: Mapping[str, Any], console: Any) -> None:
     table.add_column("#", no_wrap=True)
     table.add_column("Claim (paper)", ratio=2)
     table.add_column("Verdict", no_wrap=True)
-    table.add_column("Evidence (paired over seeds: n, mean difference, 95% CI, one-sided p)", ratio=3)
+    table.add_column("Evidence (paired over seeds: n, mean difference, 95% CI, one-sided p, MDE at 80% power)",
+                     ratio=3)
     for c in p["claims"]:
         lines = [_check_line(k) for k in c["checks"]]
         if c["command"]:

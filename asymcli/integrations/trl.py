@@ -17,9 +17,13 @@ the integration is tested against TRL 1.16 and may need care on a TRL upgrade.
 How it departs from TRL's own advantages:
 
 - the reward of a completion is the weighted sum of its reward functions (TRL's
-  ``sum_then_normalize``), 0/1 for the beta family; ``scale_rewards`` is not used, and
-  ``multi_objective_aggregation="normalize_then_sum"`` is refused (it normalises before
-  the estimator could);
+  ``sum_then_normalize``), 0/1 for the beta family. The GRPOConfig settings of TRL's
+  advantage step that the estimator replaces are refused rather than ignored:
+  ``scale_rewards`` (default here ``"none"``; ``"group"``/``"batch"``/True are errors: TRL's
+  ``"group"`` is ``advantage_estimator="grpo_unbiased"``, computed with TRL's eps 1e-4) and
+  ``multi_objective_aggregation="normalize_then_sum"`` (it normalises before the estimator
+  could). ``reward_weights``, ``num_generations`` and everything past the advantages
+  (``loss_type``, clipping, KL, ``mask_truncated_completions``...) are TRL's, honoured;
 - a completion for which every reward function returned None is left out of its group
   (the group is smaller) and gets advantage 0, as TRL does;
 - groups are TRL's: ``num_generations`` consecutive completions of one prompt.
@@ -48,7 +52,11 @@ from asymcli.algorithm.advantages import compute_advantages, estimator_names, ge
 
 from ._common import channel_diagnostics, is_binary, logprob_gain
 
-__all__ = ["AsymGRPOConfig", "AsymGRPOTrainer"]
+__all__ = ["TRL_EPS", "AsymGRPOConfig", "AsymGRPOTrainer"]
+
+#: TRL 1.16's GRPO divides by (Bessel std + 1e-4); ``grpo_unbiased`` gets the same eps here, so
+#: ``advantage_estimator="grpo_unbiased"`` is TRL's default ``scale_rewards="group"`` advantage.
+TRL_EPS = 1e-4
 
 
 @dataclass
@@ -72,6 +80,11 @@ class AsymGRPOConfig(GRPOConfig):
         metadata={"help": "Exponent of the negative channel -(p/(1-p))^beta_neg (Eq. 5); None = the "
                           "estimator's default (0.4 for 'asym')."},
     )
+    scale_rewards: str = field(
+        default="none",
+        metadata={"help": "TRL's reward scaling, not used by AsymGRPOTrainer (advantage_estimator replaces it); "
+                          "only 'none' is accepted. TRL's default 'group' is advantage_estimator='grpo_unbiased'."},
+    )
     asym_diagnostics: bool = field(
         default=False,
         metadata={"help": "Log asym/none_solved_frac, asym/all_solved_frac, asym/mixed_frac, "
@@ -86,6 +99,11 @@ class AsymGRPOConfig(GRPOConfig):
             resolve_betas(self.advantage_estimator, self.beta_pos, self.beta_neg)
         except ValueError as e:
             raise ValueError(f"AsymGRPOConfig: {e}") from None
+        if self.scale_rewards not in ("none", False):
+            raise ValueError(
+                f"AsymGRPOConfig: scale_rewards={self.scale_rewards!r} would not be used: advantage_estimator "
+                f"replaces TRL's reward scaling (for TRL's group-std scaling use advantage_estimator="
+                f"'grpo_unbiased'); leave scale_rewards='none'")
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
                 f"AsymGRPOConfig: multi_objective_aggregation={self.multi_objective_aggregation!r} normalises "
@@ -151,7 +169,7 @@ class AsymGRPOTrainer(GRPOTrainer):
         out = torch.zeros_like(rewards)
         try:
             out[scored] = compute_advantages(self.args.advantage_estimator, rewards[scored], group_ids[scored],
-                                             beta_pos=self.args.beta_pos, beta_neg=self.args.beta_neg)
+                                             beta_pos=self.args.beta_pos, beta_neg=self.args.beta_neg, eps=TRL_EPS)
         except ValueError as e:
             raise ValueError(f"AsymGRPOTrainer (advantage_estimator={self.args.advantage_estimator!r}): {e}; "
                              f"the reward is the weighted sum of the reward functions") from None

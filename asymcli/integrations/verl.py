@@ -96,6 +96,7 @@ def make_estimator(verl_name: str, registry_name: str) -> Callable[..., tuple[Te
         Returns (advantages, returns), both (bs, response_length): the rollout's advantage
         on every response token, 0 on padding; returns = advantages, as verl's grpo.
         """
+        check_keys(config)
         given = (_config_get(config, BETA_POS_KEY), _config_get(config, BETA_NEG_KEY))
         try:
             beta_pos, beta_neg = resolve_betas(est.name, *given)
@@ -163,22 +164,189 @@ def batch_metrics(batch: Any, new_log_probs: Tensor | None = None) -> dict[str, 
     return {k: v for k, v in out.items() if not math.isnan(v)}  # verl's reducers do not skip NaN
 
 
-class AsymMetricsMixin:
-    """Logs :func:`batch_metrics` through verl's own tracker.
 
-    Mix into verl's trainer: ``class Trainer(AsymMetricsMixin, RayPPOTrainer): pass``.
-    It overrides one method, ``_update_actor(batch)``: verl calls it with the batch that
-    holds rewards, ``uid``, ``old_log_probs`` and advantages, and logs the metrics of its
-    output's ``meta_info["metrics"]`` at the step, where these are added.
-    ``algorithm.asym_log_prob_gain=true`` also recomputes the batch's log-probs under the
-    updated policy (verl's ``_compute_old_log_prob``: one more forward pass per step).
+# ---------------------------------------------------------------------------
+# Config keys
+# ---------------------------------------------------------------------------
+
+#: Every ``algorithm.asym_*`` key this module reads; any other ``asym_*`` key is an error
+#: (``+algorithm.asym_beta_postive=0.9`` composes in Hydra and would silently do nothing).
+KNOWN_KEYS = (BETA_POS_KEY, BETA_NEG_KEY, LOG_PROB_GAIN_KEY)
+
+
+def check_keys(config: Any) -> None:
+    """Raise ValueError, in one line naming it, on an ``asym_*`` key of verl's ``algorithm``
+    section that is not one of :data:`KNOWN_KEYS`. config: DictConfig, dict, dataclass or None."""
+    if config is None:
+        return
+    keys = config.keys() if hasattr(config, "keys") else vars(config).keys()
+    unknown = sorted(str(k) for k in keys if str(k).startswith("asym_") and k not in KNOWN_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key algorithm.{unknown[0]} (asymcli.integrations.verl reads "
+                         f"algorithm.{', algorithm.'.join(KNOWN_KEYS)})")
+
+
+# ---------------------------------------------------------------------------
+# Multi-output agent-loop sessions (verl's v1 trainer)
+# ---------------------------------------------------------------------------
+
+
+def session_final_advantage(data: Any, batch_keys: list[str], adv_estimator: Any, gamma: float = 1.0,
+                            lam: float = 1.0, num_repeat: int = 1, norm_adv_by_std_in_grpo: bool = True,
+                            config: Any = None) -> Any:
+    """verl v1's ``compute_advantage_for_multi_trajectories`` with the GRPO rule for an asym
+    estimator: an agent-loop session may return several outputs (keys ``{uid}_{session}_{i}``);
+    only each session's final output (largest i) is scored, in its uid group, and that advantage
+    is broadcast to every output of the session (times its response mask). With one output per
+    session this is the plain estimator. Same arguments and result as verl's function."""
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    final: dict[str, tuple[int, int]] = {}  # session key -> (output index, row)
+    row_session = []
+    for row, key in enumerate(batch_keys):
+        fields = key.rsplit("_", 2)
+        if len(fields) != 3:
+            raise ValueError(f"verl batch key {key!r} is not '{{uid}}_{{session}}_{{index}}'")
+        session = f"{fields[0]}_{fields[1]}"
+        row_session.append(session)
+        if session not in final or final[session][0] < int(fields[2]):
+            final[session] = (int(fields[2]), row)
+    sessions = list(final)
+    local = {session: i for i, session in enumerate(sessions)}
+    final_data = compute_advantage(data.select_idxs([final[s][1] for s in sessions]), adv_estimator=adv_estimator,
+                                   gamma=gamma, lam=lam, num_repeat=num_repeat,
+                                   norm_adv_by_std_in_grpo=norm_adv_by_std_in_grpo, config=config)
+    # Our estimators write one value on every response token: read it where the mask is 1.
+    first = final_data.batch["response_mask"].argmax(dim=1)
+    per_session = final_data.batch["advantages"][torch.arange(len(sessions)), first]
+    adv = per_session[[local[s] for s in row_session]].unsqueeze(-1) * data.batch["response_mask"]
+    data.batch["advantages"] = adv
+    data.batch["returns"] = adv
+    return data
+
+
+# ---------------------------------------------------------------------------
+# Diagnostics in verl's trainers
+# ---------------------------------------------------------------------------
+
+
+class AsymMetricsMixin:
+    """Logs :func:`batch_metrics` through verl's own tracker, with verl's v1 trainer (the
+    default of verl 0.9.1, ``trainer.use_v1=true``) and with the legacy ``RayPPOTrainer``.
+
+    v1: importing this module registers ``asym_sync``, ``asym_colocate_async`` and
+    ``asym_separate_async`` through verl's ``register_trainer``: select one with
+    ``trainer.v1.trainer_mode=asym_sync``. Each is verl's trainer of that mode with this mixin;
+    its constructor writes the base mode back into ``trainer.v1.trainer_mode`` so that every
+    mode-dependent branch of verl (replay buffer, ``trainer.v1.sync.*`` settings) is the base
+    mode's. ``_update_actor(batch, metrics)`` runs verl's update, then reads the step's rows from
+    the TransferQueue and adds the metrics to the step's ``metrics`` (padding rows left out;
+    with multi-output agent loops, each session's final output).
+
+    Legacy: ``class Trainer(AsymMetricsMixin, RayPPOTrainer)`` in your own entry script (verl's
+    ``main_ppo_v0`` constructs ``RayPPOTrainer`` itself); ``_update_actor(batch)`` adds them to
+    the actor output's ``meta_info["metrics"]``.
+
+    ``algorithm.asym_log_prob_gain=true`` also computes the batch's log-probs under the
+    updated policy (one more forward pass per step) for the log-prob gain.
     """
 
-    def _update_actor(self, batch: Any) -> Any:
-        output = super()._update_actor(batch)  # type: ignore[misc]
+    _asym_base_mode: str = ""
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        check_keys(config.algorithm)
+        v1 = config.trainer.get("v1", None) if hasattr(config.trainer, "get") else None
+        if self._asym_base_mode and v1 is not None and v1.get("trainer_mode") != self._asym_base_mode:
+            v1.trainer_mode = self._asym_base_mode  # verl branches on the mode's name
+        super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
+
+    def _update_actor(self, batch: Any, metrics: dict | None = None) -> Any:
+        if metrics is None:  # legacy RayPPOTrainer: DataProto in, actor output out
+            output = super()._update_actor(batch)  # type: ignore[misc]
+            new_log_probs = None
+            if _config_get(self.config.algorithm, LOG_PROB_GAIN_KEY):  # type: ignore[attr-defined]
+                recomputed, _ = self._compute_old_log_prob(batch)  # type: ignore[attr-defined]
+                new_log_probs = recomputed.batch["old_log_probs"]
+            output.meta_info.setdefault("metrics", {}).update(batch_metrics(batch, new_log_probs))
+            return output
+        batch = super()._update_actor(batch, metrics=metrics)  # type: ignore[misc]
+        metrics.update(self._asym_v1_metrics(batch))
+        return batch
+
+    def _asym_v1_metrics(self, batch: Any) -> dict[str, float]:
+        import transfer_queue as tq
+        from verl import DataProto
+
+        rows = [i for i, tag in enumerate(batch.tags) if not tag.get("is_padding", False)]
+        final: dict[str, tuple[int, int]] = {}  # session -> (output index, row): verl's GRPO rule
+        for row in rows:
+            uid, session, index = batch.keys[row].rsplit("_", 2)
+            if f"{uid}_{session}" not in final or final[f"{uid}_{session}"][0] < int(index):
+                final[f"{uid}_{session}"] = (int(index), row)
+        keys = [batch.keys[row] for _, row in final.values()]
+        if not keys:
+            return {}
+        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id,
+                               select_fields=["uid", "response_mask", "rm_scores", "old_log_probs"])
+        uid = np.array(data.pop("uid").tolist(), dtype=object)
+        proto = DataProto(batch=data.to_padded_tensor(), non_tensor_batch={"uid": uid})
+        proto.batch["token_level_scores"] = proto.batch.pop("rm_scores")
         new_log_probs = None
         if _config_get(self.config.algorithm, LOG_PROB_GAIN_KEY):  # type: ignore[attr-defined]
-            recomputed, _ = self._compute_old_log_prob(batch)  # type: ignore[attr-defined]
-            new_log_probs = recomputed.batch["old_log_probs"]
-        output.meta_info.setdefault("metrics", {}).update(batch_metrics(batch, new_log_probs))
-        return output
+            new_log_probs = self._asym_new_log_probs(batch, keys)
+        return batch_metrics(proto, new_log_probs)
+
+    def _asym_new_log_probs(self, batch: Any, keys: list[str]) -> Tensor:
+        """Log-probs (rows of ``keys``, padded response length) under the updated policy: verl's
+        ``compute_log_prob`` on the step's batch, as ``_compute_old_log_prob`` calls it."""
+        import transfer_queue as tq
+        from verl.workers.utils.padding import response_from_nested
+
+        batch.extra_info.update({"calculate_entropy": False, "compute_loss": False,
+                                 "temperature": self.config.actor_rollout_ref.rollout.temperature})  # type: ignore[attr-defined]
+        self.actor_rollout_wg.compute_log_prob(batch)  # type: ignore[attr-defined]
+        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["log_probs", "response_mask"])
+        return response_from_nested(data["log_probs"], data["response_mask"]).to_padded_tensor(0.0)
+
+
+#: verl v1 trainer mode -> the AsymMetricsMixin trainer registered as ``asym_<mode>``.
+V1_TRAINERS: dict[str, type] = {}
+
+
+def register_trainers() -> list[str]:
+    """Register ``asym_<mode>`` for each of verl's v1 trainer modes (``register_trainer``), and
+    route verl v1's multi-output advantage step through :func:`session_final_advantage` for this
+    module's estimators (verl applies its final-output rule to ``grpo`` only, by name; other
+    estimators are left to verl's function unchanged). Idempotent. Raises ImportError where
+    verl's v1 trainer cannot be imported (it needs TransferQueue, Ray, ...)."""
+    from verl.trainer.ppo.v1 import trainer_base
+    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
+
+    for mode in ("sync", "colocate_async", "separate_async"):
+        base = TRAINER_REGISTRY.get(mode)
+        if base is None:
+            continue
+        if mode not in V1_TRAINERS:
+            V1_TRAINERS[mode] = type(f"Asym{base.__name__}", (AsymMetricsMixin, base),
+                                     {"_asym_base_mode": mode, "__module__": __name__})
+        register_trainer(f"asym_{mode}")(V1_TRAINERS[mode])
+
+    original = trainer_base.compute_advantage_for_multi_trajectories
+    if not getattr(original, "_asym", False):
+        def compute_advantage_for_multi_trajectories(data: Any, batch_keys: list[str], adv_estimator: Any,
+                                                     **kwargs: Any) -> Any:
+            if str(getattr(adv_estimator, "value", adv_estimator)) in VERL_ESTIMATORS:
+                check_keys(kwargs.get("config"))
+                return session_final_advantage(data, batch_keys, adv_estimator, **kwargs)
+            return original(data, batch_keys=batch_keys, adv_estimator=adv_estimator, **kwargs)
+
+        compute_advantage_for_multi_trajectories._asym = True  # type: ignore[attr-defined]
+        compute_advantage_for_multi_trajectories.__wrapped__ = original  # type: ignore[attr-defined]
+        trainer_base.compute_advantage_for_multi_trajectories = compute_advantage_for_multi_trajectories
+    return [f"asym_{mode}" for mode in V1_TRAINERS]
+
+
+try:
+    register_trainers()
+except ImportError:  # no v1 trainer here (e.g. no TransferQueue): the estimators still work
+    pass

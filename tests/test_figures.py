@@ -1,0 +1,364 @@
+"""Figures a reader can trust at a glance (issue 22 part 4): the paired-difference panels of
+Figs. 2 and 3 plot exactly the paired mean and 95% t CI of the runs, accuracy panels plot the
+evaluations themselves (no EMA), every drawn line has a legend entry, and Fig. 4d's colour
+scale is anchored on a reference with a minimum half-range and marks significance."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pyarrow as pa
+import pytest
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.container import ErrorbarContainer
+from matplotlib.figure import Figure
+
+from asymcli import aggregate as agg
+from asymcli import artifacts, figures
+from asymcli.claims.stats import paired_test
+
+SEEDS = (0, 1, 2, 3, 4)
+STEPS = 20
+EVAL_EVERY = 5
+# method -> (entropy offset, accuracy offset)
+LEVELS = {"reinforce": (0.0, 0.0), "pos_only": (0.002, -0.01), "neg_only": (-0.001, 0.02),
+          "reinforce_ent": (0.006, -0.005), "grpo": (0.0005, 0.01), "ent_decrease": (-0.0015, -0.02),
+          "ent_increase": (0.005, -0.04), "clip_higher": (0.001, 0.0), "dr_grpo": (0.0, 0.0),
+          "grpo_ent": (0.003, 0.0)}
+
+
+def make_curves(levels=LEVELS, seeds=SEEDS, steps=STEPS, eval_every=EVAL_EVERY, run_fmt="{m}_s{s}") -> pa.Table:
+    """CURVES rows: per seed a shared seed effect (what pairing removes) plus method offset and
+    noise; greedy evaluations at step 0 (the shared base) and every ``eval_every`` steps."""
+    rows = []
+    for s in seeds:
+        rs = np.random.default_rng(100 + s)
+        seed_ent, seed_acc = rs.normal(0, 0.004), rs.normal(0, 0.03)
+        for mi, (m, (dent, dacc)) in enumerate(levels.items()):
+            r = np.random.default_rng(1000 * s + mi)
+            acc = [math.nan] * (steps + 1)
+            for st in range(0, steps + 1, eval_every):
+                acc[st] = 0.55 if st == 0 else 0.55 + 0.004 * st + seed_acc + dacc + r.normal(0, 0.005)
+            ema = agg.ema(acc, 0.7)
+            for st in range(0, steps + 1):
+                rows.append({
+                    "run_id": run_fmt.format(m=m, s=s), "method": m, "beta_pos": None, "beta_neg": None, "seed": s,
+                    "step": st, "reward_mean": 0.5 + 0.01 * st + r.normal(0, 0.01),
+                    "entropy": math.nan if st == 0 else 0.045 + seed_ent + dent + r.normal(0, 0.0005),
+                    "kappa": 0.1, "none_solved_frac": 0.1 + r.normal(0, 0.01),
+                    "all_solved_frac": 0.2 + r.normal(0, 0.01), "mixed_frac": 0.7,
+                    "logprob_gain_correct": 0.03 + r.normal(0, 0.005), "logprob_gain_correct_tok": 0.001,
+                    "response_len_mean": 20.0, "eval_greedy_acc": acc[st], "eval_greedy_acc_ema": ema[st]})
+    return artifacts.to_table(rows, agg.CURVES)
+
+
+def _runs(curves: pa.Table, method: str, column: str) -> dict[int, dict[int, float]]:
+    out: dict[int, dict[int, float]] = {}
+    for r in curves.to_pylist():
+        if r["method"] == method and math.isfinite(r[column]):
+            out.setdefault(r["seed"], {})[r["step"]] = r[column]
+    return out
+
+
+def direct_diff(curves, a, b, column, scale=1.0):
+    """Per step: (mean, ci_low, ci_high) of the per-seed differences, by claims.stats.paired_test."""
+    ra, rb = _runs(curves, a, column), _runs(curves, b, column)
+    steps = sorted({st for s in ra for st in ra[s] if s in rb and st in rb[s]})
+    out = {}
+    for st in steps:
+        d = [scale * (ra[s][st] - rb[s][st]) for s in sorted(ra) if s in rb and st in ra[s] and st in rb[s]]
+        t = paired_test(d, +1)
+        out[st] = (t.mean, t.ci_low, t.ci_high)
+    return out
+
+
+def _bars(ax, line):
+    """The error-bar container drawn for ``line`` (same x and colour), or None."""
+    for c in ax.containers:
+        if isinstance(c, ErrorbarContainer) and c.lines[0] is None:
+            (bars,) = c.lines[2]
+            segs = bars.get_segments()
+            xs = [sg[0, 0] for sg in segs]
+            if (len(xs) == len(line.get_xdata()) and np.allclose(xs, line.get_xdata())
+                    and np.allclose(bars.get_color()[0][:3], mcolors.to_rgb(line.get_color()))):
+                return segs
+    return None
+
+
+def drawn(ax, label):
+    """(x rounded to steps, mean, lo, hi) of the series labelled ``label``: its line and its
+    error bars or fill_between band."""
+    line = next(ln for ln in ax.lines if ln.get_label() == label)
+    x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+    segs = _bars(ax, line)
+    if segs is not None:
+        return (np.round(x), y, np.array([min(sg[:, 1]) for sg in segs]),
+                np.array([max(sg[:, 1]) for sg in segs]))
+    polys = [p for p in ax.collections if isinstance(p, PolyCollection)
+             and np.allclose(p.get_facecolor()[0][:3], mcolors.to_rgb(line.get_color()))]
+    assert polys, f"no band for {label}"
+    v = polys[0].get_paths()[0].vertices
+    lo = np.array([v[np.isclose(v[:, 0], xi), 1].min() for xi in x])
+    hi = np.array([v[np.isclose(v[:, 0], xi), 1].max() for xi in x])
+    return x, y, lo, hi
+
+
+# ---------------------------------------------------------------------------
+# Pairing
+# ---------------------------------------------------------------------------
+
+
+def test_pair_key_is_the_run_ids_last_field():
+    assert figures.pair_key("grpo_s0") == "s0"
+    assert figures.pair_key("asym_bp0.9_bn0.4_s3") == "s3"
+    assert figures.pair_key("reinforce_ent_s12") == "s12"
+    assert figures.pair_key("grpo_b1s0") == "b1s0"  # a multi-base layout pairs the same way
+
+
+def test_paired_diff_pairs_by_key_and_step():
+    a = {"b1s0": {1: 1.0, 2: 2.0}, "b1s1": {1: 3.0, 2: 5.0}, "b2s0": {1: 9.0}, "b9s9": {1: 100.0}}
+    b = {"b1s0": {1: 0.0, 2: 1.0}, "b1s1": {1: 1.0}, "b2s0": {1: 5.0}}
+    d = figures.paired_diff(a, b)
+    assert list(d.steps) == [1, 2] and list(d.n) == [3, 1]
+    t = paired_test([1.0, 2.0, 4.0], +1)
+    assert d.mean[0] == pytest.approx(t.mean) and (d.lo[0], d.hi[0]) == pytest.approx((t.ci_low, t.ci_high))
+    assert d.mean[1] == 1.0 and math.isnan(d.lo[1])  # one pair: a mean, no interval
+
+
+def test_run_curves_keyed_by_pairing_key():
+    c = make_curves(seeds=(0, 1), run_fmt="{m}_b1s{s}")
+    runs = figures.run_curves(c, ("grpo", None, None), "eval_greedy_acc")
+    assert list(runs) == ["b1s0", "b1s1"] and sorted(runs["b1s0"]) == [0, 5, 10, 15, 20]
+
+
+# ---------------------------------------------------------------------------
+# Paired-difference panels: the plotted mean and CI are the runs' paired statistics
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def curves():
+    return make_curves()
+
+
+@pytest.mark.parametrize("ref, specs, column, scale", [
+    ("reinforce", figures.FIG2_METHODS, "entropy", 1.0),
+    ("reinforce", figures.FIG2_METHODS, "eval_greedy_acc", 100.0),
+    ("grpo", figures.FIG3_METHODS, "entropy", 1.0),
+    ("grpo", figures.FIG3_METHODS, "eval_greedy_acc", 100.0),
+])
+def test_diff_panel_draws_the_paired_mean_and_t_ci(curves, ref, specs, column, scale):
+    ax = Figure().subplots()
+    missing = figures.diff_panel(ax, curves, specs, (ref, None, None), column, title="t", ylabel="y",
+                                 scale=scale, summary=False)
+    assert missing == []
+    for spec in specs:
+        if spec[0] == ref:
+            continue
+        want = direct_diff(curves, spec[0], ref, column, scale)
+        x, y, lo, hi = drawn(ax, figures.row_label(*spec))
+        assert list(x) == list(want)
+        assert y == pytest.approx([w[0] for w in want.values()])
+        assert lo == pytest.approx([w[1] for w in want.values()])
+        assert hi == pytest.approx([w[2] for w in want.values()])
+    zero = [ln for ln in ax.lines if ln.get_label() == figures.zero_label((ref, None, None))]
+    assert len(zero) == 1 and set(zero[0].get_ydata()) == {0.0}
+
+
+def test_diff_panel_summary_is_the_claims_value(curves):
+    """The diamond at the right edge: per seed the mean over steps (after the first, as
+    claims.checks.curve_gap for entropy) of the difference, then paired_test's mean and CI."""
+    ax = Figure().subplots()
+    figures.diff_panel(ax, curves, figures.FIG2_METHODS, figures.REINFORCE, "entropy", title="t", ylabel="y")
+    ra, rb = _runs(curves, "pos_only", "entropy"), _runs(curves, "reinforce", "entropy")
+    per = []
+    for s in SEEDS:
+        steps = sorted(set(ra[s]) & set(rb[s]))[1:]  # entropy is logged before the update: first step out
+        per.append(np.mean([ra[s][st] - rb[s][st] for st in steps]))
+    t = paired_test(per, +1)
+    label = figures.row_label("pos_only", None, None)
+    summaries = [c for c in ax.containers if c.get_label() == label and len(c.lines[0].get_xdata()) == 1]
+    assert len(summaries) == 1
+    (line, _caps, (bars,)) = summaries[0].lines
+    assert line.get_xdata()[0] > STEPS
+    assert line.get_ydata()[0] == pytest.approx(t.mean)
+    seg = bars.get_segments()[0]
+    assert (seg[:, 1].min(), seg[:, 1].max()) == pytest.approx((t.ci_low, t.ci_high))
+    assert t.ci_low > 0  # the synthetic Pos-Only gap holds, and the panel shows it above 0
+
+
+def test_accuracy_panels_plot_the_evaluations_not_the_ema(curves):
+    ax = Figure().subplots()
+    figures.panel(ax, curves, figures.FIG3_METHODS, figures.ACC, title="t", ylabel="acc")
+    runs = _runs(curves, "grpo", "eval_greedy_acc")
+    x, y, lo, hi = drawn(ax, "GRPO")
+    assert list(x) == [0, 5, 10, 15, 20]
+    for i, st in enumerate(x):
+        vals = [runs[s][int(st)] for s in SEEDS]
+        assert y[i] == pytest.approx(np.mean(vals))
+        if st > 0:  # step 0 is the shared base: no spread
+            t = paired_test(vals, +1)
+            assert (lo[i], hi[i]) == pytest.approx((t.ci_low, t.ci_high))
+    ema = _runs(curves, "grpo", "eval_greedy_acc_ema")
+    assert y[-1] != pytest.approx(np.mean([ema[s][20] for s in SEEDS]))
+
+
+def test_diff_panel_notes_missing_reference():
+    c = make_curves(levels={"pos_only": (0.0, 0.0)})
+    ax = Figure().subplots()
+    missing = figures.diff_panel(ax, c, figures.FIG2_METHODS, figures.REINFORCE, "entropy", title="t", ylabel="y")
+    assert "REINFORCE" in missing
+    assert any("nothing to pair" in t.get_text() for t in ax.texts)
+
+
+# ---------------------------------------------------------------------------
+# Legends cover every line
+# ---------------------------------------------------------------------------
+
+
+def _capture(monkeypatch):
+    figs: list[Figure] = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: figs.append(fig) or path)
+    return figs
+
+
+def _legend_texts(fig: Figure) -> set[str]:
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    return {t.get_text() for lg in legends for t in lg.get_texts()}
+
+
+def _drawn_labels(fig: Figure) -> list[str]:
+    """The label of every drawn series: lines (inside an error-bar container or not) and
+    containers with a data line; bare error bars must belong to a labelled line."""
+    labels = []
+    for ax in fig.axes:
+        inside = set()
+        for c in ax.containers:
+            for part in c.lines:
+                for a in (part if isinstance(part, tuple) else (part,)):
+                    if a is not None:
+                        inside.add(id(a))
+            if c.lines[0] is not None:
+                labels.append(c.get_label())
+        labels += [ln.get_label() for ln in ax.lines if id(ln) not in inside]
+        for c in ax.containers:
+            if c.lines[0] is None:
+                assert any(_bars(ax, ln) is not None for ln in ax.lines if id(ln) not in inside), "bars without a line"
+        assert not [c for c in ax.collections if isinstance(c, LineCollection) and id(c) not in inside]
+    return labels
+
+
+@pytest.mark.parametrize("name", ["fig1", "fig2", "fig3", "fig4"])
+def test_every_line_has_a_legend_entry(curves, monkeypatch, name):
+    figs = _capture(monkeypatch)
+    if name == "fig1":
+        figures.fig1_advantages("x.png")
+    elif name == "fig2":
+        figures.fig2_channels(curves, "x.png")
+    elif name == "fig3":
+        figures.fig3_flip(curves, "x.png")
+    else:
+        figures.fig4_dynamics(curves, "x.png", pairs=())
+    (fig,) = figs
+    labels = _drawn_labels(fig)
+    assert labels
+    texts = _legend_texts(fig)
+    unlabelled = [lab for lab in labels if lab.startswith("_") or lab not in texts]
+    assert unlabelled == []
+
+
+def test_fig2_and_fig3_have_the_paired_difference_row(curves, monkeypatch):
+    figs = _capture(monkeypatch)
+    figures.fig2_channels(curves, "a.png")
+    figures.fig3_flip(curves, "b.png")
+    f2, f3 = figs
+    t2 = [ax.get_title() for ax in f2.axes]
+    t3 = [ax.get_title() for ax in f3.axes]
+    assert [t for t in t2 if t.startswith("Δ")] == [
+        "Δ(a) entropy − REINFORCE", "Δ(b) test accuracy − REINFORCE", "Δ(c) none-solved − REINFORCE",
+        "Δ(d) log-prob gain − REINFORCE"]
+    assert [t for t in t3 if t.startswith("Δ")] == ["Δ(a) entropy − GRPO", "Δ(b) test accuracy − GRPO"]
+    assert not any("EMA" in t for t in t2 + t3)
+
+
+# ---------------------------------------------------------------------------
+# Figure 4d: anchored colour scale, significance marks
+# ---------------------------------------------------------------------------
+
+
+def _grid(cells):
+    return pa.Table.from_pylist(schema=agg.GRID, mapping=[
+        {"beta_pos": bp, "beta_neg": bn, "mean": m, "std": sd, "n_seeds": 5, "step_min": 60, "step_max": 60}
+        for bp, bn, m, sd in cells])
+
+
+def _scores(per_run: dict[str, float], benches=("math500", "aime24")) -> pa.Table:
+    """RUN_SCORES rows whose Avg. over ``benches`` is ``per_run[rid]`` / 100 at step 60."""
+    from asymcli.config import parse_run_id
+
+    rows = []
+    for rid, avg in per_run.items():
+        m, bp, bn, seed = parse_run_id(rid)
+        for i, b in enumerate(benches):
+            off = 0.01 if i == 0 else -0.01
+            for step, v in ((30, 0.1), (60, avg / 100 + off)):
+                rows.append({"run_id": rid, "method": m, "beta_pos": bp, "beta_neg": bn, "seed": seed,
+                             "step": step, "benchmark": b, "n_problems": 10, "k_min": 4, "k": 4,
+                             "temperature": 0.4, "avg_at_k": v, "pass_at_k": v, "maj_at_k": v})
+    return artifacts.to_table(rows, agg.RUN_SCORES)
+
+
+def _clim(fig):
+    return fig.axes[0].images[0].get_clim()
+
+
+def test_grid_colour_scale_has_a_minimum_half_range():
+    """The mechanism testbed's cells (69.28, 67.98; seeds scatter 1-2 points): without scores
+    the scale is centred on the grid's mean with half-range 3, so the cells are pale."""
+    fig = figures.grid_figure(_grid([(0.9, 0.4, 69.28, 1.90), (0.7, 0.7, 67.98, 1.03)]))
+    lo, hi = _clim(fig)
+    centre = (69.28 + 67.98) / 2
+    assert (lo, hi) == pytest.approx((centre - 3.0, centre + 3.0))
+    assert "half-range ≥ 3 points" in fig.axes[0].get_title()
+    # a wide grid widens the scale to its largest deviation, still centred
+    lo, hi = _clim(figures.grid_figure(_grid([(0.9, 0.4, 70.0, 1.0), (0.1, 0.1, 60.0, 1.0)])))
+    assert (lo, hi) == pytest.approx((60.0, 70.0))
+
+
+def test_grid_is_centred_on_grpo_and_marks_significance():
+    grpo = {f"grpo_s{s}": 69.0 + d for s, d in enumerate((0.5, -0.8, 1.2, -0.3, 0.1))}
+    rein = {f"reinforce_s{s}": 60.0 for s in range(5)}
+    # (0.9, 0.4): +2 every seed with a little noise (significant); (0.7, 0.7): +-1.3 noise (n.s.)
+    hi_cell = {f"asym_bp0.9_bn0.4_s{s}": grpo[f"grpo_s{s}"] + 2.0 + e
+               for s, e in enumerate((0.1, -0.1, 0.2, 0.0, -0.2))}
+    ns_cell = {f"asym_bp0.7_bn0.7_s{s}": grpo[f"grpo_s{s}"] + e for s, e in enumerate((1.3, -1.5, 1.1, -0.9, 0.4))}
+    scores = _scores({**grpo, **rein, **hi_cell, **ns_cell})
+    avgs = figures.run_avgs(scores)
+    assert avgs[("grpo", None, None)]["s2"] == pytest.approx(70.2)
+    assert avgs[("asym", 0.9, 0.4)]["s0"] == pytest.approx(71.6)
+    m_hi, m_ns = np.mean(list(hi_cell.values())), np.mean(list(ns_cell.values()))
+    fig = figures.grid_figure(_grid([(0.9, 0.4, m_hi, 1.0), (0.7, 0.7, m_ns, 1.0)]), scores)
+    centre = np.mean(list(grpo.values()))
+    lo, hi = _clim(fig)
+    assert (lo + hi) / 2 == pytest.approx(centre) and hi - lo == pytest.approx(6.0)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    hi_text = next(t for t in texts if t.startswith(f"{m_hi:.2f}"))
+    ns_text = next(t for t in texts if t.startswith(f"{m_ns:.2f}"))
+    assert hi_text.endswith("vs GRPO *") and "Δ +2.00" in hi_text
+    assert ns_text.endswith("vs GRPO n.s.")
+    t = paired_test([ns_cell[f"asym_bp0.7_bn0.7_s{s}"] - grpo[f"grpo_s{s}"] for s in range(5)], +1)
+    assert min(1.0, 2 * min(t.p, 1 - t.p)) > 0.05
+    assert "GRPO" in fig.axes[0].get_title() and "p < 0.05" in fig.axes[0].get_title()
+
+
+def test_grid_mark_needs_three_seeds():
+    assert figures.grid_mark({"s0": 70.0, "s1": 71.0}, {"s0": 69.0, "s1": 69.5}, "GRPO") == "Δ +1.25 vs GRPO (n<3)"
+    assert figures.grid_mark({"s0": 70.0}, {"s1": 69.0}, "GRPO") == ""
+
+
+def test_grid_heatmap_writes_a_png(tmp_path):
+    p = figures.grid_heatmap(_grid([(0.9, 0.4, 69.28, 1.90)]), tmp_path / "g.png",
+                             scores=_scores({"grpo_s0": 69.0, "asym_bp0.9_bn0.4_s0": 69.28}))
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -388,14 +388,22 @@ def base(
     write_prebuilt: bool = typer.Option(
         False, "--write-prebuilt", help="Warm up from scratch, then ship the result as the prebuilt base "
         "(asymcli/assets/default-base/) that configs with the same recipe start from."),
+    base_seed: Optional[int] = typer.Option(None, "--base-seed", help="Warm-up seed (overrides base.seed; "
+                                            "one of grid.bases when a config has several bases)."),
 ) -> None:
     """Build the base model (tiny default: supervised warm-up, or the prebuilt one shipped with
     asym when the config's recipe matches) and its group-accuracy statistics."""
+    import dataclasses
+
     from stages import base as stage
 
     from .config import load_config
 
     cfg = load_config(config)
+    if base_seed is not None:
+        if base_seed < 0:
+            raise typer.BadParameter(f"--base-seed must be >= 0, got {base_seed}")
+        cfg = dataclasses.replace(cfg, base=dataclasses.replace(cfg.base, seed=base_seed))
     log = None if quiet else (lambda line: typer.echo(line, err=True))
     paths = stage.run(cfg, prompts, out, log=log, fresh=write_prebuilt)
     if write_prebuilt:

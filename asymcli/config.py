@@ -173,6 +173,7 @@ class GridConfig:
     grid: list[float] = field(default_factory=list)  # cartesian beta grid (Figure 4d); [] = none
     methods: list[str] = field(default_factory=lambda: ["grpo", "reinforce"])  # named baselines
     seeds: list[int] = field(default_factory=lambda: [0])
+    bases: list[int] = field(default_factory=list)  # base seeds (tiny model): [] = one base, base.seed, in base/; else seed s trains from base bases[s % len(bases)], each in base/b{k}/ (seeds nested in bases, paired within a base)
 
 
 @dataclass
@@ -297,6 +298,11 @@ def run_id(method: str, beta_pos: float | None, beta_neg: float | None, seed: in
     return f"{method}_s{seed}"
 
 
+def is_base_run(rid: str) -> bool:
+    """Whether ``rid`` names a base model's evaluation: ``base``, or ``base_b{k}`` (grid.bases)."""
+    return rid == "base" or re.fullmatch(r"base_b[0-9]+", rid) is not None
+
+
 def parse_run_id(rid: str) -> tuple[str, float | None, float | None, int]:
     """Inverse of :func:`run_id`."""
     try:
@@ -325,6 +331,13 @@ def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
     if seed is not None:
         data["seed"] = int(seed)
     return _build(TrainConfig, data, f"run {method}")
+
+
+def base_of(cfg: Config, seed: int) -> int | None:
+    """The base seed run seed ``seed`` trains from: None = the single base (grid.bases empty),
+    else ``grid.bases[seed % len(grid.bases)]``. Seeds are nested in bases rather than crossed
+    with them, so no two bases share a training seed's prompt order and sampling streams."""
+    return cfg.grid.bases[seed % len(cfg.grid.bases)] if cfg.grid.bases else None
 
 
 def grid_runs(cfg: Config) -> list[tuple[str, float | None, float | None, int]]:
@@ -578,6 +591,12 @@ def validate(cfg: Config, where: str = "config") -> Config:
         bad("grid.seeds", "must list at least one seed")
     if cfg.grading.rel_tol is not None and not 0 < cfg.grading.rel_tol < 1:
         bad("grading.rel_tol", f"must be in (0, 1) or null, got {cfg.grading.rel_tol}")
+    if cfg.grid.bases:
+        if len(set(cfg.grid.bases)) != len(cfg.grid.bases) or any(b < 0 for b in cfg.grid.bases):
+            bad("grid.bases", f"must list distinct base seeds >= 0, got {cfg.grid.bases}")
+        if cfg.model.kind != "tiny":
+            bad("grid.bases", "builds several warmed-up bases of the tiny model; with model.kind 'hf' the "
+                "checkpoint is the one base")
     if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():
         bad("report.checkpoint", f"must be 'final' or a step number, got {cfg.report.checkpoint!r}")
     if cfg.model.kind == "hf" and not cfg.model.path:

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import artifacts, faults
-from .config import BenchmarkSpec, Config, config_to_dict, parse_run_id
+from .config import BenchmarkSpec, Config, config_to_dict, is_base_run, parse_run_id
 from .engines.base import SamplingParams, make_engine
 from .errors import ArtifactError, ConfigError
 
@@ -38,8 +38,8 @@ class RunInfo:
 
 def run_info(run_id: str, run_json: dict[str, Any] | None = None) -> RunInfo:
     """Identity columns of a run (the base model is run "base", method "base")."""
-    if run_id == "base":
-        return RunInfo("base", "base", math.nan, math.nan, -1)
+    if is_base_run(run_id):  # "base", or "base_b{k}" with several bases
+        return RunInfo(run_id, "base", math.nan, math.nan, -1)
     if run_json and "run" in run_json:
         r = run_json["run"]
         return RunInfo(run_id, r["method"], float(r["beta_pos"]), float(r["beta_neg"]), int(r["seed"]))

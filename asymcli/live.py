@@ -63,7 +63,7 @@ class Job:
         if self.rule == "eval_run":
             return f"eval  {run}"
         if self.rule == "eval_base":
-            return "eval  base"
+            return f"eval  base b{self.wildcards['b']}" if "b" in self.wildcards else "eval  base"
         return self.rule
 
     def note_path(self, results: Path) -> Path | None:
@@ -73,7 +73,8 @@ class Job:
         if self.rule == "eval_run":
             return results / "evals" / self.wildcards.get("run", "") / PROGRESS_FILE
         if self.rule == "eval_base":
-            return results / "evals" / "base" / PROGRESS_FILE
+            b = self.wildcards.get("b")
+            return results / "evals" / (f"base_b{b}" if b is not None else "base") / PROGRESS_FILE
         return None
 
 

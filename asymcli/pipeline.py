@@ -39,6 +39,8 @@ import yaml
 from . import artifacts
 from .config import (
     METHODS,
+    base_of,
+    is_base_run,
     Config,
     check_beta,
     check_method,
@@ -114,6 +116,10 @@ class Layout:
     def base_dir(self) -> Path:
         return self.root / "base"
 
+    def base_folder(self, base: int | None = None) -> Path:
+        """The base stage's folder: ``base/`` (one base) or ``base/b{k}/`` (grid.bases)."""
+        return self.base_dir if base is None else self.base_dir / f"b{base}"
+
     @property
     def base_model(self) -> Path:
         return self.root / "base" / "model"
@@ -153,11 +159,25 @@ class Layout:
         return self.root / "logs"
 
 
-def model_path(cfg: Config) -> str:
-    """The model the runs start from: the base stage's folder (tiny) or model.path (hf)."""
+def model_path(cfg: Config, seed: int | None = None) -> str:
+    """The model the runs start from: the base stage's folder (tiny) or model.path (hf).
+    With ``grid.bases``, the folder of run seed ``seed``'s base (:func:`config.base_of`)."""
     if cfg.model.kind == "hf":
         return str(cfg.model.path)
-    return str(Layout.of(cfg).base_model)
+    base = base_of(cfg, seed) if seed is not None else None
+    return str(Layout.of(cfg).base_folder(base) / "model")
+
+
+def base_run_id(base: int | None) -> str:
+    """Run id under which a base model is evaluated: ``base``, or ``base_b{k}`` with grid.bases."""
+    return BASE_RUN if base is None else f"{BASE_RUN}_b{base}"
+
+
+def base_run_ids(cfg: Config) -> list[str]:
+    """Every base model's eval run id (one per grid.bases entry, or ``base``)."""
+    return [base_run_id(b) for b in cfg.grid.bases] if cfg.grid.bases else [BASE_RUN]
+
+
 
 
 def rule_resources(cfg: Config, kind: str) -> dict[str, Any]:
@@ -215,6 +235,11 @@ def run_id_regex() -> str:
     return rf"(?:asym_bp{num}_bn{num}|{named})_s[0-9]+"
 
 
+def run_seed(rid: str) -> int:
+    """The training seed of a run id."""
+    return parse_run_id(rid)[3]
+
+
 def train_args(rid: str) -> str:
     """`asym train` options naming one run, from its id."""
     method, bp, bn, seed = parse_run_id(rid)
@@ -234,7 +259,7 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def fingerprint(cfg: Config, stage: str, rid: str | None = None) -> str:
+def fingerprint(cfg: Config, stage: str, rid: str | None = None, *, base: int | None = None) -> str:
     """JSON of the config values that ``stage``'s output depends on (a rule param).
 
     Never includes the grid section: adding or changing one pair changes no other job.
@@ -244,12 +269,16 @@ def fingerprint(cfg: Config, stage: str, rid: str | None = None) -> str:
         part: Any = {"task": d["task"]}
     elif stage == "base":
         part = {"task": d["task"], "model": d["model"], "base": d["base"]}
+        if base is not None:  # one of grid.bases: its own seed
+            part["base"] = dict(d["base"], seed=base)
     elif stage == "train":
         assert rid is not None
         method, bp, bn, seed = parse_run_id(rid)
         run = config_to_dict(resolve_run(cfg, method, bp, bn, seed))
         run.pop("loggers")  # where metrics are mirrored, not what is trained: no retrain
         part = {"model": d["model"], "run": run}
+        if cfg.grid.bases:  # which base it starts from (only then, so one-base fingerprints stay as they were)
+            part["base"] = base_of(cfg, seed)
     elif stage == "eval":
         part = {"model": d["model"], "eval": d["eval"], "max_new_tokens": cfg.train.max_new_tokens}
     elif stage in ("aggregate", "report"):
@@ -855,7 +884,7 @@ class RunStatus:
 
     @property
     def train_state(self) -> str:
-        if self.run_id == BASE_RUN:
+        if is_base_run(self.run_id):
             return "-"
         if self.damaged("metrics"):
             return "damaged"
@@ -898,7 +927,7 @@ class Status:
 def collect_status(cfg: Config) -> Status:
     """What exists under results_dir for the runs the config asks for (plus extra runs found)."""
     lay = Layout.of(cfg)
-    wanted = [BASE_RUN] + ids(all_runs(cfg))
+    wanted = base_run_ids(cfg) + ids(all_runs(cfg))
     found: set[str] = set()
     for sub in ("runs", "evals"):
         d = lay.root / sub
@@ -933,7 +962,8 @@ def collect_status(cfg: Config) -> Status:
     return Status(
         results_dir=lay.root,
         prompts=lay.prompts.exists(),
-        base_model=None if cfg.model.kind == "hf" else (lay.base_model / "config.json").exists(),
+        base_model=None if cfg.model.kind == "hf" else all(
+            (lay.base_folder(b) / "model" / "config.json").exists() for b in (cfg.grid.bases or [None])),
         runs=rows,
         report=report,
         damage=shared_damage(lay.root, agg_names()),

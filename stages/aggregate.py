@@ -13,16 +13,16 @@ from pathlib import Path
 
 from asymcli import aggregate as agg
 from asymcli import artifacts
-from asymcli.config import Config, config_to_dict, parse_run_id
+from asymcli.config import Config, config_to_dict, is_base_run, parse_run_id
 from asymcli.errors import ArtifactError, ConfigError
-from asymcli.pipeline import AGG_PARTS, BASE_RUN, Layout
+from asymcli.pipeline import AGG_PARTS, Layout
 
 
 def parse_runs(text: str) -> list[str]:
     """``"base,grpo_s0,..."`` -> run ids (each checked); "" -> []."""
     out = [r.strip() for r in text.split(",") if r.strip()]
     for rid in out:
-        if rid != BASE_RUN:
+        if not is_base_run(rid):
             parse_run_id(rid)
     return out
 
@@ -73,14 +73,14 @@ def run(cfg: Config, parts: Sequence[str] | None = None, runs: Sequence[str] | N
                 out.append(_write(layout, "table2", table, cfg, part, ids))
                 # Entropy and reward beside the accuracy: from the training metrics of the
                 # same runs (a run evaluated without training metrics has no dynamics row).
-                trained = [r for r in ids if r != BASE_RUN and layout.metrics(r).exists()]
+                trained = [r for r in ids if not is_base_run(r) and layout.metrics(r).exists()]
                 curves = agg.curves({r: layout.metrics(r) for r in trained}, ema_weight=cfg.report.ema)
                 stats = agg.train_stats(curves, pair_order=pair_order)
                 out.append(_write(layout, "train_stats", stats, cfg, part, trained))
             else:
                 out.append(_write(layout, "grid", agg.grid(table), cfg, part, ids))
         elif part == "curves":
-            ids = [r for r in (list(runs) if runs is not None else discover(layout, "metrics")) if r != BASE_RUN]
+            ids = [r for r in (list(runs) if runs is not None else discover(layout, "metrics")) if not is_base_run(r)]
             curves = agg.curves({r: layout.metrics(r) for r in ids}, ema_weight=cfg.report.ema)
             out.append(_write(layout, "curves", curves, cfg, part, ids))
             out.append(_write(layout, "kappa", agg.kappa(curves, cfg.report.kappa_steps), cfg, part, ids))
@@ -111,7 +111,7 @@ def check_reported_step(scores, cfg: Config, layout: Layout) -> None:
         return
     steps: dict[str, set[int]] = {}
     for r in scores.to_pylist():
-        if r["run_id"] != BASE_RUN:
+        if not is_base_run(r["run_id"]):
             steps.setdefault(r["run_id"], set()).add(r["step"])
     for rid, have in sorted(steps.items()):
         if step not in have:

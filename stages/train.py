@@ -59,6 +59,10 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
         tc.keep_steps = sorted(set(tc.keep_steps) | {int(cfg.report.checkpoint)})
     paths = default_paths(cfg)
     prompts = Path(prompts or paths["prompts"])
+    if not model and cfg.grid.bases and tc.seed is not None:
+        from asymcli.pipeline import model_path  # several bases: the seed's own
+
+        model = Path(model_path(cfg, tc.seed))
     model = Path(model) if model else paths["model"]
     rid = run_id(tc.method, tc.beta_pos, tc.beta_neg, tc.seed)
     out = Path(out) if out else paths["runs"] / rid

@@ -11,13 +11,13 @@ import random
 from pathlib import Path
 
 from asymcli import artifacts
-from asymcli.config import parse_run_id
+from asymcli.config import is_base_run, parse_run_id
 
 BENCHES = {"math500": 5, "aime24": 10}  # name -> k
 
 
 def run_identity(rid: str) -> dict:
-    if rid == "base":
+    if is_base_run(rid):
         return {"method": "base", "beta_pos": math.nan, "beta_neg": math.nan, "seed": -1}
     m, bp, bn, seed = parse_run_id(rid)
     return {"method": m, "beta_pos": math.nan if bp is None else bp,
@@ -159,7 +159,7 @@ def fake_asym_main(argv: list[str]) -> int:
     elif cmd == "eval":
         rid = _opt(argv, "--run-id") or Path(_opt(argv, "--run")).name
         level = 0.2 + (zlib.crc32(rid.encode()) % 50) / 100
-        rows = samples_rows(rid, 0 if rid == "base" else 4, level, benches={"arith_heldout": 2}, n_problems=4)
+        rows = samples_rows(rid, 0 if is_base_run(rid) else 4, level, benches={"arith_heldout": 2}, n_problems=4)
         artifacts.write_parquet(_opt(argv, "--out"), rows, artifacts.SAMPLES)
     return 0
 

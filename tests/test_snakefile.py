@@ -25,7 +25,8 @@ from tests.test_pipeline_fakes import install_fake_asym
 
 REPO = pipeline.REPO_ROOT
 PAPER = sorted((REPO / "configs" / "paper").glob("*.yaml"))
-CONFIGS = [REPO / "configs" / "default.yaml", REPO / "configs" / "smoke.yaml", *PAPER]
+CONFIGS = [REPO / "configs" / "default.yaml", REPO / "configs" / "smoke.yaml", REPO / "configs" / "mechanism.yaml",
+           REPO / "configs" / "headline.yaml", *PAPER]
 
 
 def snakemake(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -97,8 +98,9 @@ def test_dry_run_plans_table2(path, tmp_path):
     cfg = load_config(path)
     n = len(pipeline.table_runs(cfg))
     assert counts["train"] == n and counts["eval_run"] == n
-    assert counts["eval_base"] == 1 and counts["prep"] == 1
-    assert counts.get("base", 0) == (1 if cfg.model.kind == "tiny" else 0)
+    bases = len(cfg.grid.bases) or 1
+    assert counts["eval_base"] == bases and counts["prep"] == 1
+    assert counts.get("base", 0) == (bases if cfg.model.kind == "tiny" else 0)
     assert not (tmp_path / "results").exists(), "a dry run must not write results"
 
 
@@ -197,6 +199,33 @@ def write_config(path: Path, **changes) -> Path:
 def calls(tmp_path: Path) -> list[str]:
     log = tmp_path / "calls.log"
     return log.read_text().splitlines() if log.exists() else []
+
+
+def test_several_bases_each_seed_trains_from_its_own(tmp_path, fake_env):
+    """grid.bases: one base job per base seed (base/b{k}/), seed s trains from bases[s % n],
+    every base is evaluated (base_b{k}) and Table 2's base row pools them."""
+    work = tmp_path / "work"
+    work.mkdir()
+    cfg = write_config(tmp_path / "mb.yaml", grid__bases=[3, 5], grid__seeds=[0, 1, 2])
+    res = snakemake("--cores", "2", "table2", "--configfile", str(cfg), cwd=work, env=fake_env)
+    assert res.returncode == 0, res.stderr[-4000:]
+    ran = calls(tmp_path)
+    bases = sorted(c for c in ran if c.startswith("base"))
+    assert len(bases) == 2 and any("--base-seed 3" in c for c in bases) and any("--base-seed 5" in c for c in bases)
+    results = work / "results"
+    for c in ran:
+        if c.startswith("train"):
+            seed = int(re.search(r"--seed (\d+)", c).group(1))
+            assert f"--model results/base/b{[3, 5][seed % 2]}/model " in c, c
+    evals = [c for c in ran if c.startswith("eval") and "--run-id" in c]
+    assert sorted(re.search(r"--run-id (\S+)", c).group(1) for c in evals) == ["base_b3", "base_b5"]
+    assert (results / "evals" / "base_b3" / "samples.parquet").exists()
+    assert "Base model" in (results / "report" / "table2.md").read_text()
+    c = load_config(cfg)
+    # the train fingerprint names the base only with several bases
+    assert '"base":5' in pipeline.fingerprint(c, "train", "grpo_s1")
+    assert '"base"' not in pipeline.fingerprint(load_config(write_config(tmp_path / "one.yaml")), "train", "grpo_s1")
+    assert pipeline.model_path(c, 2).endswith("base/b3/model") and pipeline.base_run_ids(c) == ["base_b3", "base_b5"]
 
 
 def test_dag_runs_then_reruns_only_what_changed(tmp_path, fake_env):

@@ -23,21 +23,26 @@ rule eval_run:
         " --out {output.samples} --no-progress > {log} 2>&1"
 
 
+# The base model(s) at step 0: run "base", or "base_b{b}" per base with grid.bases.
+BASE_EVAL = "base_b{b}" if BASES else "base"
+
+
 rule eval_base:
     input:
         prompts=rules.prep.output.prompts,
-        **MODEL_INPUT,
+        **BASE_MODEL_INPUT,
     output:
-        samples=f"{R}/evals/base/samples.parquet",
+        samples=f"{R}/evals/{BASE_EVAL}/samples.parquet",
     log:
-        f"{R}/logs/eval/base.log",
+        f"{R}/logs/eval/{BASE_EVAL}.log",
     params:
         config=CONFIG_FILE,
         model=MODEL,
+        run_id=lambda w: f"base_b{w.b}" if BASES else "base",
         fingerprint=pipeline.fingerprint(CFG, "eval"),
     threads: CFG.resources.eval_threads
     resources:
         **EVAL_RESOURCES,
     shell:
-        "asym eval --config {params.config} --model {params.model} --run-id base"
+        "asym eval --config {params.config} --model {params.model} --run-id {params.run_id}"
         " --prompts {input.prompts} --out {output.samples} --no-progress > {log} 2>&1"

@@ -17,14 +17,14 @@ rule aggregate_table2:
     input:
         runs=expand(rules.eval_run.output.samples, run=TABLE_RUNS),
         metrics=expand(rules.train.output.metrics, run=TABLE_RUNS),  # train_stats: entropy beside accuracy
-        base=rules.eval_base.output.samples,
+        base=[f"{R}/evals/{rid}/samples.parquet" for rid in pipeline.base_run_ids(CFG)],
     output:
         **agg_files("table2"),
     log:
         f"{R}/logs/aggregate/table2.log",
     params:
         config=CONFIG_FILE,
-        runs=",".join([pipeline.BASE_RUN] + TABLE_RUNS),
+        runs=",".join(pipeline.base_run_ids(CFG) + TABLE_RUNS),
         fingerprint=pipeline.fingerprint(CFG, "aggregate"),
     shell:
         "asym aggregate --config {params.config} --part table2 --runs '{params.runs}' > {log} 2>&1"

@@ -333,6 +333,18 @@ def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
     return _build(TrainConfig, data, f"run {method}")
 
 
+def run_description(cfg: Config, run: TrainConfig) -> dict[str, Any]:
+    """What a run's weights depend on besides its model folder, as the trainer records it in
+    run.json and every checkpoint (and reruns compares): sections run, model, task, and
+    grading when it is not the default (the grader sets the reward; runs made before the
+    section existed carry none, which reads as the default)."""
+    out: dict[str, Any] = {"run": config_to_dict(run), "model": config_to_dict(cfg.model),
+                           "task": config_to_dict(cfg.task)}
+    if cfg.grading != GradingConfig():
+        out["grading"] = config_to_dict(cfg.grading)
+    return out
+
+
 def base_of(cfg: Config, seed: int) -> int | None:
     """The base seed run seed ``seed`` trains from: None = the single base (grid.bases empty),
     else ``grid.bases[seed % len(grid.bases)]``. Seeds are nested in bases rather than crossed

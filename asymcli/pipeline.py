@@ -42,6 +42,7 @@ from .config import (
     base_of,
     is_base_run,
     Config,
+    GradingConfig,
     check_beta,
     check_method,
     config_from_dict,
@@ -288,6 +289,10 @@ def fingerprint(cfg: Config, stage: str, rid: str | None = None, *, base: int | 
                 "group_size": d["train"]["group_size"]}
     else:
         raise ValueError(f"unknown stage {stage!r}")
+    if stage in ("base", "train", "eval") and cfg.grading != GradingConfig():
+        # the grader decides rewards and scores; only a non-default section joins the slice, so
+        # fingerprints of runs made before these keys existed stay as they were
+        part["grading"] = d["grading"]
     return _json(part)
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts
-from .config import Config, config_to_dict, parse_run_id, resolve_run
+from .config import Config, config_to_dict, parse_run_id, resolve_run, run_description
 
 #: Run settings that may differ between a checkpoint and the run resuming from it: they
 #: decide how and how long the run executes, not what it computes. Any other difference
@@ -58,7 +58,7 @@ RESUME_FREE_KEYS = frozenset({
 PREVIOUS = "previous"
 #: How the config sections of a run description read in messages (the run section is
 #: the resolved train section: train.* plus the method's preset and methods.* overrides).
-SECTION_NAMES = {"run": "train", "model": "model", "task": "task"}
+SECTION_NAMES = {"run": "train", "model": "model", "task": "task", "grading": "grading"}
 
 
 def config_changes(saved: dict[str, Any] | None, now: dict[str, Any],
@@ -69,12 +69,17 @@ def config_changes(saved: dict[str, Any] | None, now: dict[str, Any],
     holds at its default is no change."""
     if not saved:
         return []
-    from .config import ModelConfig, TaskConfig, TrainConfig
+    from .config import GradingConfig, ModelConfig, TaskConfig, TrainConfig
 
     defaults = {"run": config_to_dict(TrainConfig()), "model": config_to_dict(ModelConfig()),
-                "task": config_to_dict(TaskConfig())}
+                "task": config_to_dict(TaskConfig()), "grading": config_to_dict(GradingConfig())}
     diffs = []
-    for section in ("run", "model", "task"):
+    for section in SECTION_NAMES:
+        if section == "grading":  # absent = the default section (see config.run_description)
+            a = dict(defaults["grading"], **(saved.get("grading") or {}))
+            b = dict(defaults["grading"], **(now.get("grading") or {}))
+            diffs += [f"grading.{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            continue
         a, b = saved.get(section) or {}, now.get(section) or {}
         for key in sorted(set(a) | set(b)):
             if section == "run" and key in free_keys:
@@ -90,8 +95,7 @@ def config_changes(saved: dict[str, Any] | None, now: dict[str, Any],
 def expected_run_config(cfg: Config, rid: str) -> dict[str, Any]:
     """The run description (as Trainer.config_dict, sections run/model/task) ``cfg`` gives ``rid``."""
     method, bp, bn, seed = parse_run_id(rid)
-    return {"run": config_to_dict(resolve_run(cfg, method, bp, bn, seed)),
-            "model": config_to_dict(cfg.model), "task": config_to_dict(cfg.task)}
+    return run_description(cfg, resolve_run(cfg, method, bp, bn, seed))
 
 
 @dataclass

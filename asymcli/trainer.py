@@ -58,7 +58,7 @@ from . import distributed as dist
 from .algorithm import advantages as adv_mod
 from .algorithm import metrics as M
 from .algorithm.objective import policy_loss
-from .config import Config, TrainConfig, config_to_dict
+from .config import Config, TrainConfig, config_to_dict, run_description
 from .engines.base import RolloutEngine, SamplingParams, make_engine
 from .evaluation import CurveSet
 from .errors import ArtifactError, ConfigError, NumericalError
@@ -201,8 +201,7 @@ class Trainer:
         return {}
 
     def config_dict(self) -> dict[str, Any]:
-        return {"run": config_to_dict(self.run), "model": config_to_dict(self.cfg.model),
-                "task": config_to_dict(self.cfg.task), "model_path": self.model_path}
+        return dict(run_description(self.cfg, self.run), model_path=self.model_path)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Compute at ``model.dtype`` (``auto``: bf16 on GPUs, fp32 on the CPU) over the fp32

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from asymcli import artifacts, evaluation, reruns
 from asymcli import distributed as dist
-from asymcli.config import Config, TrainConfig, config_to_dict, resolve_run, run_id
+from asymcli.config import Config, TrainConfig, config_to_dict, resolve_run, run_description, run_id
 from asymcli.errors import DataError
 from asymcli.evaluation import CurveSet
 from asymcli.progress import PROGRESS_FILE, TrainProgress
@@ -109,7 +109,7 @@ def _move_aside_if_changed(cfg: Config, tc: TrainConfig, model: Path, out: Path)
     ckpts = list_checkpoints(out / "checkpoints")
     if not ckpts:
         return
-    now = {"run": config_to_dict(tc), "model": config_to_dict(cfg.model), "task": config_to_dict(cfg.task)}
+    now = run_description(cfg, tc)
     diffs = reruns.config_changes(reruns.saved_checkpoint_config(ckpts[-1][1]), now, RESUME_FREE_KEYS)
     past = reruns.past_end(out, tc.steps)
     if past:

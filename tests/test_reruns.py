@@ -116,3 +116,23 @@ def test_a_shorter_run_retrains_instead_of_returning_the_longer_one(tmp_path, pr
     assert [r["step"] for r in rows] == [1, 2]
     assert [s for s, _ in trainer.list_checkpoints(out / "checkpoints")] == [1, 2]
     assert "already at step 3" in (out / "previous" / "REASON.txt").read_text()
+
+
+def test_a_grading_change_is_a_config_change_and_the_default_section_is_absent():
+    """The grader sets the reward: a non-default grading section joins the run description
+    (and so the rerun fingerprint and the resume check); the default leaves both as before."""
+    import dataclasses
+
+    from asymcli import pipeline, reruns
+    from asymcli.config import load_config
+
+    cfg = load_config(pipeline.DEFAULT_CONFIG)
+    tol = dataclasses.replace(cfg, grading=dataclasses.replace(cfg.grading, rel_tol=1e-4))
+    a, b = reruns.expected_run_config(cfg, "grpo_s0"), reruns.expected_run_config(tol, "grpo_s0")
+    assert "grading" not in a and b["grading"]["rel_tol"] == 1e-4
+    assert reruns.config_changes(a, b) == ["grading.rel_tol None -> 0.0001"]
+    assert reruns.config_changes(b, a) == ["grading.rel_tol 0.0001 -> None"]
+    assert reruns.config_changes(a, dict(a)) == []
+    assert '"grading"' not in pipeline.fingerprint(cfg, "train", "grpo_s0")
+    for stage, rid in (("train", "grpo_s0"), ("eval", None), ("base", None)):
+        assert pipeline.fingerprint(tol, stage, rid) != pipeline.fingerprint(cfg, stage, rid), stage

@@ -88,6 +88,14 @@ def main() -> None:
           "evaluation drawn twice the samples. matched sd: the paired differences (same base, seed, prompt "
           "order and sampling streams: common random numbers); unpaired sd: differences of runs with "
           "different seeds on the same base, what an unpaired design would have.")
+    print("\nPer base (mean paired difference, n):")
+    for a, b in COMPARISONS:
+        sa, sb = scores.get(a, {}), scores.get(b, {})
+        by = defaultdict(list)
+        for s_ in sorted(set(sa) & set(sb)):
+            by[base_of(cfg, s_)].append(sa[s_][0] - sb[s_][0])
+        print(f"- {LABEL[a[0]]} − {LABEL[b[0]]}: " + ", ".join(
+            f"b{k} {np.mean(v):+.2f} (n={len(v)})" for k, v in sorted(by.items(), key=lambda kv: kv[0] or 0)))
     per_base = defaultdict(list)
     for s, (acc, _) in scores.get(("grpo", None, None), {}).items():
         per_base[base_of(cfg, s)].append(acc)

@@ -375,7 +375,10 @@ def test_live_view_in_a_terminal_shows_step_counts(killed_in_pty):
     screen = killed_in_pty["screen"]
     seen = sorted({int(s) for s in re.findall(r"step (\d+)/400", screen)})
     assert len(seen) >= 3, screen[-3000:]
-    assert re.search(r"train grpo_s0\S*\s.*step \d+/400  reward \d\.\d{3}  entropy \d\.\d{3}  \d+\.\d\d steps/s  ETA", screen)
+    # either run may be the one that reports steps before the kill (the other can still be
+    # starting on a loaded machine): the format is what is checked
+    assert re.search(r"train (?:grpo|reinforce)_s0\S*\s.*step \d+/400  reward \d\.\d{3}  entropy \d\.\d{3}  "
+                     r"\d+\.\d\d steps/s  ETA", screen), screen[-3000:]
     assert re.search(r"\d+/\d+ jobs done · \d running · \d+ pending", screen)
     assert "Building DAG of jobs" not in screen  # Snakemake's records go to the log file
 

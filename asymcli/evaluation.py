@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from . import artifacts, faults
 from .config import BenchmarkSpec, Config, config_to_dict, is_base_run, parse_run_id
 from .engines.base import SamplingParams, make_engine
+from .artifacts import checkpoint_fingerprint, verify_checkpoint
 from .errors import ArtifactError, ConfigError
 
 PARTS = "parts"
@@ -113,8 +115,7 @@ def evaluate(
     graded (asymcli.progress.EvalProgress writes it where `asym run-grid` shows it).
     """
     from .benchmarks import load_benchmark
-    from .modeling import encode_prompts, load_policy, resolve_dtype
-    from .trainer import checkpoint_fingerprint, verify_checkpoint
+    from .modeling import encode_prompts, load_policy, pick_device, resolve_dtype
 
     info = run_info(run_id, run_json)
     specs = list(cfg.eval.benchmarks)
@@ -150,8 +151,6 @@ def evaluate(
                 todo.append((spec, max_new, key, path))
         if not todo:
             continue
-        from .trainer import pick_device
-
         device = pick_device(cfg.train.device)
         verify_checkpoint(folder)
         model, tok = load_policy(str(folder), cfg.model, device=str(device))
@@ -223,6 +222,17 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
     return out
 
 
+def spread_rows(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """``n`` rows evenly spaced over ``rows``, in order.
+
+    Held-out rows come grouped by tier; the first ``n`` would measure the easy tiers only.
+    """
+    if n >= len(rows):
+        return rows
+    idx = sorted(set(np.linspace(0, len(rows) - 1, n).round().astype(int).tolist()))
+    return [rows[i] for i in idx]
+
+
 @dataclasses.dataclass
 class CurveSet:
     """One benchmark of the trainer's greedy test-accuracy curve (Appendix G: T = 0 every
@@ -241,7 +251,6 @@ def curve_sets(cfg: Config, *, prompts_path: Path | None = None) -> list[CurveSe
     held-out split, are what the trainer's ``eval_every`` evaluates for such a config.
     """
     from .benchmarks import load_benchmark
-    from .trainer import spread_rows
 
     out = []
     for spec in cfg.eval.benchmarks:

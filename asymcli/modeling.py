@@ -34,6 +34,14 @@ def resolve_dtype(name: str, device: str | torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
 def load_policy(path: str | Path, model_cfg: ModelConfig, device: str | torch.device = "cpu") -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a local HF folder, or a hub id present in the local cache.
 

@@ -178,10 +178,8 @@ def move_aside(run_dir: Path, reasons: list[str], last_checkpoint: Path | None) 
 def _checkpoint_metrics(ckpt: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     import torch
 
-    from .trainer import STATE_FILE
-
     try:
-        state = torch.load(Path(ckpt) / STATE_FILE, map_location="cpu", weights_only=False)
+        state = torch.load(Path(ckpt) / artifacts.STATE_FILE, map_location="cpu", weights_only=False)
     except Exception:  # noqa: BLE001 - a corrupt old checkpoint: move it aside without metrics
         return [], None
     return list(state.get("metrics_rows") or []), state.get("config")

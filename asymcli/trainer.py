@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -53,33 +52,26 @@ import numpy as np
 import torch
 
 from . import artifacts, faults
-from .artifacts import CKPT_PREFIX, COMPLETE_MARKER, list_checkpoints  # noqa: F401 - re-exported
+from .artifacts import (CKPT_PREFIX, COMPLETE_MARKER, STATE_FILE, checkpoint_delete_hint, list_checkpoints,
+                        verify_checkpoint)
 from . import distributed as dist
 from .algorithm import advantages as adv_mod
 from .algorithm import metrics as M
 from .algorithm.objective import policy_loss
-from .config import Config, TrainConfig, config_to_dict, run_description
+from .config import Config, TrainConfig, run_description
 from .engines.base import RolloutEngine, SamplingParams, make_engine
-from .evaluation import CurveSet
+from .evaluation import CurveSet, spread_rows
 from .errors import ArtifactError, ConfigError, NumericalError
+from .modeling import encode_prompts, load_policy, pick_device, resolve_dtype
 from .reruns import RESUME_FREE_KEYS, config_changes, past_end
 from .policy import PackedBatch, pack, response_logprobs
 
 HELDOUT = "heldout"  # curve-set name of the prompts' held-out split
-STATE_FILE = "trainer_state.pt"
 
 
 def _step_seed(seed: int, step: int, salt: int = 0) -> int:
     # Independent, reproducible streams per (seed, step, purpose).
     return int(np.random.SeedSequence([seed, step, salt]).generate_state(1)[0])
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device is 'cuda' but no CUDA device is available")
-    return torch.device(name)
 
 
 @dataclasses.dataclass
@@ -116,8 +108,6 @@ class Trainer:
     ):
         """``curve_sets``: the benchmarks of the greedy test-accuracy curve (``eval_every``);
         None = ``heldout_rows`` (spread to ``eval_prompts`` rows) as one set named "heldout"."""
-        from .modeling import encode_prompts, load_policy, resolve_dtype  # transformers off the algorithm path
-
         self.cfg, self.run = cfg, run
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
@@ -612,7 +602,7 @@ class Trainer:
             state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt checkpoint
             raise ArtifactError(f"{ckpt / STATE_FILE}: corrupted checkpoint state ({type(exc).__name__}: "
-                                f"{_first_line(exc)}); {_delete_hint(ckpt)}") from None
+                                f"{_first_line(exc)}); {checkpoint_delete_hint(ckpt)}") from None
         _check_same_run(ckpt, state.get("config"), self.config_dict())
         self.backend.load_state(ckpt)  # every rank; also reads a legacy "optimizer" key
         self.metrics_rows = list(state["metrics_rows"])
@@ -637,8 +627,6 @@ class Trainer:
                    else "no checkpoint was written yet"))
 
 
-
-
 def _check_same_run(ckpt: Path, saved: dict[str, Any] | None, now: dict[str, Any]) -> None:
     diffs = config_changes(saved, now, RESUME_FREE_KEYS)
     if diffs:
@@ -651,62 +639,6 @@ def _check_same_run(ckpt: Path, saved: dict[str, Any] | None, now: dict[str, Any
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _delete_hint(ckpt: Path) -> str:
-    earlier = [s for s, p in list_checkpoints(ckpt.parent) if p != ckpt]
-    if earlier:
-        return f"delete the folder {ckpt} to resume from the previous checkpoint (step {earlier[-1]})"
-    return f"delete the folder {ckpt} to start the run over"
-
-
-def verify_checkpoint(folder: str | Path) -> None:
-    """Check a checkpoint's files against the sizes and sha256 its COMPLETE marker records
-    (:func:`asymcli.artifacts.folder_digest`); raise ArtifactError naming the bad file and
-    saying which folder to delete. A folder without a marker (a plain model folder such as
-    the base model) or with a marker from before digests existed has nothing to check.
-    """
-    folder = Path(folder)
-    marker = folder / COMPLETE_MARKER
-    if not marker.exists():
-        return
-    try:
-        files = json.loads(marker.read_text(encoding="utf-8")).get("files")
-    except (OSError, ValueError, AttributeError):
-        raise ArtifactError(f"{marker}: unreadable checkpoint marker; {_delete_hint(folder)}") from None
-    if files is None:
-        return
-    try:
-        artifacts.verify_digest(folder, files)
-    except ArtifactError as exc:
-        raise ArtifactError(f"{exc}; {_delete_hint(folder)}") from None
-
-
-def checkpoint_fingerprint(folder: str | Path) -> str:
-    """A short id of a model folder's contents, cheap to compute: the hash of a checkpoint's
-    COMPLETE marker (file digests + creation time), or for a plain model folder the names,
-    sizes and modification times of its files. Evaluation parts record it, so a retrained
-    checkpoint (or base model) is evaluated again instead of reusing the old samples."""
-    folder = Path(folder)
-    marker = folder / COMPLETE_MARKER
-    if marker.exists():
-        return hashlib.sha256(marker.read_bytes()).hexdigest()[:16]
-    if not folder.is_dir():
-        return ""
-    files = sorted((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
-                   for p in folder.rglob("*") if p.is_file())
-    return artifacts.config_hash({"files": files})
-
-
-def spread_rows(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    """``n`` rows evenly spaced over ``rows``, in order.
-
-    Held-out rows come grouped by tier; the first ``n`` would measure the easy tiers only.
-    """
-    if n >= len(rows):
-        return rows
-    idx = sorted(set(np.linspace(0, len(rows) - 1, n).round().astype(int).tolist()))
-    return [rows[i] for i in idx]
 
 
 class _Progress:

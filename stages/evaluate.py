@@ -15,7 +15,7 @@ from asymcli.config import Config
 from asymcli.errors import ArtifactError, ConfigError
 from asymcli.evaluation import evaluate, select_steps
 from asymcli.progress import PROGRESS_FILE, EvalProgress
-from asymcli.trainer import list_checkpoints
+from asymcli.artifacts import list_checkpoints
 
 
 def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, run_id: str | None = None,

@@ -20,7 +20,8 @@ from asymcli.evaluation import CurveSet
 from asymcli.progress import PROGRESS_FILE, TrainProgress
 from asymcli.trackers import open_trackers
 from asymcli.reruns import RESUME_FREE_KEYS
-from asymcli.trainer import Trainer, list_checkpoints
+from asymcli.artifacts import list_checkpoints
+from asymcli.trainer import Trainer
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:

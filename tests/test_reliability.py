@@ -20,7 +20,8 @@ from asymcli.cli import app
 from asymcli.config import load_config, resolve_run
 from asymcli.errors import ArtifactError
 from asymcli.evaluation import part_path
-from asymcli.trainer import COMPLETE_MARKER, Trainer, list_checkpoints, verify_checkpoint
+from asymcli.artifacts import COMPLETE_MARKER, list_checkpoints, verify_checkpoint
+from asymcli.trainer import Trainer
 
 from .test_faults import MODEL, TRAIN, assert_same_metrics
 

@@ -14,7 +14,8 @@ from asymcli import artifacts
 from asymcli.config import METHODS, load_config, resolve_run
 from asymcli.errors import NumericalError
 from asymcli.grading import Verdict
-from asymcli.trainer import Trainer, list_checkpoints
+from asymcli.artifacts import list_checkpoints
+from asymcli.trainer import Trainer
 
 TIMING = {"rollout_s", "update_s", "tokens_per_s", "eval_s"}
 
@@ -126,7 +127,7 @@ def test_nan_stops_run_naming_step_and_quantity(tiny_policy_dir, arith_rows, tmp
 
 
 def test_greedy_eval_prompts_spread_over_tiers():
-    from asymcli.trainer import spread_rows
+    from asymcli.evaluation import spread_rows
 
     rows = [{"difficulty": t, "i": i} for t in ("t1", "t2", "t3", "t4") for i in range(150)]
     picked = spread_rows(rows, 200)

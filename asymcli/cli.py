@@ -219,7 +219,7 @@ def curves(
     format: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """Print an estimator's advantages A and pressures W per group accuracy p (Figure 1, Prop. 2)."""
-    from .curves import curves_data, format_curves
+    from .analysis.curves import curves_data, format_curves
 
     typer.echo(format_curves(curves_data(estimator, group_size, beta_pos, beta_neg), format))
 
@@ -303,7 +303,7 @@ def run_grid(
     pipeline.run_grid(plan, cores=cores, dry_run=dry_run, extra=list(ctx.args), echo=typer.echo,
                       console=console, verbose=VERBOSE)
     if not dry_run:
-        from .report import print_tables
+        from .analysis.report import print_tables
 
         print_tables(plan.cfg, console)
         for line in pipeline.summary_lines(plan):
@@ -430,7 +430,7 @@ def claims(
 
     from stages import claims as stage
 
-    from .claims import FORMATS, print_rich, to_json, to_markdown
+    from .analysis.claims import FORMATS, print_rich, to_json, to_markdown
     from .pipeline import config_source, load_workflow_config
 
     if format not in FORMATS:

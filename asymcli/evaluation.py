@@ -4,7 +4,7 @@ For every (checkpoint step, benchmark) pair: sample k responses per problem at t
 benchmark's temperature, grade them with the shared grader, and write one SAMPLES row per
 sample into ``parts/step{N:06d}__{benchmark}.parquet``. Finished pairs are skipped when the
 evaluation is resumed; the run's ``samples.parquet`` is the concatenation of its parts.
-Avg@k, pass@k and maj@k are then queries over those rows (asymcli.aggregate) and library
+Avg@k, pass@k and maj@k are then queries over those rows (asymcli.analysis.aggregate) and library
 functions (asymcli.algorithm.metrics) that agree with them.
 """
 

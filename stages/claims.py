@@ -1,8 +1,8 @@
 """Stage `claims`: finished runs (metrics.parquet, samples.parquet) -> report/claims.{md,json}.
 
-The paper's claims checked on the runs of ``results_dir`` (``asymcli.claims``). Both files
+The paper's claims checked on the runs of ``results_dir`` (``asymcli.analysis.claims``). Both files
 are written atomically; claims.json is for machines. (The report index's "Claims" section,
-``asymcli.claims.report_section``, recomputes and rewrites both.)
+``asymcli.analysis.claims.report_section``, recomputes and rewrites both.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asymcli.claims import check_results, write_files
+from asymcli.analysis.claims import check_results, write_files
 from asymcli.config import Config
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from asymcli import artifacts, claims
+from asymcli import artifacts
+from asymcli.analysis import claims
 from asymcli.algorithm.advantages import w_neg, w_pos
 from asymcli.cli import app
 from asymcli.config import load_config, parse_run_id

@@ -15,9 +15,10 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
-from asymcli import aggregate as agg
-from asymcli import artifacts, figures
-from asymcli.claims.stats import paired_test
+from asymcli.analysis import aggregate as agg
+from asymcli import artifacts
+from asymcli.analysis import figures
+from asymcli.analysis.claims.stats import paired_test
 
 SEEDS = (0, 1, 2, 3, 4)
 STEPS = 20

@@ -251,7 +251,7 @@ def test_human_bytes():
 
 
 def test_library_does_not_import_snakemake_or_stages():
-    code = ("import sys, asymcli.pipeline, asymcli.aggregate, asymcli.report; "
+    code = ("import sys, asymcli.pipeline, asymcli.analysis.aggregate, asymcli.analysis.report; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('snakemake', 'stages')]; print(bad)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(REPO))
     assert res.stdout.strip() == "[]", res.stdout + res.stderr

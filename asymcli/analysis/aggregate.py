@@ -28,11 +28,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import artifacts
-from .config import METHOD_LABELS, fmt_beta
-from .errors import ArtifactError, ConfigError
+from .. import artifacts
+from ..config import METHOD_LABELS, fmt_beta
+from ..errors import ArtifactError, ConfigError
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"  # asymcli/sql/ (package data)
 
 # ---------------------------------------------------------------------------
 # Schemas of the agg/*.parquet artifacts
@@ -319,7 +319,7 @@ def ema(values: Sequence[float], weight: float) -> list[float]:
 
 def curves(metrics_files: Mapping[str, str | Path], *, ema_weight: float = 0.7) -> pa.Table:
     """Per-step curves (CURVES) of the runs {run_id: metrics.parquet}, accuracy EMA added."""
-    from .config import parse_run_id
+    from ..config import parse_run_id
 
     files = check_files(list(metrics_files.values()), artifacts.METRICS)
     if not files:

@@ -20,9 +20,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import artifacts
-from ..config import METHOD_LABELS, fmt_beta, parse_run_id, run_id
-from ..errors import ArtifactError, ConfigError
+from ... import artifacts
+from ...config import METHOD_LABELS, fmt_beta, parse_run_id, run_id
+from ...errors import ArtifactError, ConfigError
 
 #: The paper's AsymGRPO setting (Table 2) and its symmetric ablation (Appendix H).
 ASYM_PAIR = (0.9, 0.4)
@@ -40,7 +40,7 @@ ASYM: GroupKey = ("asym", *ASYM_PAIR)
 SYM: GroupKey = ("asym", *SYM_PAIR)
 
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"  # asymcli/sql/ (package data)
 
 
 @functools.cache

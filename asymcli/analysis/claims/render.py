@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import artifacts
+from ... import artifacts
 from .checks import check_results, fmt_value as _fmt, seed_text as _seed_text
 from .data import group_label, group_of
 
@@ -179,7 +179,7 @@ def write_files(p: Mapping[str, Any], report_dir: str | os.PathLike[str]) -> dic
 
 
 def report_section(ctx: Any) -> str:
-    """The "Claims" section of the report's index.md (``ctx``: asymcli.report.ReportContext,
+    """The "Claims" section of the report's index.md (``ctx``: asymcli.analysis.report.ReportContext,
     or anything with ``.cfg``): checks every finished run of ``ctx.cfg`` afresh, rewrites
     report/claims.md and claims.json beside the index, and returns the summary with a link
     to them."""

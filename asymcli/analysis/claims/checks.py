@@ -48,12 +48,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..config import Config, fmt_beta, parse_run_id
-from ..errors import ArtifactError, ConfigError
+from ...config import Config, fmt_beta, parse_run_id
+from ...errors import ArtifactError, ConfigError
 from . import stats
 from .data import (ASYM, ENT_DECREASE, ENT_INCREASE, GRPO, NEG_ONLY, POS_ONLY, REINFORCE, REINFORCE_ENT, SYM,
-                   GroupKey,
-                   RunData, by_group, group_label, group_run_id, group_sort_key, load_runs, locate)
+                   GroupKey, RunData, by_group, group_label, group_run_id, group_sort_key, load_runs, locate)
 
 RULE = (
     "Checks are paired by seed: the value per seed is a difference A − B (κ̂: the value itself). "
@@ -267,7 +266,7 @@ def _seed_key(seed: int) -> str:
 def run_kappa_hat(run: RunData, steps: int) -> float:
     """kappa-hat x 1e3 of one run: the mean kappa_B over its first ``steps`` training steps
     (``asymcli.algorithm.metrics.kappa_hat``; steps without a mixed group skipped)."""
-    from ..algorithm.metrics import kappa_hat
+    from ...algorithm.metrics import kappa_hat
 
     return kappa_hat([r["kappa"] for r in run.rows], steps) * 1e3
 
@@ -618,7 +617,7 @@ def _argmax(values: Sequence[float | None]) -> int | None:
 
 def theory_pressure(G: int, beta: float, channel: str) -> list[float]:
     """W_+(k/G; beta) or W_-(k/G; beta) of Eqs. (9)-(10), k = 0..G."""
-    from ..algorithm import advantages as adv
+    from ...algorithm import advantages as adv
 
     fn = adv.w_pos if channel == "pos" else adv.w_neg
     return [float(fn(k / G, beta)) for k in range(G + 1)]
@@ -651,7 +650,7 @@ def peak_check(g: GroupKey, runs: Mapping[int, RunData], tok: Mapping[int, Profi
     verdict is "measured" (no claim of the paper is decided by it). The
     untokenised W is Eqs. (9)-(10) by construction (the logged advantages are the formula's),
     so it is tabulated, not tested."""
-    from ..algorithm.theory import peak_neg, peak_pos
+    from ...algorithm.theory import peak_neg, peak_pos
 
     beta = g[1] if channel == "pos" else g[2]
     idx = 2 if channel == "pos" else 3

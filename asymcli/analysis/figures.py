@@ -3,7 +3,7 @@
 Why it exists: the report shows the same views as the paper so a run can be compared with
 it at a glance, and a figure must show what ``asym claims`` tests: a gap that holds is
 visible, a gap that does not is never drawn as a strong contrast. Each function takes an
-aggregate table (asymcli.aggregate.CURVES / GRID / RUN_SCORES) and writes one PNG atomically.
+aggregate table (asymcli.analysis.aggregate.CURVES / GRID / RUN_SCORES) and writes one PNG atomically.
 
 - Level curves: the mean over seeds with its 95% t confidence band over seeds (unpaired; no
   band with one seed).
@@ -14,7 +14,7 @@ aggregate table (asymcli.aggregate.CURVES / GRID / RUN_SCORES) and writes one PN
 - Paired-difference panels (Figs. 2 and 3, second row): method − reference (REINFORCE in
   Fig. 2, GRPO in Fig. 3) per step, paired by seed (:func:`pair_key`, :func:`paired_diff`),
   the mean difference with its 95% t CI band over seeds (the interval of
-  ``asymcli.claims.stats.paired_test``) and the zero line; at the right edge of a per-step
+  ``asymcli.analysis.claims.stats.paired_test``) and the zero line; at the right edge of a per-step
   metric's panel, the mean over steps with its paired 95% CI: the value per seed that
   ``asym claims`` tests.
 - Figure 4d: a diverging colour scale centred on a reference (GRPO's Avg., else REINFORCE's,
@@ -43,7 +43,7 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 from scipy.stats import t as _t
 
-from . import artifacts
+from .. import artifacts
 from .aggregate import row_label
 
 # One color per method, the same in every figure.
@@ -157,7 +157,7 @@ class Band:
 
 def t_interval(xs: Sequence[float]) -> tuple[float, float, float]:
     """(mean, lo, hi): the 95% two-sided t interval mean ± t_{0.975, n-1} sd / sqrt(n), the
-    interval of ``asymcli.claims.stats.paired_test``; lo = hi = NaN for one value."""
+    interval of ``asymcli.analysis.claims.stats.paired_test``; lo = hi = NaN for one value."""
     a = np.asarray(xs, float)
     mean = float(a.mean())
     if len(a) < 2:
@@ -404,7 +404,7 @@ def fig1_advantages(path: str | Path, *, group_size: int = 8,
                     betas: Sequence[float] = (0.0, 0.05, 0.25, 0.5, 0.75, 1.0)) -> Path:
     """(a) A_pos(p) and (b) |A_neg(p)| of the beta family (Eq. 5) for several beta, with the
     flipped EntDecrease (a) and EntIncrease (b) channels at G = ``group_size`` (App. C)."""
-    from .algorithm import advantages as adv
+    from ..algorithm import advantages as adv
 
     g = int(group_size)
     p = np.linspace(0.02, 0.98, 193)

@@ -13,10 +13,10 @@ import json
 import math
 from typing import Any
 
-from .algorithm import advantages as adv
-from .algorithm.theory import peak_neg, peak_pos
-from .config import check_beta
-from .errors import ConfigError
+from ..algorithm import advantages as adv
+from ..algorithm.theory import peak_neg, peak_pos
+from ..config import check_beta
+from ..errors import ConfigError
 
 __all__ = ["FORMATS", "curves_data", "format_curves", "render_table"]
 

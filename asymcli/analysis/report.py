@@ -3,7 +3,7 @@
 Why it exists: the aggregate stage leaves long-form tables in ``{results}/agg/``; this
 module turns them into what a reader compares: markdown / LaTeX / CSV tables with the
 paper's marks (best per column in bold, second underlined), a rich table in the
-terminal, the figures (asymcli.figures) and ``report/index.md`` linking everything.
+terminal, the figures (asymcli.analysis.figures) and ``report/index.md`` linking everything.
 
 Extension point (``extra_sections``): ``index.md`` ends with the sections returned by the
 functions in ``EXTRA_SECTIONS`` (``@extra_section`` appends one; ``index_markdown`` /
@@ -26,10 +26,10 @@ from typing import Any
 import pyarrow as pa
 
 from . import aggregate as agg
-from . import artifacts
-from .config import Config
-from .errors import ArtifactError
-from .pipeline import REPORT_PARTS, Layout
+from .. import artifacts
+from ..config import Config
+from ..errors import ArtifactError
+from ..pipeline import REPORT_PARTS, Layout
 
 METRIC_TITLES = {
     "avg@k": "Avg@k",
@@ -50,7 +50,7 @@ def bench_title(name: str) -> str:
     if name == agg.AVG:
         return name
     try:
-        from .benchmarks import REGISTRY
+        from ..benchmarks import REGISTRY
 
         return REGISTRY[name].title if name in REGISTRY else name
     except ImportError:  # pragma: no cover - benchmarks is part of the package
@@ -404,7 +404,7 @@ def extra_section(fn: SectionFn) -> SectionFn:
 
 @extra_section
 def claims_section(ctx: ReportContext) -> str | None:
-    """The paper's claims checked on these runs (asymcli.claims): summary table + link to claims.md."""
+    """The paper's claims checked on these runs (asymcli.analysis.claims): summary table + link to claims.md."""
     from .claims import report_section
 
     return report_section(ctx)

@@ -387,7 +387,7 @@ def base(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     write_prebuilt: bool = typer.Option(
         False, "--write-prebuilt", help="Warm up from scratch, then ship the result as the prebuilt base "
-        "(asymcli/assets/default-base/) that configs with the same recipe start from."),
+        "(asymcli/embedded/assets/default-base/) that configs with the same recipe start from."),
     base_seed: Optional[int] = typer.Option(None, "--base-seed", help="Warm-up seed (overrides base.seed; "
                                             "one of grid.bases when a config has several bases)."),
 ) -> None:

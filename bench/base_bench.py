@@ -88,7 +88,7 @@ def main() -> None:
     for s in args.set:
         _set(overrides, s)
     cfg = load_config(args.config, overrides)
-    from asymcli import tasks
+    from asymcli.embedded import tasks
 
     for item in args.frac:
         tier, _, frac = item.partition("=")

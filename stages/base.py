@@ -2,7 +2,7 @@
 
 For the embedded default (``model.kind == "tiny"``): build the character tokenizer and a
 fresh tiny Qwen3, train it on the training rows' solutions (worked or answer-only, see
-:mod:`asymcli.tasks`; rows with an empty ``solution`` are RL-only), save it atomically as
+:mod:`asymcli.embedded.tasks`; rows with an empty ``solution`` are RL-only), save it atomically as
 an HF folder. For
 ``model.kind == "hf"`` there is nothing to train: the checkpoint at ``model.path`` is the
 base model and only its statistics are recorded.
@@ -93,11 +93,11 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     """Run the base stage; returns the paths written (``model`` is the base model folder).
 
     The tiny model's warm-up is skipped when the config's recipe matches the prebuilt base
-    shipped with asym (:mod:`asymcli.prebuilt`) and ``base.prebuilt`` is on; ``fresh`` always
+    shipped with asym (:mod:`asymcli.embedded.prebuilt`) and ``base.prebuilt`` is on; ``fresh`` always
     warms up."""
     import torch
 
-    from asymcli import prebuilt, sft, tiny
+    from asymcli.embedded import prebuilt, sft, tiny
     from asymcli.modeling import encode_prompts, load_policy
 
     paths = default_paths(cfg)
@@ -160,7 +160,7 @@ def ship_prebuilt(cfg: Config, paths: dict[str, Path]) -> Path:
     """Ship a freshly warmed-up base (this stage's ``paths``) as the prebuilt base."""
     import torch
 
-    from asymcli import prebuilt
+    from asymcli.embedded import prebuilt
 
     if cfg.model.kind != "tiny":
         raise ConfigError("--write-prebuilt ships a warmed-up tiny model; model.kind is 'hf'")

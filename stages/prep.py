@@ -1,6 +1,6 @@
 """Stage `prep`: config -> data/prompts.parquet (PROMPTS schema, train + held-out splits).
 
-``task.kind == "arithmetic"``: the embedded tiered task (:mod:`asymcli.tasks`).
+``task.kind == "arithmetic"``: the embedded tiered task (:mod:`asymcli.embedded.tasks`).
 ``task.kind == "benchmark"``: training prompts from a benchmark source such as MATH's
 training set (``task.source``, from ``task.path`` or the local hub cache), through
 :mod:`asymcli.benchmarks`; held-out evaluation then comes from the eval benchmarks.
@@ -15,7 +15,7 @@ import pyarrow as pa
 from asymcli import artifacts
 from asymcli.config import Config, config_to_dict
 from asymcli.errors import DataError
-from asymcli.tasks import generate_arithmetic
+from asymcli.embedded.tasks import generate_arithmetic
 
 
 def default_out(cfg: Config) -> Path:

@@ -81,7 +81,7 @@ def test_bad_inputs(setup, tmp_path):
 
 def setup_model(tmp_path: Path) -> Path:
     from asymcli.config import ModelConfig
-    from asymcli.tiny import build_model, build_tokenizer, save_policy
+    from asymcli.embedded.tiny import build_model, build_tokenizer, save_policy
 
     tok = build_tokenizer()
     folder = tmp_path / "m"

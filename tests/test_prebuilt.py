@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from asymcli import artifacts, prebuilt
+from asymcli import artifacts
+from asymcli.embedded import prebuilt
 from asymcli.config import config_to_dict, load_config
 
 REPO = Path(__file__).resolve().parents[1]

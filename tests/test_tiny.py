@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from asymcli import tiny
+from asymcli.embedded import tiny
 from asymcli.config import ModelConfig
 from asymcli.errors import ConfigError
 from asymcli.modeling import decode_responses, encode_prompts, load_policy, resolve_dtype

@@ -7,7 +7,7 @@ result can be built once and shipped: the base stage uses it when the config's r
 equals the shipped one, and warms up from scratch otherwise (any change to the task, the
 model or the base section, or ``base.prebuilt: false``).
 
-Layout: ``asymcli/assets/default-base/`` holds the HF model folder (``model/``), the
+Layout: ``asymcli/embedded/assets/default-base/`` holds the HF model folder (``model/``), the
 warm-up curve (``sft_metrics.parquet``) and ``PREBUILT.json`` (recipe hash and what built it).
 Rebuild it with the one command::
 
@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import artifacts
+from .. import artifacts
 
 PREBUILT_DIR = Path(__file__).resolve().parent / "assets" / "default-base"
 #: another folder in its place (tests; a lab's own shipped base)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import BaseConfig
-from .errors import ConfigError, NumericalError
+from ..config import BaseConfig
+from ..errors import ConfigError, NumericalError
 
 ADAM_BETAS = (0.9, 0.98)  # a shorter second-moment memory suits a few thousand steps
 GRAD_CLIP = 1.0

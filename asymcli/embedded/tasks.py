@@ -51,7 +51,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: The prompt around an expression; the same instruction MATH prompts get.
 PROMPT_TEMPLATE = "Compute {expr}. Put the final answer in \\boxed{{}}."

@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from .artifacts import fsync_tree
-from .config import ModelConfig
-from .errors import ConfigError
+from ..artifacts import fsync_tree
+from ..config import ModelConfig
+from ..errors import ConfigError
 
 PAD = "<|endoftext|>"  # Qwen's pad token
 IM_START = "<|im_start|>"

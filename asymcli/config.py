@@ -142,7 +142,7 @@ class TrainConfig:
 class BenchmarkSpec:
     """One evaluation benchmark."""
 
-    name: str = "arith_heldout"  # registry name (asymcli.benchmarks.REGISTRY)
+    name: str = "arith_heldout"  # registry name (asymcli.evaluation.benchmarks.REGISTRY)
     k: int = 4  # samples per problem (Avg@k)
     temperature: float = 0.4
     top_p: float = 1.0

@@ -655,9 +655,9 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
 
 
 def find_damage(plan: GridPlan) -> list[Any]:
-    """The damaged artifacts (asymcli.reruns.Damage) of the plan's runs, the base model's
+    """The damaged artifacts (asymcli.training.reruns.Damage) of the plan's runs, the base model's
     evaluation, the shared inputs and the aggregates; checkpoints are hashed as at resume."""
-    from .reruns import run_damage, shared_damage
+    from .training.reruns import run_damage, shared_damage
 
     lay = Layout.of(plan.cfg)
     steps_of = {run_id(*r): resolve_run(plan.cfg, *r).steps for r in all_runs(plan.cfg)}
@@ -669,12 +669,12 @@ def find_damage(plan: GridPlan) -> list[Any]:
 
 def set_aside_damage(plan: GridPlan, echo: Any = print) -> list[Any]:
     """Before Snakemake starts: move each damaged artifact into a ``damaged/`` folder beside
-    it (asymcli.reruns.set_aside); run-grid then names it to Snakemake as a target
+    it (asymcli.training.reruns.set_aside); run-grid then names it to Snakemake as a target
     (:func:`rebuild_targets`), which reruns the job that makes it and, by modification
     time, what is built from it. A damaged input of every run
     (prompts, the base stage) stops run-grid with one line instead: rebuilding it would
     retrain every run. Returns the damage found."""
-    from .reruns import set_aside
+    from .training.reruns import set_aside
 
     damage = find_damage(plan)
     blocking = [d for d in damage if d.blocking]
@@ -881,7 +881,7 @@ class RunStatus:
     evaluated: bool  # samples.parquet exists
     eval_parts: int  # finished (step, benchmark) parts of an unfinished evaluation
     disk_bytes: int
-    stale: str | None = None  # what the next run-grid does to it and why (asymcli.reruns)
+    stale: str | None = None  # what the next run-grid does to it and why (asymcli.training.reruns)
     damage: list[Any] = field(default_factory=list)  # reruns.Damage: its damaged artifacts
 
     def damaged(self, kind: str) -> bool:
@@ -942,7 +942,7 @@ def collect_status(cfg: Config) -> Status:
     for m, bp, bn, seed in all_runs(cfg):
         steps_of[run_id(m, bp, bn, seed)] = resolve_run(cfg, m, bp, bn, seed).steps
     rows = []
-    from .reruns import run_damage, run_staleness, shared_damage
+    from .training.reruns import run_damage, run_staleness, shared_damage
 
     for rid in wanted + sorted(found - set(wanted)):
         parts = lay.eval_dir(rid) / "parts"

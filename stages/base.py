@@ -69,7 +69,7 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
     """counts[k] = number of prompts with k of ``train.group_size`` samples correct."""
     from asymcli.engines.base import SamplingParams, make_engine
     from asymcli.grading import Grader
-    from asymcli.modeling import decode_responses, encode_prompts
+    from asymcli.training.modeling import decode_responses, encode_prompts
 
     G = cfg.train.group_size
     ids = encode_prompts(tokenizer, [r["prompt"] for r in rows], cfg.model)
@@ -98,7 +98,7 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     import torch
 
     from asymcli.embedded import prebuilt, sft, tiny
-    from asymcli.modeling import encode_prompts, load_policy
+    from asymcli.training.modeling import encode_prompts, load_policy
 
     paths = default_paths(cfg)
     prompts = Path(prompts) if prompts else paths["prompts"]

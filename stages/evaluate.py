@@ -13,7 +13,7 @@ from typing import Sequence
 
 from asymcli.config import Config
 from asymcli.errors import ArtifactError, ConfigError
-from asymcli.evaluation import evaluate, select_steps
+from asymcli.evaluation.evaluate import evaluate, select_steps
 from asymcli.progress import PROGRESS_FILE, EvalProgress
 from asymcli.artifacts import list_checkpoints
 

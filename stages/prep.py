@@ -3,7 +3,7 @@
 ``task.kind == "arithmetic"``: the embedded tiered task (:mod:`asymcli.embedded.tasks`).
 ``task.kind == "benchmark"``: training prompts from a benchmark source such as MATH's
 training set (``task.source``, from ``task.path`` or the local hub cache), through
-:mod:`asymcli.benchmarks`; held-out evaluation then comes from the eval benchmarks.
+:mod:`asymcli.evaluation.benchmarks`; held-out evaluation then comes from the eval benchmarks.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:
 
 
 def _benchmark_prompts(cfg: Config) -> pa.Table:
-    from asymcli.benchmarks import load_benchmark, load_prompts_file  # lazy: only this path needs it
+    from asymcli.evaluation.benchmarks import load_benchmark, load_prompts_file  # lazy: only this path needs it
     from asymcli.config import BenchmarkSpec
 
     t = cfg.task

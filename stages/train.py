@@ -12,16 +12,18 @@ import sys
 import time
 from pathlib import Path
 
-from asymcli import artifacts, evaluation, reruns
-from asymcli import distributed as dist
+from asymcli import artifacts
+from asymcli.evaluation import evaluate as evaluation
+from asymcli.training import reruns
+from asymcli.training import distributed as dist
 from asymcli.config import Config, TrainConfig, config_to_dict, resolve_run, run_description, run_id
 from asymcli.errors import DataError
-from asymcli.evaluation import CurveSet
+from asymcli.evaluation.evaluate import CurveSet
 from asymcli.progress import PROGRESS_FILE, TrainProgress
 from asymcli.trackers import open_trackers
-from asymcli.reruns import RESUME_FREE_KEYS
+from asymcli.training.reruns import RESUME_FREE_KEYS
 from asymcli.artifacts import list_checkpoints
-from asymcli.trainer import Trainer
+from asymcli.training.trainer import Trainer
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
@@ -48,7 +50,7 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     """Train one run; returns the path of its metrics.parquet.
 
     ``fresh_on_change`` (what the Snakemake rule passes): checkpoints made with another
-    config are moved to ``{run}/previous/`` and the run starts over (asymcli.reruns);
+    config are moved to ``{run}/previous/`` and the run starts over (asymcli.training.reruns);
     without it such checkpoints make the trainer refuse, naming the changed settings."""
     tc: TrainConfig = resolve_run(cfg, method, beta_pos, beta_neg, seed)
     if steps is not None:

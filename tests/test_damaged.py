@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from asymcli import artifacts, pipeline, reruns
+from asymcli import artifacts, pipeline
+from asymcli.training import reruns
 from asymcli.config import Config, config_from_dict
 from asymcli.errors import AsymError
 from tests.test_pipeline_fakes import write_metrics, write_samples

@@ -46,11 +46,11 @@ METRIC_EXPLAINED = {
 
 
 def bench_title(name: str) -> str:
-    """How the paper names a benchmark (asymcli.benchmarks.REGISTRY), else its name."""
+    """How the paper names a benchmark (asymcli.evaluation.benchmarks.REGISTRY), else its name."""
     if name == agg.AVG:
         return name
     try:
-        from ..benchmarks import REGISTRY
+        from ..evaluation.benchmarks import REGISTRY
 
         return REGISTRY[name].title if name in REGISTRY else name
     except ImportError:  # pragma: no cover - benchmarks is part of the package

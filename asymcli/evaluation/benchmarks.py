@@ -40,10 +40,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .artifacts import PROMPTS, read_parquet, to_table
-from .config import BenchmarkSpec
-from .errors import ConfigError, DataError
-from .grading import boxed_answer
+from ..artifacts import PROMPTS, read_parquet, to_table
+from ..config import BenchmarkSpec
+from ..errors import ConfigError, DataError
+from ..grading import boxed_answer
 
 #: The boxed-answer instruction of Qwen2.5-Math / DeepSeek-R1 that verl's math recipes append.
 MATH_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."

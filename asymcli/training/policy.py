@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .engines import qwen_forward as qf
+from ..engines import qwen_forward as qf
 
 
 @dataclass

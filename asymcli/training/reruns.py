@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import artifacts
-from .config import Config, config_to_dict, parse_run_id, resolve_run, run_description
+from .. import artifacts
+from ..config import Config, config_to_dict, parse_run_id, resolve_run, run_description
 
 #: Run settings that may differ between a checkpoint and the run resuming from it: they
 #: decide how and how long the run executes, not what it computes. Any other difference
@@ -69,7 +69,7 @@ def config_changes(saved: dict[str, Any] | None, now: dict[str, Any],
     holds at its default is no change."""
     if not saved:
         return []
-    from .config import GradingConfig, ModelConfig, TaskConfig, TrainConfig
+    from ..config import GradingConfig, ModelConfig, TaskConfig, TrainConfig
 
     defaults = {"run": config_to_dict(TrainConfig()), "model": config_to_dict(ModelConfig()),
                 "task": config_to_dict(TaskConfig()), "grading": config_to_dict(GradingConfig())}

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from . import artifacts, faults
-from .config import BenchmarkSpec, Config, config_to_dict, is_base_run, parse_run_id
-from .engines.base import SamplingParams, make_engine
-from .artifacts import checkpoint_fingerprint, verify_checkpoint
-from .errors import ArtifactError, ConfigError
+from .. import artifacts, faults
+from ..config import BenchmarkSpec, Config, config_to_dict, is_base_run, parse_run_id
+from ..engines.base import SamplingParams, make_engine
+from ..artifacts import checkpoint_fingerprint, verify_checkpoint
+from ..errors import ArtifactError, ConfigError
 
 PARTS = "parts"
 
@@ -115,7 +115,7 @@ def evaluate(
     graded (asymcli.progress.EvalProgress writes it where `asym run-grid` shows it).
     """
     from .benchmarks import load_benchmark
-    from .modeling import encode_prompts, load_policy, pick_device, resolve_dtype
+    from ..training.modeling import encode_prompts, load_policy, pick_device, resolve_dtype
 
     info = run_info(run_id, run_json)
     specs = list(cfg.eval.benchmarks)
@@ -129,7 +129,7 @@ def evaluate(
     out_dir = out.parent
     tables = {s.name: load_benchmark(s, prompts_path=str(prompts_path) if prompts_path else None) for s in specs}
     if grader is None:
-        from .grading import Grader
+        from ..grading import Grader
 
         grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
     default_max_new = cfg.train.max_new_tokens

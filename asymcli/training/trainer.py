@@ -51,17 +51,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import artifacts, faults
-from .artifacts import (CKPT_PREFIX, COMPLETE_MARKER, STATE_FILE, checkpoint_delete_hint, list_checkpoints,
-                        verify_checkpoint)
+from .. import artifacts, faults
+from ..artifacts import (CKPT_PREFIX, COMPLETE_MARKER, STATE_FILE, checkpoint_delete_hint, list_checkpoints,
+                         verify_checkpoint)
 from . import distributed as dist
-from .algorithm import advantages as adv_mod
-from .algorithm import metrics as M
-from .algorithm.objective import policy_loss
-from .config import Config, TrainConfig, run_description
-from .engines.base import RolloutEngine, SamplingParams, make_engine
-from .evaluation import CurveSet, spread_rows
-from .errors import ArtifactError, ConfigError, NumericalError
+from ..algorithm import advantages as adv_mod
+from ..algorithm import metrics as M
+from ..algorithm.objective import policy_loss
+from ..config import Config, TrainConfig, run_description
+from ..engines.base import RolloutEngine, SamplingParams, make_engine
+from ..evaluation.evaluate import CurveSet, spread_rows
+from ..errors import ArtifactError, ConfigError, NumericalError
 from .modeling import encode_prompts, load_policy, pick_device, resolve_dtype
 from .reruns import RESUME_FREE_KEYS, config_changes, past_end
 from .policy import PackedBatch, pack, response_logprobs
@@ -167,7 +167,7 @@ class Trainer:
         self.engine: RolloutEngine = make_engine(run.engine, self.model, self.tokenizer,
                                                  **self._engine_kwargs())
         if grader is None:
-            from .grading import Grader
+            from ..grading import Grader
 
             grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
         self.grader = grader

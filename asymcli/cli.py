@@ -259,7 +259,7 @@ def grade(
         typer.echo(f"verdict: {'correct' if v.correct else 'incorrect'}\nextracted: {v.extracted}\nreason: {v.reason}")
 
 
-# --- pipeline: run-grid, status, aggregate, report (asymcli/pipeline.py, stages/aggregate.py, stages/report.py)
+# --- pipeline: run-grid, status, aggregate, report (asymcli/pipeline/, stages/aggregate.py, stages/report.py)
 
 WorkflowConfigOpt = typer.Option(None, "--config", "-c",
                                  help="Experiment config YAML (default: configs/default.yaml, as the Snakefile).")
@@ -412,7 +412,7 @@ def base(
     typer.echo(str(paths["model"]))
 
 
-# --- claims: the paper's claims as paired tests over seeds (asymcli/claims/, stages/claims.py)
+# --- claims: the paper's claims as paired tests over seeds (asymcli/analysis/claims/, stages/claims.py)
 
 
 @app.command(rich_help_panel=ANALYSIS)

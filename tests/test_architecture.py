@@ -69,6 +69,11 @@ def library_graph() -> dict[str, set[str]]:
                 target = target.rpartition(".")[0]
             if target and target != name:
                 deps.add(target)
+            # importing a.b.c runs a/__init__ and a/b/__init__ first (unless the importer is inside them)
+            while "." in target:
+                target = target.rpartition(".")[0]
+                if target in mods and target != name and not name.startswith(target + "."):
+                    deps.add(target)
         graph[name] = deps
     return graph
 

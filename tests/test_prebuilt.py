@@ -1,4 +1,4 @@
-"""The prebuilt base (asymcli/prebuilt.py): used only when the recipe matches, identical to a
+"""The prebuilt base (asymcli/embedded/prebuilt.py): used only when the recipe matches, identical to a
 fresh warm-up, rebuilt by one command, and the shipped one matches configs/default.yaml."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reruns after a config edit (asymcli/reruns.py, `asym train --fresh-on-change`) and the
+"""Reruns after a config edit (asymcli/training/reruns.py, `asym train --fresh-on-change`) and the
 stale runs `asym status` names. The whole-DAG check (edit train.lr, run-grid retrains
 exactly the affected runs) is tests/test_live.py::test_editing_train_lr_retrains_exactly_the_affected_runs.
 """

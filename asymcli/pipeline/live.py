@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .progress import PROGRESS_FILE, read_note
+from ..progress import PROGRESS_FILE, read_note
 
 _RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
 _ERROR = re.compile(r"^Error in rule (\w+):\s*$")

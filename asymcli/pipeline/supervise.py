@@ -3,7 +3,7 @@
 Why it exists: a SIGKILLed run-grid (the OOM killer, `kill -9`) can clean nothing up, and
 Snakemake's own SIGTERM handling waits for the running jobs to finish: the grid would run
 on unwatched, holding the lock. This small process, started by run-grid as
-``python -m asymcli.supervise CMD...``, makes itself the leader of a new process group,
+``python -m asymcli.pipeline.supervise CMD...``, makes itself the leader of a new process group,
 starts Snakemake in it (its jobs inherit the group) and asks the kernel for SIGTERM when
 run-grid dies (``PR_SET_PDEATHSIG``, Linux). On that signal, or on SIGINT from run-grid
 (Ctrl-C), it sends SIGINT to the whole group: the jobs stop (a trainer resumes from its last

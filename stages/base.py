@@ -25,6 +25,7 @@ import pyarrow as pa
 from asymcli import artifacts
 from asymcli.config import Config, config_to_dict
 from asymcli.errors import ConfigError, DataError
+from asymcli.pipeline.layout import Layout
 
 #: The supervised warm-up curve, one row per optimizer step.
 SFT_METRICS = pa.schema(
@@ -38,8 +39,8 @@ SFT_METRICS = pa.schema(
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
-    root = Path(cfg.results_dir)
-    return {"prompts": root / "data" / "prompts.parquet", "out_dir": root / "base"}
+    layout = Layout.of(cfg)
+    return {"prompts": layout.prompts, "out_dir": layout.base_dir}
 
 
 def _device(cfg: Config) -> str:

@@ -13,11 +13,12 @@ from typing import Any
 
 from asymcli.analysis.claims import check_results, write_files
 from asymcli.config import Config
+from asymcli.pipeline.layout import Layout
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
-    report = Path(cfg.results_dir) / "report"
-    return {"md": report / "claims.md", "json": report / "claims.json"}
+    layout = Layout.of(cfg)
+    return {"md": layout.claims_md, "json": layout.claims_json}
 
 
 def run(cfg: Config, runs: Sequence[str] | None = None,

@@ -15,11 +15,12 @@ import pyarrow as pa
 from asymcli import artifacts
 from asymcli.config import Config, config_to_dict
 from asymcli.errors import DataError
+from asymcli.pipeline.layout import Layout
 from asymcli.embedded.tasks import generate_arithmetic
 
 
 def default_out(cfg: Config) -> Path:
-    return Path(cfg.results_dir) / "data" / "prompts.parquet"
+    return Layout.of(cfg).prompts
 
 
 def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:

@@ -18,6 +18,7 @@ from asymcli.training import reruns
 from asymcli.training import distributed as dist
 from asymcli.config import Config, TrainConfig, config_to_dict, resolve_run, run_description, run_id
 from asymcli.errors import DataError
+from asymcli.pipeline.layout import Layout
 from asymcli.evaluation.evaluate import CurveSet
 from asymcli.progress import PROGRESS_FILE, TrainProgress
 from asymcli.trackers import open_trackers
@@ -27,9 +28,9 @@ from asymcli.training.trainer import Trainer
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
-    root = Path(cfg.results_dir)
-    model = Path(cfg.model.path) if cfg.model.kind == "hf" and cfg.model.path else root / "base" / "model"
-    return {"prompts": root / "data" / "prompts.parquet", "model": model, "runs": root / "runs"}
+    layout = Layout.of(cfg)
+    model = Path(cfg.model.path) if cfg.model.kind == "hf" and cfg.model.path else layout.base_model
+    return {"prompts": layout.prompts, "model": model, "runs": layout.runs_dir}
 
 
 def load_splits(prompts: Path) -> tuple[list[dict], list[dict]]:
@@ -92,7 +93,7 @@ class _StepHooks:
             return
         self.note = TrainProgress(trainer.out_dir / PROGRESS_FILE, rid, trainer.run.steps, trainer.start_step)
         if trainer.run.loggers:
-            self.sink = open_trackers(trainer.run.loggers, Path(cfg.results_dir) / "trackers", rid,
+            self.sink = open_trackers(trainer.run.loggers, Layout.of(cfg).trackers, rid,
                                       cfg.name, trainer.config_dict())
 
     def on_step(self, step: int, row: dict) -> None:

@@ -73,8 +73,15 @@ class Layout:
     def sft_metrics(self) -> Path:
         return self.root / "base" / "sft_metrics.parquet"
 
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
     def run_dir(self, rid: str) -> Path:
-        return self.root / "runs" / rid
+        return self.runs_dir / rid
+
+    def run_json(self, rid: str) -> Path:
+        return self.run_dir(rid) / "run.json"
 
     def metrics(self, rid: str) -> Path:
         return self.run_dir(rid) / "metrics.parquet"
@@ -82,8 +89,12 @@ class Layout:
     def checkpoints(self, rid: str) -> Path:
         return self.run_dir(rid) / "checkpoints"
 
+    @property
+    def evals_dir(self) -> Path:
+        return self.root / "evals"
+
     def eval_dir(self, rid: str) -> Path:
-        return self.root / "evals" / rid
+        return self.evals_dir / rid
 
     def samples(self, rid: str) -> Path:
         return self.eval_dir(rid) / "samples.parquet"
@@ -94,6 +105,18 @@ class Layout:
     @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+    @property
+    def claims_md(self) -> Path:
+        return self.report_dir / "claims.md"
+
+    @property
+    def claims_json(self) -> Path:
+        return self.report_dir / "claims.json"
+
+    @property
+    def trackers(self) -> Path:
+        return self.root / "trackers"
 
     @property
     def logs(self) -> Path:

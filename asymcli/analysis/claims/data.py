@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ... import artifacts
 from ...config import METHOD_LABELS, fmt_beta, parse_run_id, run_id
 from ...errors import ArtifactError, ConfigError
+from ...pipeline.layout import Layout
 
 #: The paper's AsymGRPO setting (Table 2) and its symmetric ablation (Appendix H).
 ASYM_PAIR = (0.9, 0.4)
@@ -110,7 +111,8 @@ class Sources:
 
 
 def _scan(results_dir: Path, src: Sources) -> None:
-    runs_dir = results_dir / "runs"
+    layout = Layout(results_dir)
+    runs_dir = layout.runs_dir
     if not runs_dir.is_dir():
         return
     for d in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -119,10 +121,10 @@ def _scan(results_dir: Path, src: Sources) -> None:
         except ConfigError:
             src.skipped.append(f"{d}: not a run id")
             continue
-        if not (d / "metrics.parquet").exists():
+        if not layout.metrics(d.name).exists():
             src.skipped.append(f"{d.name}: unfinished (no metrics.parquet)")
             continue
-        _add(src, d.name, d / "metrics.parquet", results_dir / "evals" / d.name / "samples.parquet")
+        _add(src, d.name, layout.metrics(d.name), layout.samples(d.name))
 
 
 def _add(src: Sources, rid: str, metrics: Path, samples: Path) -> None:
@@ -152,7 +154,7 @@ def locate(results_dir: str | os.PathLike[str], runs: Sequence[str] | None = Non
         if p.is_dir():
             if (p / "metrics.parquet").exists():
                 parse_run_id(p.name)
-                _add(src, p.name, p / "metrics.parquet", p.parent.parent / "evals" / p.name / "samples.parquet")
+                _add(src, p.name, p / "metrics.parquet", Layout(p.parent.parent).samples(p.name))
             elif (p / "runs").is_dir():
                 _scan(p, src)
             else:
@@ -170,10 +172,10 @@ def locate(results_dir: str | os.PathLike[str], runs: Sequence[str] | None = Non
                 parse_run_id(rid)
             except ConfigError as exc:
                 raise ConfigError(f"--runs: {exc}") from None
-            m = root / "runs" / rid / "metrics.parquet"
+            m = Layout(root).metrics(rid)
             if not m.exists():
                 raise ArtifactError(f"{m}: artifact does not exist (run {rid} not finished?)")
-            _add(src, rid, m, root / "evals" / rid / "samples.parquet")
+            _add(src, rid, m, Layout(root).samples(rid))
     return src
 
 

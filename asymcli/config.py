@@ -263,10 +263,6 @@ METHOD_LABELS: dict[str, str] = {
 }
 
 
-def method_names() -> list[str]:
-    return list(METHODS)
-
-
 def check_method(name: str) -> str:
     if name not in METHODS:
         raise ConfigError(f"unknown method '{name}'; known methods: {', '.join(METHODS)}")

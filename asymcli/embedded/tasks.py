@@ -146,10 +146,6 @@ SOLUTION_FORMS = ("canonical", "varied")
 DEFAULT_WORKED_FRAC: dict[str, float] = {"t1": 1.0, "t2": 1.0, "t3": 1.0, "t4": 0.2}
 
 
-def tier_names() -> list[str]:
-    return list(TIERS)
-
-
 def check_tiers(tiers: Sequence[str]) -> list[str]:
     """Validate tier names (ConfigError listing the known ones)."""
     if not tiers:

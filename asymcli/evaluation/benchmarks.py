@@ -174,10 +174,6 @@ _GUESSES: dict[str, tuple[str, ...]] = {
 }
 
 
-def benchmark_names() -> list[str]:
-    return list(REGISTRY)
-
-
 def get_source(name: str) -> BenchmarkSource:
     """The registry entry of ``name``; an unknown name lists the known ones."""
     try:

@@ -25,6 +25,7 @@ from ..config import BenchmarkSpec, Config, config_to_dict, is_base_run, parse_r
 from ..engines.base import SamplingParams, make_engine
 from ..artifacts import checkpoint_fingerprint, verify_checkpoint
 from ..errors import ArtifactError, ConfigError
+from ..progress import ProgressBar
 
 PARTS = "parts"
 
@@ -194,10 +195,10 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
 
     out: list[dict[str, Any]] = []
     chunk = max(1, ecfg.batch_size // spec.k)
-    bar = _bar(progress, f"{info.run_id} step {step} {spec.name}", len(rows))
+    bar = ProgressBar(f"{info.run_id} step {step} {spec.name}", len(rows), enabled=progress)
     if report is not None:
         report(0, len(rows))
-    with bar as advance:
+    with bar:
         for c0 in range(0, len(rows), chunk):
             sub_rows, sub_ids = rows[c0 : c0 + chunk], ids[c0 : c0 + chunk]
             params = SamplingParams(temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=max_new,
@@ -216,7 +217,7 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
                     "extracted": v.extracted, "verdict": v.reason, "correct": bool(v.correct),
                     "n_tokens": len(r.token_ids), "finish_reason": r.finish_reason,
                 })
-            advance(len(sub_rows))
+            bar.advance(len(sub_rows))
             if report is not None:
                 report(min(c0 + chunk, len(rows)), len(rows))
     return out
@@ -267,23 +268,3 @@ def combine_parts(parts: Sequence[Path], out: Path, config: dict[str, Any], meta
     table = pa.concat_tables(tables) if tables else artifacts.to_table([], artifacts.SAMPLES)
     artifacts.write_parquet(out, table, artifacts.SAMPLES, artifacts.provenance(config, **meta))
     return out
-
-
-class _bar:
-    def __init__(self, enabled: bool, label: str, total: int):
-        self.enabled, self.label, self.total = enabled, label, total
-        self._p = None
-
-    def __enter__(self):  # noqa: ANN204
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        self._p.__enter__()
-        task = self._p.add_task(self.label, total=self.total)
-        return lambda n: self._p.advance(task, n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._p is not None:
-            self._p.__exit__(*exc)

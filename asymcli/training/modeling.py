@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..config import ModelConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
@@ -69,12 +69,12 @@ def load_policy(path: str | Path, model_cfg: ModelConfig, device: str | torch.de
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{spec}: cannot load a tokenizer ({_first_line(exc)})") from None
+        raise ConfigError(f"{spec}: cannot load a tokenizer ({first_line(exc)})") from None
     kwargs[_dtype_kwarg()] = resolve_dtype(model_cfg.dtype, device)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{spec}: cannot load a causal LM ({_first_line(exc)})") from None
+        raise ConfigError(f"{spec}: cannot load a causal LM ({first_line(exc)})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)
@@ -114,8 +114,3 @@ def encode_prompts(tokenizer: Any, prompts: list[str], model_cfg: ModelConfig) -
 def decode_responses(tokenizer: Any, responses: list[list[int]]) -> list[str]:
     """Response texts for grading: special tokens (EOS, pad) dropped."""
     return tokenizer.batch_decode(responses, skip_special_tokens=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -61,7 +61,8 @@ from ..algorithm.objective import policy_loss
 from ..config import Config, TrainConfig, run_description
 from ..engines.base import RolloutEngine, SamplingParams, make_engine
 from ..evaluation.evaluate import CurveSet, spread_rows
-from ..errors import ArtifactError, ConfigError, NumericalError
+from ..errors import ArtifactError, ConfigError, NumericalError, first_line
+from ..progress import ProgressBar
 from .modeling import encode_prompts, load_policy, pick_device, resolve_dtype
 from .reruns import RESUME_FREE_KEYS, config_changes, past_end
 from .policy import PackedBatch, pack, response_logprobs
@@ -227,12 +228,27 @@ class Trainer:
         return self.run.rollout_shards or dist.world()
 
     def rollout(self, step: int) -> tuple[StepBatch, dict[str, Any]]:
-        run = self.run
-        G = run.group_size
+        """One RL step's data: G responses per prompt, their rewards, the old (and reference)
+        log-probs, and the advantages; this rank's share of the step's prompts."""
         rows = dist.shard(self.prompt_indices(step))  # this rank's prompts (all of them on one process)
         prompts = [self.train_prompt_ids[i] for i in rows]
+        outs, rollout_s = self._generate(step, prompts)
+        faults.maybe_fail("rollout", step)
+        rewards = self.rewards(rows, outs)
+        group_ids = torch.tensor([o.prompt_index for o in outs], dtype=torch.long)
+        batch = pack([prompts[o.prompt_index] for o in outs], [o.token_ids for o in outs], self.pad_id)
+        old_logp, old_ent = self._logprobs_nograd(self.model, batch)
+        ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
+        A = self.advantages(step, rewards, group_ids)
+        sb = StepBatch(rows, group_ids, rewards, batch, old_logp, old_ent, ref_logp, A,
+                       [o.finish_reason for o in outs])
+        return sb, {"rollout_s": rollout_s}
+
+    def _generate(self, step: int, prompts: list[list[int]]) -> tuple[list[Any], float]:
+        """Sample G responses per prompt, shard by shard (seeded per shard), and the seconds it took."""
+        run = self.run
         local_shards = self.shards() // dist.world()
-        per_shard = len(rows) // local_shards
+        per_shard = len(prompts) // local_shards
         first_shard = dist.rank() * local_shards
         t0 = time.perf_counter()
         self.model.eval()
@@ -241,25 +257,25 @@ class Trainer:
             for j in range(local_shards):
                 chunk = self.engine.generate(prompts[j * per_shard : (j + 1) * per_shard], SamplingParams(
                     temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
-                    n=G, seed=_step_seed(run.seed, step, 1) + first_shard + j))
+                    n=run.group_size, seed=_step_seed(run.seed, step, 1) + first_shard + j))
                 outs += [dataclasses.replace(o, prompt_index=o.prompt_index + j * per_shard) for o in chunk]
-        rollout_s = time.perf_counter() - t0
-        faults.maybe_fail("rollout", step)
+        return outs, time.perf_counter() - t0
+
+    def rewards(self, rows: list[int], outs: list[Any]) -> torch.Tensor:
+        """The verifiable reward: 1 when the grader accepts the response's answer, else 0."""
         texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
         golds = [self.train_rows[rows[o.prompt_index]]["answer"] for o in outs]
         verdicts = self.grader.grade_many(texts, golds)
-        rewards = torch.tensor([1.0 if v.correct else 0.0 for v in verdicts])
-        group_ids = torch.tensor([o.prompt_index for o in outs], dtype=torch.long)
-        batch = pack([prompts[o.prompt_index] for o in outs], [o.token_ids for o in outs], self.pad_id)
-        old_logp, old_ent = self._logprobs_nograd(self.model, batch)
-        ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
+        return torch.tensor([1.0 if v.correct else 0.0 for v in verdicts])
+
+    def advantages(self, step: int, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+        """Per-response advantages from the run's estimator (asymcli.algorithm.advantages)."""
+        run = self.run
         self._check_finite(step, "rewards", rewards)
         A = adv_mod.compute_advantages(run.estimator, rewards, group_ids,
                                        beta_pos=run.beta_pos, beta_neg=run.beta_neg)
         self._check_finite(step, "advantages", A)
-        sb = StepBatch(rows, group_ids, rewards, batch, old_logp, old_ent, ref_logp, A,
-                       [o.finish_reason for o in outs])
-        return sb, {"rollout_s": rollout_s}
+        return A
 
     def mini_batches(self, n_prompts: int) -> list[torch.Tensor]:
         """Rollout rows of this rank's share of each PPO mini-batch, in update order.
@@ -504,14 +520,15 @@ class Trainer:
             row0 = self._eval_row(0)
             self._evaluate(0, row0)
             self.metrics_rows.append(row0)
-        bar = _Progress(run.steps, self.start_step - 1, enabled=self.progress and dist.is_main(),
-                        label=self.out_dir.name)
+        bar = ProgressBar(self.out_dir.name, run.steps, done=self.start_step - 1,
+                          enabled=self.progress and dist.is_main(), info=True)
         self._bar = bar
         with bar:
             for step in range(self.start_step, run.steps + 1):
                 row = self.train_step(step)
                 self.metrics_rows.append(row)
-                bar.update(step, row)
+                if bar.enabled:
+                    bar.update(step, _bar_info(row))
                 if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.steps:
                     self.save_checkpoint(step)
                 if self.on_step is not None:
@@ -553,7 +570,7 @@ class Trainer:
         except (OSError, RuntimeError, ArtifactError) as exc:  # disk full, quota: torch.save raises RuntimeError
             shutil.rmtree(tmp, ignore_errors=True)
             raise ArtifactError(
-                f"{tmp}: cannot write the step-{step} checkpoint ({_first_line(exc)}); the last complete "
+                f"{tmp}: cannot write the step-{step} checkpoint ({first_line(exc)}); the last complete "
                 f"checkpoint is step {self.last_good_step}: free disk space and rerun to resume from it") from None
         faults.maybe_fail("checkpoint", step)
         dist.barrier()
@@ -602,7 +619,7 @@ class Trainer:
             state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt checkpoint
             raise ArtifactError(f"{ckpt / STATE_FILE}: corrupted checkpoint state ({type(exc).__name__}: "
-                                f"{_first_line(exc)}); {checkpoint_delete_hint(ckpt)}") from None
+                                f"{first_line(exc)}); {checkpoint_delete_hint(ckpt)}") from None
         _check_same_run(ckpt, state.get("config"), self.config_dict())
         self.backend.load_state(ckpt)  # every rank; also reads a legacy "optimizer" key
         self.metrics_rows = list(state["metrics_rows"])
@@ -636,43 +653,9 @@ def _check_same_run(ckpt: Path, saved: dict[str, Any] | None, now: dict[str, Any
             f"{ckpt.parent} to train this config from scratch")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-class _Progress:
-    """A rich progress bar: step, reward, entropy, ETA. Silent when disabled."""
-
-    def __init__(self, total: int, done: int, enabled: bool, label: str):
-        self.enabled = enabled
-        self.total, self.done, self.label = total, done, label
-        self._p = None
-
-    def __enter__(self) -> "_Progress":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
-            self._p.__enter__()
-            self._task = self._p.add_task(self.label, total=self.total, completed=self.done, info="")
-        return self
-
-    def update(self, step: int, row: dict[str, Any]) -> None:
-        if self._p is not None:
-            info = f"reward {row['reward_mean']:.3f}  entropy {row['entropy']:.3f}"
-            if not math.isnan(row.get("eval_greedy_acc", float("nan"))):
-                info += f"  test acc {row['eval_greedy_acc']:.3f}"
-            self._p.update(self._task, completed=step, info=info)
-
-    def log(self, msg: str) -> bool:
-        """Print ``msg`` above the live bar; False when there is no bar (print it yourself)."""
-        if self._p is None:
-            return False
-        self._p.console.print(msg, markup=False, highlight=False)
-        return True
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._p is not None:
-            self._p.__exit__(*exc)
+def _bar_info(row: dict[str, Any]) -> str:
+    """The progress bar's text for one step: reward, entropy and (when measured) test accuracy."""
+    info = f"reward {row['reward_mean']:.3f}  entropy {row['entropy']:.3f}"
+    if not math.isnan(row.get("eval_greedy_acc", float("nan"))):
+        info += f"  test acc {row['eval_greedy_acc']:.3f}"
+    return info

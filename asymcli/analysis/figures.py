@@ -192,10 +192,10 @@ def _band(steps: Sequence[int], cols: Sequence[Sequence[float]]) -> Band:
 
 
 def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str) -> tuple[float, float, float, int] | None:
-    """The value per key that ``asym claims`` tests for a curve (claims.checks.curve_gap): the
+    """The value per key that ``asym claims`` tests for a curve (claims.mechanism.curve_gap): the
     mean of A − B over the steps both logged (after the first step for columns measured before
     the update), then (mean, lo, hi, n) over keys. None without a paired key."""
-    from .claims.checks import BEFORE_UPDATE
+    from .claims.base import BEFORE_UPDATE
 
     per = []
     for k in sorted(set(a) & set(b)):

@@ -7,12 +7,14 @@ n, the mean difference, a 95% CI, a one-sided p-value and a verdict.
 
 - :mod:`.stats`: the paired test and the verdict words (pure);
 - :mod:`.data`: locating and loading runs from their artifacts;
-- :mod:`.checks`: the claims, as functions of the loaded runs (pure);
+- :mod:`.base`: what a claim is (Check, Claim, Inputs, the verdict rule);
+- :mod:`.mechanism`, :mod:`.peaks`: the claims, as functions of the loaded runs (pure);
+- :mod:`.checks`: all claims evaluated together, the payload;
 - :mod:`.render`: the terminal table, claims.md / claims.json, the report section.
 """
 
-from .checks import (BEFORE_UPDATE, CLAIMS, RULE, Check, Claim, Inputs, check_results, combine, evaluate,
-                     make_check, payload, run_grid_command)
+from .base import BEFORE_UPDATE, RULE, Check, Claim, Inputs, combine, make_check, run_grid_command
+from .checks import CLAIMS, check_results, evaluate, payload
 from .data import ASYM_PAIR, SYM_PAIR, RunData, Sources, load_runs, locate
 from .render import FORMATS, print_rich, report_section, to_json, to_markdown, write_files
 from .stats import VERDICTS, PairedTest, holm, paired_test

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ... import artifacts
-from .checks import check_results, fmt_value as _fmt, seed_text as _seed_text
+from .base import fmt_value as _fmt, seed_text as _seed_text
+from .checks import check_results
 from .data import group_label, group_of
 
 FORMATS = ("table", "json", "md")

@@ -13,7 +13,7 @@ Targets: all (default), table2, grid, figures. From the repository root:
 A --configfile replaces configs/default.yaml instead of being merged over it, so a file
 means the same config here and in `asym <command> --config FILE`. The rules (one file per
 concern) are in workflow/rules/; which runs a config asks for, the results layout and each
-rule's rerun fingerprint come from asymcli/pipeline.py.
+rule's rerun fingerprint come from asymcli/pipeline/.
 
 Rerun semantics (Snakemake's default triggers, no flags needed): a second call does
 nothing; a new beta pair or seed adds only its own train/eval jobs; a changed setting

@@ -437,12 +437,13 @@ def _short(exc: BaseException) -> str:
 
 CKPT_PREFIX = "step_"  # runs/{run_id}/checkpoints/step_000060/
 COMPLETE_MARKER = "COMPLETE"  # written last, before the atomic rename
+STATE_FILE = "trainer_state.pt"  # optimizer, RNG and metrics so far, beside the weights
 
 
 def checkpoint_damage(folder: str | Path, hashes: bool = True) -> str | None:
     """Why a complete checkpoint folder is unusable, in one line naming the bad file; None
     when its files match the sizes and sha256 its COMPLETE marker records (the check
-    ``trainer.verify_checkpoint`` makes before loading it), or when it has no digest to
+    ``verify_checkpoint`` makes before loading it), or when it has no digest to
     check (a plain model folder, a marker from before digests existed). ``hashes`` False:
     sizes and presence only (no file is read)."""
     folder = Path(folder)
@@ -481,3 +482,48 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
             except ValueError:
                 continue
     return sorted(out)
+
+
+def checkpoint_delete_hint(ckpt: Path) -> str:
+    earlier = [s for s, p in list_checkpoints(ckpt.parent) if p != ckpt]
+    if earlier:
+        return f"delete the folder {ckpt} to resume from the previous checkpoint (step {earlier[-1]})"
+    return f"delete the folder {ckpt} to start the run over"
+
+
+def verify_checkpoint(folder: str | Path) -> None:
+    """Check a checkpoint's files against the sizes and sha256 its COMPLETE marker records
+    (:func:`folder_digest`); raise ArtifactError naming the bad file and
+    saying which folder to delete. A folder without a marker (a plain model folder such as
+    the base model) or with a marker from before digests existed has nothing to check.
+    """
+    folder = Path(folder)
+    marker = folder / COMPLETE_MARKER
+    if not marker.exists():
+        return
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        raise ArtifactError(f"{marker}: unreadable checkpoint marker; {checkpoint_delete_hint(folder)}") from None
+    if files is None:
+        return
+    try:
+        verify_digest(folder, files)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{exc}; {checkpoint_delete_hint(folder)}") from None
+
+
+def checkpoint_fingerprint(folder: str | Path) -> str:
+    """A short id of a model folder's contents, cheap to compute: the hash of a checkpoint's
+    COMPLETE marker (file digests + creation time), or for a plain model folder the names,
+    sizes and modification times of its files. Evaluation parts record it, so a retrained
+    checkpoint (or base model) is evaluated again instead of reusing the old samples."""
+    folder = Path(folder)
+    marker = folder / COMPLETE_MARKER
+    if marker.exists():
+        return hashlib.sha256(marker.read_bytes()).hexdigest()[:16]
+    if not folder.is_dir():
+        return ""
+    files = sorted((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in folder.rglob("*") if p.is_file())
+    return config_hash({"files": files})

@@ -219,7 +219,7 @@ def curves(
     format: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """Print an estimator's advantages A and pressures W per group accuracy p (Figure 1, Prop. 2)."""
-    from .curves import curves_data, format_curves
+    from .analysis.curves import curves_data, format_curves
 
     typer.echo(format_curves(curves_data(estimator, group_size, beta_pos, beta_neg), format))
 
@@ -259,7 +259,7 @@ def grade(
         typer.echo(f"verdict: {'correct' if v.correct else 'incorrect'}\nextracted: {v.extracted}\nreason: {v.reason}")
 
 
-# --- pipeline: run-grid, status, aggregate, report (asymcli/pipeline.py, stages/aggregate.py, stages/report.py)
+# --- pipeline: run-grid, status, aggregate, report (asymcli/pipeline/, stages/aggregate.py, stages/report.py)
 
 WorkflowConfigOpt = typer.Option(None, "--config", "-c",
                                  help="Experiment config YAML (default: configs/default.yaml, as the Snakefile).")
@@ -303,7 +303,7 @@ def run_grid(
     pipeline.run_grid(plan, cores=cores, dry_run=dry_run, extra=list(ctx.args), echo=typer.echo,
                       console=console, verbose=VERBOSE)
     if not dry_run:
-        from .report import print_tables
+        from .analysis.report import print_tables
 
         print_tables(plan.cfg, console)
         for line in pipeline.summary_lines(plan):
@@ -387,7 +387,7 @@ def base(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     write_prebuilt: bool = typer.Option(
         False, "--write-prebuilt", help="Warm up from scratch, then ship the result as the prebuilt base "
-        "(asymcli/assets/default-base/) that configs with the same recipe start from."),
+        "(asymcli/embedded/assets/default-base/) that configs with the same recipe start from."),
     base_seed: Optional[int] = typer.Option(None, "--base-seed", help="Warm-up seed (overrides base.seed; "
                                             "one of grid.bases when a config has several bases)."),
 ) -> None:
@@ -412,7 +412,7 @@ def base(
     typer.echo(str(paths["model"]))
 
 
-# --- claims: the paper's claims as paired tests over seeds (asymcli/claims/, stages/claims.py)
+# --- claims: the paper's claims as paired tests over seeds (asymcli/analysis/claims/, stages/claims.py)
 
 
 @app.command(rich_help_panel=ANALYSIS)
@@ -430,7 +430,7 @@ def claims(
 
     from stages import claims as stage
 
-    from .claims import FORMATS, print_rich, to_json, to_markdown
+    from .analysis.claims import FORMATS, print_rich, to_json, to_markdown
     from .pipeline import config_source, load_workflow_config
 
     if format not in FORMATS:

@@ -142,7 +142,7 @@ class TrainConfig:
 class BenchmarkSpec:
     """One evaluation benchmark."""
 
-    name: str = "arith_heldout"  # registry name (asymcli.benchmarks.REGISTRY)
+    name: str = "arith_heldout"  # registry name (asymcli.evaluation.benchmarks.REGISTRY)
     k: int = 4  # samples per problem (Avg@k)
     temperature: float = 0.4
     top_p: float = 1.0
@@ -202,7 +202,7 @@ class ResourcesConfig:
 
 @dataclass
 class GradingConfig:
-    """The grader (asymcli/grading.py): the training reward and every evaluation use it."""
+    """The grader (asymcli/grading/): the training reward and every evaluation use it."""
 
     multi_box: Literal["set", "last"] = "set"  # several boxes in a response: "set" = the final joined boxes are one answer set (math-verify, lighteval), "last" = the last box only (verl); default "set": MATH-500/OlympiadBench have multi-answer problems, and a set never equals a one-value gold, so boxing several guesses earns nothing
     rel_tol: float | None = None  # numeric answers within this relative tolerance count as equal (Qwen-style graders use 1e-4); None = exact (the default)
@@ -261,10 +261,6 @@ METHOD_LABELS: dict[str, str] = {
     "ent_increase": "EntIncrease",
     "asym": "AsymGRPO",
 }
-
-
-def method_names() -> list[str]:
-    return list(METHODS)
 
 
 def check_method(name: str) -> str:

@@ -33,3 +33,9 @@ class ArtifactError(AsymError):
 
 class NumericalError(AsymError):
     """NaN/inf appeared in a training quantity; names the step and the quantity."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (200 characters), or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -51,18 +51,6 @@ def read_note(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
-
-
 class TrainProgress:
     """The train job's note: written once when training starts and after every step.
 
@@ -108,3 +96,50 @@ class EvalProgress:
         self._last = now
         write_note(self.path, dict(self.base, done=int(done), total=int(total), benchmark=benchmark,
                                    step=int(step), part=int(part), parts=int(parts), time=now))
+
+
+class ProgressBar:
+    """The one terminal progress bar (rich): the trainer's steps and evaluation's prompts.
+
+    ``info``: a free-text column the owner fills through :meth:`update` (the trainer's reward,
+    entropy, test accuracy), with a bold label. Silent when not ``enabled``.
+    """
+
+    def __init__(self, label: str, total: int, *, done: int = 0, enabled: bool = True, info: bool = False):
+        self.label, self.total, self.done = label, total, done
+        self.enabled, self.info = enabled, info
+        self._p: Any = None
+
+    def __enter__(self) -> ProgressBar:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            if self.info:
+                self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            else:
+                self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                   TimeRemainingColumn())
+            self._p.__enter__()
+            fields = {"info": ""} if self.info else {}
+            self._task = self._p.add_task(self.label, total=self.total, completed=self.done, **fields)
+        return self
+
+    def update(self, completed: int, info: str = "") -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=completed, **({"info": info} if self.info else {}))
+
+    def advance(self, n: int) -> None:
+        if self._p is not None:
+            self._p.advance(self._task, n)
+
+    def log(self, msg: str) -> bool:
+        """Print ``msg`` above the live bar; False when there is no bar (print it yourself)."""
+        if self._p is None:
+            return False
+        self._p.console.print(msg, markup=False, highlight=False)
+        return True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)

@@ -88,7 +88,7 @@ def main() -> None:
     for s in args.set:
         _set(overrides, s)
     cfg = load_config(args.config, overrides)
-    from asymcli import tasks
+    from asymcli.embedded import tasks
 
     for item in args.frac:
         tier, _, frac = item.partition("=")
@@ -99,7 +99,7 @@ def main() -> None:
 
     from asymcli.engines.base import SamplingParams, make_engine
     from asymcli.grading import Grader
-    from asymcli.modeling import decode_responses, encode_prompts, load_policy
+    from asymcli.training.modeling import decode_responses, encode_prompts, load_policy
     from stages import base, prep
 
     out = Path(args.out or tempfile.mkdtemp(prefix="asym-base-bench-"))

@@ -107,7 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=str(DEFAULT_CASES))
     ap.add_argument("--show-disagreements", action="store_true")
-    ap.add_argument("--grading-module", help="grade with this file instead of asymcli/grading.py "
+    ap.add_argument("--grading-module", help="grade with this file instead of asymcli/grading/ "
                     "(e.g. git show 43a3eaf:asymcli/grading.py > /tmp/grading_old.py)")
     args = ap.parse_args()
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)

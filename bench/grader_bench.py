@@ -117,7 +117,7 @@ def make_batch(n: int, k: int, seed: int) -> tuple[list[str], list[str]]:
 
 def run(n: int, workers: int, seed: int) -> dict[str, float]:
     responses, golds = make_batch(n, k=5, seed=seed)
-    grading._GOLD_CACHE.clear()
+    grading.verify._GOLD_CACHE.clear()
     with Grader(workers=workers) as g:
         if workers:
             g._pool()  # start the workers outside the timed region

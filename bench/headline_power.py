@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from asymcli.claims import stats
-from asymcli.claims.variance import crn_gain, decompose, eval_var
+from asymcli.analysis.claims import stats
+from asymcli.analysis.claims.variance import crn_gain, decompose, eval_var
 from asymcli.config import base_of, load_config, parse_run_id
 
 COMPARISONS = [(("asym", 0.9, 0.4), ("grpo", None, None)), (("asym", 0.9, 0.4), ("reinforce", None, None)),
@@ -82,9 +82,9 @@ def main() -> None:
               f"{need} | {matched:.2f} | {unpaired:.2f} |")
     print("\nColumns: var = variance of the paired difference, points^2. eval-sampling: the two Avg@k "
           "evaluations' own sampling noise, unbiased from the per-problem outcomes "
-          "(asymcli.claims.variance.eval_var). base / seed: one-way random-effects ANOVA over bases "
+          "(asymcli.analysis.claims.variance.eval_var). base / seed: one-way random-effects ANOVA over bases "
           "(between / within less eval). MDE: the one-sided paired t-test's minimum detectable effect at 80% "
-          "power and alpha 0.05 for this n and sd (asymcli.claims.stats.mde). sd at k=2k: the sd had each "
+          "power and alpha 0.05 for this n and sd (asymcli.analysis.claims.stats.mde). sd at k=2k: the sd had each "
           "evaluation drawn twice the samples. matched sd: the paired differences (same base, seed, prompt "
           "order and sampling streams: common random numbers); unpaired sd: differences of runs with "
           "different seeds on the same base, what an unpaired design would have.")

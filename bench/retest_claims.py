@@ -2,7 +2,7 @@
 
 The per-seed values in claims.json are the data; only the statistic changes. Used to
 re-judge the first wave's paper-cpu verdicts (one-SE rule) with the one-sided paired
-t-test of asymcli.claims.stats:
+t-test of asymcli.analysis.claims.stats:
 
     python bench/retest_claims.py docs/results/paper-cpu/claims.json > docs/results/paper-cpu/claims-retested.md
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from asymcli.claims import paired_test
+from asymcli.analysis.claims import paired_test
 
 
 def main(path: str) -> None:

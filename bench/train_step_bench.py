@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rollout_bench import SHAPES, baseline_tokens_per_s, build_model, device_info, emit, pick_device, sync  # noqa: E402
 
 from asymcli.algorithm.objective import policy_loss  # noqa: E402
-from asymcli.policy import pack, response_logprobs  # noqa: E402
+from asymcli.training.policy import pack, response_logprobs  # noqa: E402
 
 
 def make_batch(a, vocab: int, device: torch.device):

@@ -1,4 +1,4 @@
-"""Stage `aggregate`: samples / metrics Parquet -> {results}/agg/*.parquet (asymcli.aggregate).
+"""Stage `aggregate`: samples / metrics Parquet -> {results}/agg/*.parquet (asymcli.analysis.aggregate).
 
 Parts (pipeline.AGG_PARTS): ``table2`` (run_scores + table2 + train_stats), ``grid`` (Figure 4d) and
 ``curves`` (curves + kappa). ``runs`` lists the run ids to include (Snakemake passes
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from asymcli import aggregate as agg
+from asymcli.analysis import aggregate as agg
 from asymcli import artifacts
 from asymcli.config import Config, config_to_dict, is_base_run, parse_run_id
 from asymcli.errors import ArtifactError, ConfigError
@@ -121,6 +121,6 @@ def check_reported_step(scores, cfg: Config, layout: Layout) -> None:
 
 
 def _base_label(cfg: Config) -> str:
-    from asymcli.report import base_label
+    from asymcli.analysis.report import base_label
 
     return base_label(cfg)

@@ -2,7 +2,7 @@
 
 For the embedded default (``model.kind == "tiny"``): build the character tokenizer and a
 fresh tiny Qwen3, train it on the training rows' solutions (worked or answer-only, see
-:mod:`asymcli.tasks`; rows with an empty ``solution`` are RL-only), save it atomically as
+:mod:`asymcli.embedded.tasks`; rows with an empty ``solution`` are RL-only), save it atomically as
 an HF folder. For
 ``model.kind == "hf"`` there is nothing to train: the checkpoint at ``model.path`` is the
 base model and only its statistics are recorded.
@@ -25,6 +25,7 @@ import pyarrow as pa
 from asymcli import artifacts
 from asymcli.config import Config, config_to_dict
 from asymcli.errors import ConfigError, DataError
+from asymcli.pipeline.layout import Layout
 
 #: The supervised warm-up curve, one row per optimizer step.
 SFT_METRICS = pa.schema(
@@ -38,8 +39,8 @@ SFT_METRICS = pa.schema(
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
-    root = Path(cfg.results_dir)
-    return {"prompts": root / "data" / "prompts.parquet", "out_dir": root / "base"}
+    layout = Layout.of(cfg)
+    return {"prompts": layout.prompts, "out_dir": layout.base_dir}
 
 
 def _device(cfg: Config) -> str:
@@ -69,7 +70,7 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
     """counts[k] = number of prompts with k of ``train.group_size`` samples correct."""
     from asymcli.engines.base import SamplingParams, make_engine
     from asymcli.grading import Grader
-    from asymcli.modeling import decode_responses, encode_prompts
+    from asymcli.training.modeling import decode_responses, encode_prompts
 
     G = cfg.train.group_size
     ids = encode_prompts(tokenizer, [r["prompt"] for r in rows], cfg.model)
@@ -93,12 +94,12 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     """Run the base stage; returns the paths written (``model`` is the base model folder).
 
     The tiny model's warm-up is skipped when the config's recipe matches the prebuilt base
-    shipped with asym (:mod:`asymcli.prebuilt`) and ``base.prebuilt`` is on; ``fresh`` always
+    shipped with asym (:mod:`asymcli.embedded.prebuilt`) and ``base.prebuilt`` is on; ``fresh`` always
     warms up."""
     import torch
 
-    from asymcli import prebuilt, sft, tiny
-    from asymcli.modeling import encode_prompts, load_policy
+    from asymcli.embedded import prebuilt, sft, tiny
+    from asymcli.training.modeling import encode_prompts, load_policy
 
     paths = default_paths(cfg)
     prompts = Path(prompts) if prompts else paths["prompts"]
@@ -160,7 +161,7 @@ def ship_prebuilt(cfg: Config, paths: dict[str, Path]) -> Path:
     """Ship a freshly warmed-up base (this stage's ``paths``) as the prebuilt base."""
     import torch
 
-    from asymcli import prebuilt
+    from asymcli.embedded import prebuilt
 
     if cfg.model.kind != "tiny":
         raise ConfigError("--write-prebuilt ships a warmed-up tiny model; model.kind is 'hf'")

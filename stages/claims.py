@@ -1,8 +1,8 @@
 """Stage `claims`: finished runs (metrics.parquet, samples.parquet) -> report/claims.{md,json}.
 
-The paper's claims checked on the runs of ``results_dir`` (``asymcli.claims``). Both files
+The paper's claims checked on the runs of ``results_dir`` (``asymcli.analysis.claims``). Both files
 are written atomically; claims.json is for machines. (The report index's "Claims" section,
-``asymcli.claims.report_section``, recomputes and rewrites both.)
+``asymcli.analysis.claims.report_section``, recomputes and rewrites both.)
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asymcli.claims import check_results, write_files
+from asymcli.analysis.claims import check_results, write_files
 from asymcli.config import Config
+from asymcli.pipeline.layout import Layout
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
-    report = Path(cfg.results_dir) / "report"
-    return {"md": report / "claims.md", "json": report / "claims.json"}
+    layout = Layout.of(cfg)
+    return {"md": layout.claims_md, "json": layout.claims_json}
 
 
 def run(cfg: Config, runs: Sequence[str] | None = None,

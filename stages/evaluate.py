@@ -13,16 +13,17 @@ from typing import Sequence
 
 from asymcli.config import Config
 from asymcli.errors import ArtifactError, ConfigError
-from asymcli.evaluation import evaluate, select_steps
+from asymcli.evaluation.evaluate import evaluate, select_steps
+from asymcli.pipeline.layout import Layout
 from asymcli.progress import PROGRESS_FILE, EvalProgress
-from asymcli.trainer import list_checkpoints
+from asymcli.artifacts import list_checkpoints
 
 
 def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, run_id: str | None = None,
         prompts: Path | None = None, out: Path | None = None, benchmarks: Sequence[str] | None = None,
         steps: str | Sequence[int] | None = None, progress: bool = True) -> Path:
-    root = Path(cfg.results_dir)
-    prompts = Path(prompts) if prompts else root / "data" / "prompts.parquet"
+    layout = Layout.of(cfg)
+    prompts = Path(prompts) if prompts else layout.prompts
     if (run_dir is None) == (model is None):
         raise ConfigError("give exactly one of --run (a run folder) or --model (a model folder, e.g. the base model)")
     if model is not None:
@@ -47,7 +48,7 @@ def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, 
             run_json = json.loads(rj.read_text(encoding="utf-8")) if rj.exists() else None
         except (ValueError, OSError) as exc:
             raise ArtifactError(f"{rj}: unreadable run description ({exc}); rerun `asym train` for this run") from None
-    out = Path(out) if out else root / "evals" / rid / "samples.parquet"
+    out = Path(out) if out else layout.samples(rid)
     return evaluate(cfg, run_id=rid, checkpoints=ckpts, out=out, prompts_path=prompts,
                     benchmarks=benchmarks, progress=progress, run_json=run_json,
                     on_progress=EvalProgress(out.parent / PROGRESS_FILE, rid))  # for `asym run-grid`

@@ -1,9 +1,9 @@
 """Stage `prep`: config -> data/prompts.parquet (PROMPTS schema, train + held-out splits).
 
-``task.kind == "arithmetic"``: the embedded tiered task (:mod:`asymcli.tasks`).
+``task.kind == "arithmetic"``: the embedded tiered task (:mod:`asymcli.embedded.tasks`).
 ``task.kind == "benchmark"``: training prompts from a benchmark source such as MATH's
 training set (``task.source``, from ``task.path`` or the local hub cache), through
-:mod:`asymcli.benchmarks`; held-out evaluation then comes from the eval benchmarks.
+:mod:`asymcli.evaluation.benchmarks`; held-out evaluation then comes from the eval benchmarks.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import pyarrow as pa
 from asymcli import artifacts
 from asymcli.config import Config, config_to_dict
 from asymcli.errors import DataError
-from asymcli.tasks import generate_arithmetic
+from asymcli.pipeline.layout import Layout
+from asymcli.embedded.tasks import generate_arithmetic
 
 
 def default_out(cfg: Config) -> Path:
-    return Path(cfg.results_dir) / "data" / "prompts.parquet"
+    return Layout.of(cfg).prompts
 
 
 def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:
@@ -36,7 +37,7 @@ def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:
 
 
 def _benchmark_prompts(cfg: Config) -> pa.Table:
-    from asymcli.benchmarks import load_benchmark, load_prompts_file  # lazy: only this path needs it
+    from asymcli.evaluation.benchmarks import load_benchmark, load_prompts_file  # lazy: only this path needs it
     from asymcli.config import BenchmarkSpec
 
     t = cfg.task

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asymcli import report as rep
+from asymcli.analysis import report as rep
 from asymcli.config import Config
 from asymcli.pipeline import REPORT_PARTS, Layout
 from stages import aggregate as agg_stage

@@ -12,21 +12,25 @@ import sys
 import time
 from pathlib import Path
 
-from asymcli import artifacts, evaluation, reruns
-from asymcli import distributed as dist
+from asymcli import artifacts
+from asymcli.evaluation import evaluate as evaluation
+from asymcli.training import reruns
+from asymcli.training import distributed as dist
 from asymcli.config import Config, TrainConfig, config_to_dict, resolve_run, run_description, run_id
 from asymcli.errors import DataError
-from asymcli.evaluation import CurveSet
+from asymcli.pipeline.layout import Layout
+from asymcli.evaluation.evaluate import CurveSet
 from asymcli.progress import PROGRESS_FILE, TrainProgress
 from asymcli.trackers import open_trackers
-from asymcli.reruns import RESUME_FREE_KEYS
-from asymcli.trainer import Trainer, list_checkpoints
+from asymcli.training.reruns import RESUME_FREE_KEYS
+from asymcli.artifacts import list_checkpoints
+from asymcli.training.trainer import Trainer
 
 
 def default_paths(cfg: Config) -> dict[str, Path]:
-    root = Path(cfg.results_dir)
-    model = Path(cfg.model.path) if cfg.model.kind == "hf" and cfg.model.path else root / "base" / "model"
-    return {"prompts": root / "data" / "prompts.parquet", "model": model, "runs": root / "runs"}
+    layout = Layout.of(cfg)
+    model = Path(cfg.model.path) if cfg.model.kind == "hf" and cfg.model.path else layout.base_model
+    return {"prompts": layout.prompts, "model": model, "runs": layout.runs_dir}
 
 
 def load_splits(prompts: Path) -> tuple[list[dict], list[dict]]:
@@ -47,7 +51,7 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     """Train one run; returns the path of its metrics.parquet.
 
     ``fresh_on_change`` (what the Snakemake rule passes): checkpoints made with another
-    config are moved to ``{run}/previous/`` and the run starts over (asymcli.reruns);
+    config are moved to ``{run}/previous/`` and the run starts over (asymcli.training.reruns);
     without it such checkpoints make the trainer refuse, naming the changed settings."""
     tc: TrainConfig = resolve_run(cfg, method, beta_pos, beta_neg, seed)
     if steps is not None:
@@ -89,7 +93,7 @@ class _StepHooks:
             return
         self.note = TrainProgress(trainer.out_dir / PROGRESS_FILE, rid, trainer.run.steps, trainer.start_step)
         if trainer.run.loggers:
-            self.sink = open_trackers(trainer.run.loggers, Path(cfg.results_dir) / "trackers", rid,
+            self.sink = open_trackers(trainer.run.loggers, Layout.of(cfg).trackers, rid,
                                       cfg.name, trainer.config_dict())
 
     def on_step(self, step: int, row: dict) -> None:

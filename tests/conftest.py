@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def tiny_policy_dir(tmp_path_factory) -> Path:
     """A randomly initialised tiny Qwen3 + char tokenizer saved as an HF folder."""
     from asymcli.config import ModelConfig
-    from asymcli.tiny import build_model, build_tokenizer, save_policy
+    from asymcli.embedded.tiny import build_model, build_tokenizer, save_policy
 
     folder = tmp_path_factory.mktemp("policy") / "model"
     tok = build_tokenizer()
@@ -30,6 +30,6 @@ def tiny_policy_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def arith_rows() -> list[dict]:
-    from asymcli.tasks import generate_arithmetic
+    from asymcli.embedded.tasks import generate_arithmetic
 
     return generate_arithmetic(120, 6, seed=0)

@@ -8,7 +8,7 @@ from collections import defaultdict
 import pyarrow as pa
 import pytest
 
-from asymcli import aggregate as agg
+from asymcli.analysis import aggregate as agg
 from asymcli import artifacts
 from asymcli.algorithm import metrics as lib
 from asymcli.errors import ArtifactError, ConfigError

@@ -65,7 +65,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 def test_metrics_written_before_the_eval_columns_still_read(tmp_path):
     """METRICS columns added later (eval_bench, eval_s) may be absent from an older file:
     it reads back with them null, and the aggregate's schema check accepts it."""
-    from asymcli.aggregate import check_files
+    from asymcli.analysis.aggregate import check_files
 
     old = pa.schema([f for f in artifacts.METRICS if not artifacts.is_added(f)])
     row = {n: (0 if n == "step" else ([] if n.endswith("hist") else 0.5)) for n in old.names}

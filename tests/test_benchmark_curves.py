@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from asymcli import aggregate, artifacts, figures
+from asymcli.analysis import aggregate, figures
+from asymcli import artifacts
 from asymcli.config import load_config
 from asymcli.grading import Verdict
 from stages import prep, train

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from asymcli import benchmarks
+from asymcli.evaluation import benchmarks
 from asymcli.artifacts import PROMPTS, write_parquet
-from asymcli.benchmarks import MATH_TEMPLATE, REGISTRY, load_benchmark, load_prompts_file, paper_spec
+from asymcli.evaluation.benchmarks import MATH_TEMPLATE, REGISTRY, load_benchmark, load_prompts_file, paper_spec
 from asymcli.config import BenchmarkSpec
 from asymcli.errors import AsymError, ConfigError, DataError
 

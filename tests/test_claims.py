@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from asymcli import artifacts, claims
+from asymcli import artifacts
+from asymcli.analysis import claims
 from asymcli.algorithm.advantages import w_neg, w_pos
 from asymcli.cli import app
 from asymcli.config import load_config, parse_run_id
@@ -182,7 +183,7 @@ def test_verdict_words():
     assert c(["holds", "equivalent"], [0.99, 0.4]) == "equivalent"
     assert c(["equivalent", "inconclusive"], [0.5, 0.4]) == "equivalent"
     assert c([], []) == "insufficient"
-    d = claims.checks.stats.claim_decision(["holds", "fails", "trend"], [0.99, 0.02, 0.9])
+    d = claims.stats.claim_decision(["holds", "fails", "trend"], [0.99, 0.02, 0.9])
     assert d.verdict == "inconclusive" and d.p_fails_holm == pytest.approx(0.06)  # Holm over 3: 3 x 0.02
     assert claims.holm([0.01, None, 0.04, 0.03]) == [pytest.approx(0.03), None, pytest.approx(0.06),
                                                      pytest.approx(0.06)]
@@ -314,8 +315,8 @@ def test_equivalence_margin_and_mde(holds, tmp_path):
     # 90% CI: 0 ± t_{0.95,2} x 2.5 / sqrt(3) = ±4.21, inside ±5: equivalent (the 95% CI is not needed)
     assert pos["verdict"] == neg["verdict"] == "equivalent" and c["verdict"] == "equivalent"
     assert pos["margin"] == 5.0 and pos["p_tost"] < 0.05
-    assert pos["mde"] == pytest.approx(2.5 * claims.checks.stats.mde(1.0, 3))  # 5.74 points at n = 3
-    assert pos["extra"]["seeds_for_margin"] == claims.checks.stats.seeds_for(2.5, 5.0)
+    assert pos["mde"] == pytest.approx(2.5 * claims.stats.mde(1.0, 3))  # 5.74 points at n = 3
+    assert pos["extra"]["seeds_for_margin"] == claims.stats.seeds_for(2.5, 5.0)
     assert p["equivalence_margin"] == 5.0
     # entropy checks have no margin (and no equivalence verdict), but an MDE
     ent = by_id(p)["2"]["checks"][0]

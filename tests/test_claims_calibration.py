@@ -2,9 +2,9 @@
 
 Each test draws normal per-seed differences (numpy, fixed seeds) and compares the rate of a
 verdict with what the rule promises. Check verdicts come from :func:`check_verdicts`, the
-rule of :func:`asymcli.claims.stats.paired_test` vectorised over simulations (it is checked
+rule of :func:`asymcli.analysis.claims.stats.paired_test` vectorised over simulations (it is checked
 equal to paired_test, draw by draw, on a few hundred draws of every scenario); claim
-verdicts from the real :func:`~asymcli.claims.stats.claim_decision`. Tolerances are 4
+verdicts from the real :func:`~asymcli.analysis.claims.stats.claim_decision`. Tolerances are 4
 binomial standard deviations of the simulation count.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from scipy import special as sp
 from scipy import stats as st
 
-from asymcli.claims import stats
+from asymcli.analysis.claims import stats
 
 ALPHA = stats.ALPHA
 N_SIM = 10_000

@@ -1,4 +1,4 @@
-"""asymcli.claims.variance: the eval-sampling variance is unbiased and the decomposition
+"""asymcli.analysis.claims.variance: the eval-sampling variance is unbiased and the decomposition
 recovers known components on simulated pairs."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asymcli.claims.variance import crn_gain, decompose, eval_var
+from asymcli.analysis.claims.variance import crn_gain, decompose, eval_var
 
 
 def test_eval_var_is_unbiased_for_avg_at_k():

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from asymcli.algorithm.advantages import a_neg, a_pos, channel_values
 from asymcli.cli import app
-from asymcli.curves import curves_data
+from asymcli.analysis.curves import curves_data
 from asymcli.errors import ConfigError
 
 runner = CliRunner()

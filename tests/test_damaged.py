@@ -1,6 +1,6 @@
 """Damaged artifacts (issue 21, item 8): `asym status` names them, `asym run-grid` moves them
-into a ``damaged/`` folder beside them and reruns the jobs that make them (asymcli/reruns.py
-``run_damage`` / ``set_aside``, asymcli/pipeline.py ``set_aside_damage``).
+into a ``damaged/`` folder beside them and reruns the jobs that make them (asymcli/training/reruns.py
+``run_damage`` / ``set_aside``, asymcli/pipeline/ ``set_aside_damage``).
 
 The end-to-end tests (slow) finish a tiny two-run grid through `asym run-grid`, then cut
 files to 300 bytes, as was done by hand in the issue: a run's metrics.parquet, the other
@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from asymcli import artifacts, pipeline, reruns
+from asymcli import artifacts, pipeline
+from asymcli.training import reruns
 from asymcli.config import Config, config_from_dict
 from asymcli.errors import AsymError
 from tests.test_pipeline_fakes import write_metrics, write_samples

@@ -1,4 +1,4 @@
-"""Data-parallel training backends (asymcli.distributed).
+"""Data-parallel training backends (asymcli.training.distributed).
 
 - Always run: the single-process helpers, the DeepSpeed config mapping, TorchBackend (the
   trainer's own AdamW step) and its optimizer-state round trip.
@@ -58,7 +58,7 @@ def tiny_qwen3(seed: int = 0):
 
 def fixed_batch():
     """8 prompt+response sequences of mixed lengths, advantages, perturbed old log-probs."""
-    from asymcli.policy import pack
+    from asymcli.training.policy import pack
 
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(2, 40, (int(n),), generator=g).tolist() for n in torch.randint(2, 7, (N_SEQ,), generator=g)]
@@ -70,7 +70,7 @@ def fixed_batch():
 
 
 def old_logprobs(model, batch, noise):
-    from asymcli.policy import response_logprobs
+    from asymcli.training.policy import response_logprobs
 
     with torch.no_grad():
         lp, _ = response_logprobs(model, batch)
@@ -80,7 +80,7 @@ def old_logprobs(model, batch, noise):
 def mini_batch_step(backend, batch, adv, old, rows: list[int], denom: float) -> float:
     """The trainer's update() for one mini-batch: micro-batches, global denominator, step."""
     from asymcli.algorithm.objective import policy_loss
-    from asymcli.policy import response_logprobs
+    from asymcli.training.policy import response_logprobs
 
     backend.zero_grad()
     total = 0.0
@@ -100,7 +100,7 @@ def mini_batch_step(backend, batch, adv, old, rows: list[int], denom: float) -> 
 
 
 def full_state(module) -> dict[str, torch.Tensor]:
-    from asymcli.distributed import iter_full_params
+    from asymcli.training.distributed import iter_full_params
 
     return {name: t.clone() for name, t in iter_full_params(module)}
 
@@ -111,7 +111,7 @@ def full_state(module) -> dict[str, torch.Tensor]:
 
 
 def test_single_process_helpers():
-    from asymcli import distributed as D
+    from asymcli.training import distributed as D
 
     assert D.world() == 1 and D.rank() == 0 and D.is_main()
     assert D.shard([1, 2, 3]) == [1, 2, 3]
@@ -123,7 +123,7 @@ def test_single_process_helpers():
 
 
 def test_deepspeed_config_maps_the_run():
-    from asymcli.distributed import deepspeed_config
+    from asymcli.training.distributed import deepspeed_config
 
     cfg = deepspeed_config(run_cfg(stage=3, offload_optimizer=True, offload_params=True), client_optimizer=False)
     z = cfg["zero_optimization"]
@@ -137,7 +137,7 @@ def test_deepspeed_config_maps_the_run():
 
 
 def test_deepspeed_config_rejects_impossible_offloads():
-    from asymcli.distributed import deepspeed_config
+    from asymcli.training.distributed import deepspeed_config
     from asymcli.errors import ConfigError
 
     with pytest.raises(ConfigError, match="offload_params needs stage 3"):
@@ -147,7 +147,7 @@ def test_deepspeed_config_rejects_impossible_offloads():
 
 
 def test_torch_backend_is_the_plain_adamw_step(tmp_path):
-    from asymcli.distributed import TorchBackend, make_backend
+    from asymcli.training.distributed import TorchBackend, make_backend
 
     batch, adv, noise = fixed_batch()
     model, ref = tiny_qwen3(), tiny_qwen3()
@@ -159,7 +159,7 @@ def test_torch_backend_is_the_plain_adamw_step(tmp_path):
 
     # By hand: one backward over the whole mini-batch, clip, AdamW.
     from asymcli.algorithm.objective import policy_loss
-    from asymcli.policy import response_logprobs
+    from asymcli.training.policy import response_logprobs
 
     opt = torch.optim.AdamW(ref.parameters(), lr=LR, betas=(0.9, 0.99), weight_decay=0.01)
     logp, _ = response_logprobs(ref, batch)
@@ -181,7 +181,7 @@ def test_torch_backend_is_the_plain_adamw_step(tmp_path):
 
 
 def test_torch_backend_skips_a_non_finite_step():
-    from asymcli.distributed import TorchBackend
+    from asymcli.training.distributed import TorchBackend
 
     model = tiny_qwen3()
     backend = TorchBackend(model, run_cfg())
@@ -196,7 +196,7 @@ def test_torch_backend_skips_a_non_finite_step():
 def test_torch_backend_save_hf_is_loadable(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from asymcli.distributed import TorchBackend
+    from asymcli.training.distributed import TorchBackend
 
     model = tiny_qwen3()
     TorchBackend(model, run_cfg()).save_hf(tmp_path)
@@ -217,7 +217,7 @@ def _free_port() -> int:
 
 def _worker(out: Path) -> None:
     """Runs in each of the 2 launched processes; rank 0 writes the results."""
-    from asymcli import distributed as D
+    from asymcli.training import distributed as D
 
     D.init_distributed("cpu")
     assert D.world() == 2
@@ -260,7 +260,7 @@ def _worker(out: Path) -> None:
 def test_two_process_zero_step_equals_single_process(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from asymcli.distributed import TorchBackend
+    from asymcli.training.distributed import TorchBackend
 
     batch, adv, noise = fixed_batch()
     model = tiny_qwen3()

@@ -200,7 +200,7 @@ def test_compiled_halves_trace_without_graph_breaks(model):
     """The decode layer halves and the training layer compile whole (the GPU default)."""
     from torch._dynamo.utils import counters
 
-    from asymcli.policy import pack, response_logprobs
+    from asymcli.training.policy import pack, response_logprobs
 
     counters.clear()
     p = SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=2)

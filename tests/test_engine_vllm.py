@@ -401,7 +401,7 @@ def test_weights_come_from_the_training_backend_not_the_engine():
     import ast
     from pathlib import Path
 
-    from asymcli.distributed import TorchBackend
+    from asymcli.training.distributed import TorchBackend
     from asymcli.errors import ConfigError
 
     tree = ast.parse(Path(V.__file__).read_text(encoding="utf-8"))

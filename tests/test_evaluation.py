@@ -9,7 +9,7 @@ import pytest
 from asymcli import artifacts
 from asymcli.config import load_config
 from asymcli.errors import AsymError, ConfigError
-from asymcli.evaluation import part_path, select_steps
+from asymcli.evaluation.evaluate import part_path, select_steps
 from stages import evaluate as stage
 
 
@@ -81,7 +81,7 @@ def test_bad_inputs(setup, tmp_path):
 
 def setup_model(tmp_path: Path) -> Path:
     from asymcli.config import ModelConfig
-    from asymcli.tiny import build_model, build_tokenizer, save_policy
+    from asymcli.embedded.tiny import build_model, build_tokenizer, save_policy
 
     tok = build_tokenizer()
     folder = tmp_path / "m"
@@ -93,7 +93,7 @@ def setup_model(tmp_path: Path) -> Path:
 def test_curve_limit_is_not_part_of_the_spec_key():
     """The trainer's curve subset never changes a checkpoint's samples: finished parts stay valid."""
     from asymcli.config import BenchmarkSpec
-    from asymcli.evaluation import spec_key
+    from asymcli.evaluation.evaluate import spec_key
 
     assert spec_key(BenchmarkSpec(name="math500"), 64, 1) == spec_key(BenchmarkSpec(name="math500", curve_limit=50), 64, 1)
     assert spec_key(BenchmarkSpec(name="math500"), 64, 1) != spec_key(BenchmarkSpec(name="math500", limit=50), 64, 1)

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from asymcli import artifacts
-from asymcli.trainer import COMPLETE_MARKER, STATE_FILE, list_checkpoints
+from asymcli.artifacts import COMPLETE_MARKER, STATE_FILE, list_checkpoints
 
 TIMING = {"rollout_s", "update_s", "tokens_per_s", "eval_s"}
 KILLED = -signal.SIGKILL

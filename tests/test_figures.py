@@ -15,9 +15,10 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
-from asymcli import aggregate as agg
-from asymcli import artifacts, figures
-from asymcli.claims.stats import paired_test
+from asymcli.analysis import aggregate as agg
+from asymcli import artifacts
+from asymcli.analysis import figures
+from asymcli.analysis.claims.stats import paired_test
 
 SEEDS = (0, 1, 2, 3, 4)
 STEPS = 20
@@ -169,7 +170,7 @@ def test_diff_panel_draws_the_paired_mean_and_t_ci(curves, ref, specs, column, s
 
 def test_diff_panel_summary_is_the_claims_value(curves):
     """The diamond at the right edge: per seed the mean over steps (after the first, as
-    claims.checks.curve_gap for entropy) of the difference, then paired_test's mean and CI."""
+    claims.mechanism.curve_gap for entropy) of the difference, then paired_test's mean and CI."""
     ax = Figure().subplots()
     figures.diff_panel(ax, curves, figures.FIG2_METHODS, figures.REINFORCE, "entropy", title="t", ylabel="y")
     ra, rb = _runs(curves, "pos_only", "entropy"), _runs(curves, "reinforce", "entropy")

@@ -407,7 +407,7 @@ def _hang_on_marker(extracted: str, gold: str, timeout_s: float, rel_tol: float 
     """Pool worker used by the test below: never returns for the answer HANG."""
     if extracted == "HANG":
         time.sleep(120)
-    return grading._worker_judge(extracted, gold, timeout_s, rel_tol)
+    return grading.pool._worker_judge(extracted, gold, timeout_s, rel_tol)
 
 
 def test_worker_pool_kills_an_overrunning_worker() -> None:
@@ -430,7 +430,7 @@ def _crash_on_marker(extracted: str, gold: str, timeout_s: float, rel_tol: float
         import os
 
         os._exit(3)
-    return grading._worker_judge(extracted, gold, timeout_s, rel_tol)
+    return grading.pool._worker_judge(extracted, gold, timeout_s, rel_tol)
 
 
 def test_worker_pool_survives_a_crashing_worker() -> None:

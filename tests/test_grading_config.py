@@ -19,7 +19,7 @@ def test_bad_multi_box_names_the_key() -> None:
 
 
 def test_trainer_builds_its_grader_from_the_config(tiny_policy_dir, arith_rows, tmp_path) -> None:
-    from asymcli.trainer import Trainer
+    from asymcli.training.trainer import Trainer
 
     cfg = load_config(None, {"model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
                                        "intermediate_size": 64},

@@ -300,6 +300,6 @@ def test_config_rel_tol_reaches_the_pipeline_graders(tmp_path):
     (tmp_path / "bad.yaml").write_text("grading:\n  rel_tol: 2\n")
     with pytest.raises(ConfigError, match="grading.rel_tol"):
         load_config(tmp_path / "bad.yaml")
-    for f in ("asymcli/trainer.py", "asymcli/evaluation.py", "stages/base.py"):
+    for f in ("asymcli/training/trainer.py", "asymcli/evaluation/evaluate.py", "stages/base.py"):
         built = _re.findall(r"Grader\([^)]*\)", (root / f).read_text())
         assert built and all("rel_tol=cfg.grading.rel_tol" in g for g in built), (f, built)

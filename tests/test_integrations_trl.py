@@ -19,7 +19,7 @@ pd = pytest.importorskip("pandas")
 from asymcli.algorithm.advantages import compute_advantages  # noqa: E402
 from asymcli.config import ModelConfig  # noqa: E402
 from asymcli.integrations.trl import AsymGRPOConfig, AsymGRPOTrainer  # noqa: E402
-from asymcli.tiny import build_model, build_tokenizer  # noqa: E402
+from asymcli.embedded.tiny import build_model, build_tokenizer  # noqa: E402
 from tests._readme import README, readme_block
 
 SMALL = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,

@@ -1,5 +1,5 @@
-"""`asym run-grid`'s live view (asymcli/live.py), progress notes (asymcli/progress.py), the
-run-grid locks (asymcli/pipeline.py) and the CLI fixes of issue 15.
+"""`asym run-grid`'s live view (asymcli/pipeline/live.py), progress notes (asymcli/progress.py), the
+run-grid locks (asymcli/pipeline/) and the CLI fixes of issue 15.
 
 The end-to-end tests drive `asym run-grid` on a tiny config: in a pseudo-terminal (the
 live view must show step counts that change), killed with SIGKILL mid-training (the next
@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from asymcli import live, pipeline, progress
+from asymcli.pipeline import live
+from asymcli import pipeline, progress
 from asymcli.cli import app
 from asymcli.errors import AsymError
 
@@ -202,13 +203,13 @@ def test_stale_snakemake_lock_released_only_without_a_live_snakemake(tmp_path):
 
 
 def test_sigkilled_run_grid_interrupts_snakemake_and_its_jobs(tmp_path):
-    """run-grid starts Snakemake through asymcli.supervise: when run-grid is SIGKILLed, the
+    """run-grid starts Snakemake through asymcli.pipeline.supervise: when run-grid is SIGKILLed, the
     whole Snakemake group gets SIGINT, as on Ctrl-C (so it releases its lock)."""
     marker = tmp_path / "interrupted"
     job = f"trap 'echo INT > {marker}; exit 130' INT; sleep 60 & wait"
     parent = subprocess.Popen([sys.executable, "-c", (
         "import subprocess, sys, time\n"
-        f"p = subprocess.Popen([sys.executable, '-m', 'asymcli.supervise', 'sh', '-c', {job!r}])\n"
+        f"p = subprocess.Popen([sys.executable, '-m', 'asymcli.pipeline.supervise', 'sh', '-c', {job!r}])\n"
         "print(p.pid, flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True, env=ENV)
     supervisor = int(parent.stdout.readline())
     time.sleep(1.0)
@@ -218,9 +219,9 @@ def test_sigkilled_run_grid_interrupts_snakemake_and_its_jobs(tmp_path):
     while time.time() < deadline and not marker.exists():
         time.sleep(0.2)
     assert marker.read_text().strip() == "INT"
-    while time.time() < deadline and progress.pid_alive(supervisor):
+    while time.time() < deadline and _alive(supervisor):
         time.sleep(0.2)
-    assert not progress.pid_alive(supervisor) or open(f"/proc/{supervisor}/stat").read().split()[2] == "Z"
+    assert not _alive(supervisor) or open(f"/proc/{supervisor}/stat").read().split()[2] == "Z"
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -328,14 +329,14 @@ def _read_pty(fd: int, until, timeout: float) -> bytes:
 
 
 def _supervisors(work: Path) -> list[int]:
-    """Pids of the asymcli.supervise processes running Snakemake in ``work``."""
+    """Pids of the asymcli.pipeline.supervise processes running Snakemake in ``work``."""
     out = []
     for p in Path("/proc").iterdir():
         try:
             args = (p / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"asymcli.supervise" in args and str(work).encode() in args:
+        if b"asymcli.pipeline.supervise" in args and str(work).encode() in args:
             out.append(int(p.name))
     return out
 
@@ -442,3 +443,13 @@ def test_editing_train_lr_retrains_exactly_the_affected_runs(finished_after_kill
     run_json = json.loads((work / "results" / "runs" / "grpo_s0" / "run.json").read_text())
     assert run_json["run"]["lr"] == 2e-5
     assert "started train grpo_s0" in r.stdout and "train reinforce_s0" not in r.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True

@@ -2,7 +2,7 @@
 
 A bf16 weight of magnitude ~0.02 has a spacing of 2^-7 * 2^-6 ~ 1.2e-4 between neighbours;
 an Adam update is ~lr = 2e-6, far below half of it, so stepping bf16 tensors directly
-leaves almost every entry where it was. The backends (asymcli.distributed) step fp32
+leaves almost every entry where it was. The backends (asymcli.training.distributed) step fp32
 masters whatever the module's dtype, and the trainer computes at ``model.dtype`` through
 autocast. Measured here (256x256, std 0.02, 10 AdamW steps at lr 2e-6): bf16 weights move
 in ~4% of entries, fp32 masters in ~100%.
@@ -84,7 +84,7 @@ def test_adamw_on_bf16_weights_rounds_the_updates_away():
 
 
 def test_torch_backend_steps_fp32_masters_of_a_bf16_module():
-    from asymcli.distributed import TorchBackend, make_backend
+    from asymcli.training.distributed import TorchBackend, make_backend
 
     lin = bf16_linear()
     start = lin.weight.detach().float().clone()
@@ -98,8 +98,8 @@ def test_torch_backend_steps_fp32_masters_of_a_bf16_module():
 
 def test_trainer_keeps_fp32_masters_and_computes_at_model_dtype(tiny_policy_dir, arith_rows, tmp_path):
     from asymcli.config import load_config, resolve_run
-    from asymcli.modeling import load_policy
-    from asymcli.trainer import Trainer
+    from asymcli.training.modeling import load_policy
+    from asymcli.training.trainer import Trainer
     from tests.test_trainer import ParityGrader, split
 
     cfg = load_config(None, {"model": {"dtype": "bfloat16"},
@@ -138,7 +138,7 @@ def test_every_deepspeed_stage_steps_fp32_masters(tmp_path):
 
 def _worker(out: Path) -> None:
     """One process: a bf16 layer through DeepSpeed at each ZeRO stage, STEPS updates each."""
-    from asymcli.distributed import DeepSpeedBackend, iter_full_params, make_backend
+    from asymcli.training.distributed import DeepSpeedBackend, iter_full_params, make_backend
 
     res = {}
     for stage in (1, 2, 3, 0):  # stage 0 alone is the TorchBackend: DeepSpeed's stage 0 once the group exists

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from asymcli import artifacts, pipeline
-from asymcli.config import config_from_dict, load_config, parse_run_id, run_id
+from asymcli.config import METHODS, config_from_dict, load_config, parse_run_id, run_id
 from asymcli.errors import ConfigError
 from tests.test_pipeline_fakes import write_fake_results
 
@@ -43,7 +43,7 @@ def test_table_and_grid_runs():
 
 def test_run_id_regex_matches_run_ids_only():
     rx = re.compile(f"^{pipeline.run_id_regex()}$")
-    cfg = config_from_dict({"grid": {"methods": [m for m in pipeline.METHODS if m != "asym"],
+    cfg = config_from_dict({"grid": {"methods": [m for m in METHODS if m != "asym"],
                                      "betas": [[0.9, 0.4], [1, 0], [0.05, 1.5]], "seeds": [0, 12]}})
     for rid in pipeline.ids(pipeline.all_runs(cfg)):
         assert rx.match(rid), rid
@@ -117,7 +117,7 @@ def test_status_and_reruns_read_checkpoints_without_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-1500:]
-    trainer = pytest.importorskip("asymcli.trainer")
+    trainer = pytest.importorskip("asymcli.training.trainer")
     assert trainer.list_checkpoints is artifacts.list_checkpoints
 
 
@@ -251,7 +251,7 @@ def test_human_bytes():
 
 
 def test_library_does_not_import_snakemake_or_stages():
-    code = ("import sys, asymcli.pipeline, asymcli.aggregate, asymcli.report; "
+    code = ("import sys, asymcli.pipeline, asymcli.analysis.aggregate, asymcli.analysis.report; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('snakemake', 'stages')]; print(bad)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(REPO))
     assert res.stdout.strip() == "[]", res.stdout + res.stderr

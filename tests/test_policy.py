@@ -7,7 +7,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from asymcli.errors import ConfigError
-from asymcli.policy import _length_groups, pack, response_logprobs
+from asymcli.training.policy import _length_groups, pack, response_logprobs
 
 from .test_engine_hf import VOCAB, tiny_model
 

@@ -1,4 +1,4 @@
-"""The prebuilt base (asymcli/prebuilt.py): used only when the recipe matches, identical to a
+"""The prebuilt base (asymcli/embedded/prebuilt.py): used only when the recipe matches, identical to a
 fresh warm-up, rebuilt by one command, and the shipped one matches configs/default.yaml."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from asymcli import artifacts, prebuilt
+from asymcli import artifacts
+from asymcli.embedded import prebuilt
 from asymcli.config import config_to_dict, load_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,8 +19,9 @@ from asymcli import artifacts
 from asymcli.cli import app
 from asymcli.config import load_config, resolve_run
 from asymcli.errors import ArtifactError
-from asymcli.evaluation import part_path
-from asymcli.trainer import COMPLETE_MARKER, Trainer, list_checkpoints, verify_checkpoint
+from asymcli.evaluation.evaluate import part_path
+from asymcli.artifacts import COMPLETE_MARKER, list_checkpoints, verify_checkpoint
+from asymcli.training.trainer import Trainer
 
 from .test_faults import MODEL, TRAIN, assert_same_metrics
 
@@ -163,8 +164,8 @@ def test_resume_refuses_a_changed_config_but_allows_more_steps(ws, tiny_policy_d
 
 
 def test_eval_parts_are_redone_when_the_model_changes(ws, tiny_policy_dir):
-    from asymcli.tiny import build_tokenizer, save_policy
-    from asymcli.modeling import load_policy
+    from asymcli.embedded.tiny import build_tokenizer, save_policy
+    from asymcli.training.modeling import load_policy
 
     root, prompts = ws
     model = root / "changing_model"

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pytest
 from rich.console import Console
 
-from asymcli import aggregate as agg
-from asymcli import artifacts, figures
-from asymcli import report as rep
+from asymcli.analysis import aggregate as agg
+from asymcli import artifacts
+from asymcli.analysis import figures
+from asymcli.analysis import report as rep
 from asymcli.config import config_from_dict
 from asymcli.pipeline import REPORT_PARTS, Layout
 from stages import report as report_stage

@@ -1,4 +1,4 @@
-"""Reruns after a config edit (asymcli/reruns.py, `asym train --fresh-on-change`) and the
+"""Reruns after a config edit (asymcli/training/reruns.py, `asym train --fresh-on-change`) and the
 stale runs `asym status` names. The whole-DAG check (edit train.lr, run-grid retrains
 exactly the affected runs) is tests/test_live.py::test_editing_train_lr_retrains_exactly_the_affected_runs.
 """
@@ -9,7 +9,8 @@ import io
 
 import pytest
 
-from asymcli import artifacts, pipeline, reruns, trainer
+from asymcli import artifacts, pipeline
+from asymcli.training import reruns, trainer
 from asymcli.config import load_config
 from asymcli.errors import ArtifactError
 
@@ -123,7 +124,8 @@ def test_a_grading_change_is_a_config_change_and_the_default_section_is_absent()
     (and so the rerun fingerprint and the resume check); the default leaves both as before."""
     import dataclasses
 
-    from asymcli import pipeline, reruns
+    from asymcli import pipeline
+    from asymcli.training import reruns
     from asymcli.config import load_config
 
     cfg = load_config(pipeline.DEFAULT_CONFIG)

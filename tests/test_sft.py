@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from asymcli import sft, tiny
+from asymcli.embedded import sft, tiny
 from asymcli.config import BaseConfig, ModelConfig
 from asymcli.errors import ConfigError
-from asymcli.modeling import encode_prompts
-from asymcli.tasks import generate_arithmetic
+from asymcli.training.modeling import encode_prompts
+from asymcli.embedded.tasks import generate_arithmetic
 
 SMALL = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, max_position=128)
 

@@ -61,7 +61,7 @@ def test_unknown_tier_writes_nothing(tmp_path):
 
 
 def test_benchmark_kind_reads_a_local_file(tmp_path):
-    pytest.importorskip("asymcli.benchmarks")
+    pytest.importorskip("asymcli.evaluation.benchmarks")
     src = tmp_path / "math_train.jsonl"
     rows = [
         {"problem": "What is $1+1$?", "solution": "It is $\\boxed{2}$.", "level": "Level 1"},

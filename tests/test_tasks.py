@@ -9,14 +9,8 @@ import pytest
 
 from asymcli import artifacts
 from asymcli.errors import ConfigError
-from asymcli.tasks import (
-    DEFAULT_WORKED_FRAC,
-    PROMPT_TEMPLATE,
-    TIERS,
-    generate_arithmetic,
-    sample_problems,
-    split_of,
-)
+from asymcli.embedded.tasks import (DEFAULT_WORKED_FRAC, PROMPT_TEMPLATE, TIERS, generate_arithmetic,
+                                    sample_problems, split_of)
 
 EXPR = re.compile(r"Compute (.+)\. Put the final answer in \\boxed\{\}\.")
 
@@ -141,7 +135,7 @@ def test_bad_tiers_are_config_errors(tiers):
 
 
 def test_too_many_problems_is_a_config_error(monkeypatch):
-    from asymcli import tasks
+    from asymcli.embedded import tasks
 
     monkeypatch.setitem(tasks.TIERS, "t1", lambda rng: tasks.Problem("t1", "1+1", ("1+1=2",), 2))
     with pytest.raises(ConfigError, match="too few distinct"):
@@ -153,7 +147,7 @@ def test_varied_solution_forms_are_valid_and_varied():
     and canonical rows are untouched."""
     import re
 
-    from asymcli.tasks import generate_arithmetic
+    from asymcli.embedded.tasks import generate_arithmetic
 
     canon = generate_arithmetic(400, 5, seed=3)
     varied = generate_arithmetic(400, 5, seed=3, solution_forms="varied")

@@ -14,7 +14,8 @@ from asymcli import artifacts
 from asymcli.config import METHODS, load_config, resolve_run
 from asymcli.errors import NumericalError
 from asymcli.grading import Verdict
-from asymcli.trainer import Trainer, list_checkpoints
+from asymcli.artifacts import list_checkpoints
+from asymcli.training.trainer import Trainer
 
 TIMING = {"rollout_s", "update_s", "tokens_per_s", "eval_s"}
 
@@ -126,7 +127,7 @@ def test_nan_stops_run_naming_step_and_quantity(tiny_policy_dir, arith_rows, tmp
 
 
 def test_greedy_eval_prompts_spread_over_tiers():
-    from asymcli.trainer import spread_rows
+    from asymcli.evaluation.evaluate import spread_rows
 
     rows = [{"difficulty": t, "i": i} for t in ("t1", "t2", "t3", "t4") for i in range(150)]
     picked = spread_rows(rows, 200)
@@ -140,7 +141,7 @@ def test_resume_accepts_settings_added_later_at_their_defaults(tmp_path):
     resumes while the setting keeps its default, and refuses once it differs."""
     from asymcli.config import TrainConfig, config_to_dict
     from asymcli.errors import ArtifactError
-    from asymcli.trainer import _check_same_run
+    from asymcli.training.trainer import _check_same_run
 
     now = {"run": config_to_dict(TrainConfig()), "model": {}, "task": {}}
     saved = {"run": {k: v for k, v in now["run"].items() if k not in ("adam_eps", "rollout_shards")},

@@ -1,7 +1,7 @@
 """The Qwen2 / Qwen3 decoder as plain functions over the parameters of the HF module.
 
 Both the static-cache rollout engine (:mod:`asymcli.engines.static`) and the packed
-training path of :func:`asymcli.policy.response_logprobs` run this code instead of the
+training path of :func:`asymcli.training.policy.response_logprobs` run this code instead of the
 module's ``forward``. It reads the tensors of a ``Qwen3ForCausalLM`` / ``Qwen2ForCausalLM``
 in place: :func:`collect_params` returns the module's own ``Parameter`` objects, so the
 trainer's optimizer updates are seen without a copy and gradients flow to the module.

@@ -2,7 +2,7 @@
 # The trainer writes checkpoints/step_N/ as it goes and resumes from the latest one; the
 # declared output, metrics.parquet, is written last. When the run's config slice changed
 # (the fingerprint param), --fresh-on-change moves the old checkpoints to
-# runs/{run}/previous/ and the run trains from scratch (asymcli/reruns.py).
+# runs/{run}/previous/ and the run trains from scratch (asymcli/training/reruns.py).
 
 
 rule train:

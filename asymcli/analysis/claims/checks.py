@@ -1,0 +1,152 @@
+"""The paper's claims as paired statistical checks on finished runs (pure: RunData in,
+Claims out). Reading the artifacts is :mod:`.data`; the test is :mod:`.stats`; rendering is
+:mod:`.render`.
+
+Claims (arXiv 2604.04894):
+
+1. Table 1: kappa-hat over the first T = ``report.kappa_steps`` training steps is positive
+   (REINFORCE runs, where the paper estimates it; every run group and all runs pooled are
+   shown too; without REINFORCE runs the verdict falls back to all runs pooled).
+2. Proposition 1 / Figure 2: Pos-Only entropy lies above REINFORCE on average over training,
+   Neg-Only below (tested on the area between the curves; the fraction of steps on the
+   claimed side is reported beside it as a measurement).
+3. Section 3.1: Pos-Only lowers the none-solved fraction, Neg-Only raises the log-prob
+   gain on correct rollouts (both against REINFORCE).
+4. Figure 3: EntDecrease and EntIncrease end below GRPO in test accuracy; and the flip
+   inverts the targeted channel's entropy effect (EntDecrease below GRPO, EntIncrease above).
+5a. Table 2: AsymGRPO (0.9, 0.4) beats GRPO and REINFORCE on Avg.
+5b. Table 2: the symmetric ablation (0.7, 0.7) falls between the baselines and AsymGRPO.
+6. Proposition 2: per group, positive gradient pressure peaks at p = 1 - beta_pos and
+   negative pressure at p = beta_neg. A *measurement* (verdict "measured", never fails):
+   where the token-weighted pressure of the token-mean loss peaks (see :func:`claim_peaks`);
+   the untokenised mass equals Eqs. (9)-(10) by construction, so it is shown beside.
+
+Conventions (also in every output, ``RULE``):
+
+- Comparisons are paired by seed (same seed = same start and sampling seed); a check's
+  value per seed is a difference A - B (or, for kappa, the value itself), tested with the
+  one-sided paired t-test of :mod:`.stats` (verdict words there); every check shows its
+  minimum detectable effect (80% power); accuracy checks also get the TOST equivalence
+  verdict within ``equivalence_margin`` points. A claim computes its own verdict from its
+  checks (:meth:`Claim.decide`, :func:`stats.claim_decision`: Holm for "fails").
+- Steps: training rows are step >= 1 (step 0 is the trainer's evaluation-only row).
+  Entropy and none-solved fraction are measured on the step's rollouts, before its update,
+  so the first training step (the shared starting policy) is left out of curve
+  comparisons; the log-prob gain is measured after the update and uses every step.
+  "Area between curves" = mean over common steps of A - B.
+- Test accuracy: Avg@k from samples.parquet at the reported checkpoint (``report.checkpoint``,
+  "final" = each run's last evaluated step), averaged over the benchmarks every compared
+  run has, x 100. Without samples for a comparison, the last greedy held-out accuracy of
+  metrics.parquet (``eval_greedy_acc``) is used instead, and the output says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from ...config import Config
+from ...errors import ConfigError
+from . import stats
+from .data import RunData, by_group, group_run_id, group_sort_key, load_runs, locate
+from .base import Claim, Inputs, RULE, run_grid_command
+from .mechanism import (claim_asym_entropy, claim_channel_accuracy, claim_channels, claim_entropy,
+                        claim_entropy_bonus, claim_flip, claim_flip_entropy, claim_kappa, claim_symmetric,
+                        claim_table2)
+from .peaks import claim_peaks
+
+
+# ---------------------------------------------------------------------------
+# All claims
+# ---------------------------------------------------------------------------
+
+CLAIMS = (claim_kappa, claim_entropy, claim_channels, claim_channel_accuracy, claim_entropy_bonus,
+          claim_flip_entropy, claim_flip, claim_table2, claim_symmetric, claim_asym_entropy, claim_peaks)
+
+
+def seeds_for_claims(config_seeds: Iterable[int], found: Iterable[int]) -> list[int]:
+    """The seeds a complete set of runs has: the config's and those found, topped up with the
+    smallest unused seeds to ``stats.MIN_SEEDS`` (fewer cannot give a verdict)."""
+    seeds = set(config_seeds) | set(found)
+    s = 0
+    while len(seeds) < stats.MIN_SEEDS:
+        if s not in seeds:
+            seeds.add(s)
+        s += 1
+    return sorted(seeds)
+
+
+def evaluate(runs: Mapping[str, RunData], *, seeds: Sequence[int] = (), kappa_steps: int = 20,
+             config_path: str | None = None, cartesian: bool = False,
+             equivalence_margin: float = 1.0) -> list[Claim]:
+    """Every claim checked on ``runs``. ``seeds``: the seeds a complete set has (missing-run
+    suggestions use them, with the seeds found). ``equivalence_margin``: the TOST margin of
+    the accuracy checks, in accuracy points (``report.equivalence_margin``)."""
+    if kappa_steps < 1:
+        raise ConfigError(f"report.kappa_steps must be >= 1, got {kappa_steps}")
+    if not (isinstance(equivalence_margin, (int, float)) and math.isfinite(equivalence_margin)
+            and equivalence_margin > 0):
+        raise ConfigError(f"report.equivalence_margin must be a number > 0 (accuracy points), got {equivalence_margin!r}")
+    all_seeds = seeds_for_claims(seeds, (r.seed for r in runs.values()))
+    inp = Inputs(dict(runs), all_seeds, kappa_steps, config_path, cartesian, float(equivalence_margin))
+    claims = [fn(inp) for fn in CLAIMS]
+    checks = [c for claim in claims if claim.kind == "claim" for c in claim.checks]
+    for c, ph in zip(checks, stats.holm([c.p for c in checks])):
+        c.p_holm = ph
+    return claims
+
+
+def payload(claims: Sequence[Claim], runs: Mapping[str, RunData], *, results_dir: str = "",
+            skipped: Sequence[str] = (), config_path: str | None = None, cartesian: bool = False) -> dict[str, Any]:
+    """The JSON-able result (what claims.json holds and what the renderers read)."""
+    margin = next((k.margin for c in claims for k in c.checks if k.margin is not None), None)
+    missing = list(dict.fromkeys(m for c in claims for m in c.missing))  # claim order
+    n_seeds = max((len(s) for s in by_group(runs).values()), default=0)
+    notes = []
+    if runs and n_seeds < stats.MIN_SEEDS:
+        notes.append(f"no run group has {stats.MIN_SEEDS} seeds: one or two seeds show a direction, not a "
+                     "result, so every check is insufficient. To add seeds: "
+                     + (run_grid_command([group_run_id(g, s) for g in by_group(runs)
+                                          for s in seeds_for_claims((), (r.seed for r in runs.values()))
+                                          if group_run_id(g, s) not in runs],
+                                         config_path=config_path, cartesian=cartesian) or ""))
+    return _clean({
+        "rule": RULE,
+        "equivalence_margin": margin,
+        "results_dir": results_dir,
+        "runs": [{"run_id": r.run_id, "method": r.method, "beta_pos": r.beta_pos, "beta_neg": r.beta_neg,
+                  "seed": r.seed, "steps": len(r.rows), "samples": bool(r.scores)}
+                 for r in sorted(runs.values(), key=lambda r: (group_sort_key(r.group), r.seed))],
+        "skipped": list(skipped),
+        "claims": [asdict(c) for c in claims],
+        "verdicts": {c.id: c.verdict for c in claims},
+        "missing": missing,
+        "command": run_grid_command(missing, config_path=config_path, cartesian=cartesian),
+        "notes": notes,
+    })
+
+
+def _clean(x: Any) -> Any:
+    """NaN/inf -> None, tuples -> lists (strict JSON)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def check_results(cfg: Config, runs: Sequence[str] | None = None, *, config_path: str | None = None) -> dict[str, Any]:
+    """Locate, load and check the runs of ``cfg.results_dir`` (or ``runs``; see :func:`locate`)."""
+    src = locate(cfg.results_dir, runs)
+    checkpoint = None if cfg.report.checkpoint == "final" else int(cfg.report.checkpoint)
+    data = load_runs(src, checkpoint)
+    cartesian = bool(cfg.grid.grid)
+    claims = evaluate(data, seeds=cfg.grid.seeds, kappa_steps=cfg.report.kappa_steps,
+                      config_path=config_path, cartesian=cartesian,
+                      equivalence_margin=cfg.report.equivalence_margin)
+    return payload(claims, data, results_dir=str(cfg.results_dir), skipped=src.skipped,
+                   config_path=config_path, cartesian=cartesian)

@@ -1,0 +1,666 @@
+"""Figures 1-4 of the paper, drawn from the aggregated artifacts (matplotlib, PNG).
+
+Why it exists: the report shows the same views as the paper so a run can be compared with
+it at a glance, and a figure must show what ``asym claims`` tests: a gap that holds is
+visible, a gap that does not is never drawn as a strong contrast. Each function takes an
+aggregate table (asymcli.analysis.aggregate.CURVES / GRID / RUN_SCORES) and writes one PNG atomically.
+
+- Level curves: the mean over seeds with its 95% t confidence band over seeds (unpaired; no
+  band with one seed).
+- Test accuracy: the greedy evaluations themselves (``eval_greedy_acc`` at the eval steps,
+  the mean over the config's eval benchmarks for a benchmark task), mean and 95% t CI over
+  seeds as error bars; no EMA (an EMA over a few evaluations mixes in the shared base
+  accuracy of step 0 and shrinks every gap).
+- Paired-difference panels (Figs. 2 and 3, second row): method − reference (REINFORCE in
+  Fig. 2, GRPO in Fig. 3) per step, paired by seed (:func:`pair_key`, :func:`paired_diff`),
+  the mean difference with its 95% t CI band over seeds (the interval of
+  ``asymcli.analysis.claims.stats.paired_test``) and the zero line; at the right edge of a per-step
+  metric's panel, the mean over steps with its paired 95% CI: the value per seed that
+  ``asym claims`` tests.
+- Figure 4d: a diverging colour scale centred on a reference (GRPO's Avg., else REINFORCE's,
+  else the grid's mean) with a half-range of at least ``GRID_MIN_HALF_RANGE`` points, and
+  each cell's paired difference to the reference marked * when a two-sided paired t-test
+  gives p < 0.05.
+
+A panel whose runs are missing says so inside the panel instead of failing; every drawn
+line has a legend entry. Departures from the paper: one model per figure (the paper stacks
+two backbones as rows; here the second row holds the paired differences); Figure 4 (a-c)
+and 4d are two files (4d belongs to the `grid` target). Uses matplotlib's object API (no
+pyplot state), so it is safe in any thread or process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pyarrow as pa
+from matplotlib.figure import Figure
+from scipy.stats import t as _t
+
+from .. import artifacts
+from .aggregate import row_label
+
+# One color per method, the same in every figure.
+COLORS = {
+    "reinforce": "#7f7f7f",
+    "reinforce_ent": "#bcbd22",
+    "grpo": "#1f77b4",
+    "grpo_ent": "#17becf",
+    "clip_higher": "#9467bd",
+    "dr_grpo": "#8c564b",
+    "pos_only": "#2ca02c",
+    "neg_only": "#d62728",
+    "ent_decrease": "#e377c2",
+    "ent_increase": "#ff7f0e",
+    "asym": "#000000",
+}
+ASYM_STYLES = ["-", "--", ":", "-."]
+
+Spec = tuple[str, "float | None", "float | None"]  # (method, beta_pos, beta_neg)
+
+FIG2_METHODS: list[Spec] = [("reinforce", None, None), ("pos_only", None, None),
+                            ("neg_only", None, None), ("reinforce_ent", None, None)]
+FIG3_METHODS: list[Spec] = [("grpo", None, None), ("ent_decrease", None, None), ("ent_increase", None, None)]
+FIG4_BASELINES: list[Spec] = [("reinforce", None, None), ("grpo", None, None), ("grpo_ent", None, None),
+                              ("clip_higher", None, None), ("dr_grpo", None, None)]
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    with artifacts.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Series from the CURVES table
+# ---------------------------------------------------------------------------
+
+
+def _rows_of(curves: pa.Table, spec: Spec) -> np.ndarray:
+    """Boolean mask of the CURVES rows of ``spec``."""
+    method, bp, bn = spec
+    m = np.array(curves.column("method").to_pylist(), dtype=object)
+    keep = m == method
+    if method == "asym" and keep.any():
+        keep &= np.isclose(curves.column("beta_pos").to_numpy(zero_copy_only=False).astype(float), bp)
+        keep &= np.isclose(curves.column("beta_neg").to_numpy(zero_copy_only=False).astype(float), bn)
+    return keep
+
+
+def series(curves: pa.Table, spec: Spec, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """(steps, mean over seeds, sample std over seeds, n seeds) of one column, NaNs skipped.
+    None when no run of ``spec`` has a finite value of ``column``."""
+    keep = _rows_of(curves, spec)
+    if not keep.any():
+        return None
+    steps = curves.column("step").to_numpy()[keep]
+    seeds = curves.column("seed").to_numpy()[keep]
+    vals = curves.column(column).to_numpy(zero_copy_only=False).astype(float)[keep]
+    ok = np.isfinite(vals)
+    if not ok.any():
+        return None
+    steps, seeds, vals = steps[ok], seeds[ok], vals[ok]
+    xs = np.unique(steps)
+    mean = np.array([vals[steps == s].mean() for s in xs])
+    std = np.array([vals[steps == s].std(ddof=1) if (steps == s).sum() > 1 else 0.0 for s in xs])
+    return xs, mean, std, len(np.unique(seeds))
+
+
+# ---------------------------------------------------------------------------
+# Per-run curves, pairing by seed, mean and 95% t CI over seeds
+# ---------------------------------------------------------------------------
+
+RunCurves = dict[str, dict[int, float]]  # pairing key -> {step: value}
+
+
+def pair_key(run_id: str) -> str:
+    """The key that pairs runs of different methods: the run id's last ``_`` field, "s0" for
+    ``grpo_s0`` / ``asym_bp0.9_bn0.4_s0`` (a multi-base layout's "b1s0" pairs the same way)."""
+    return run_id.rsplit("_", 1)[-1]
+
+
+def run_curves(curves: pa.Table, spec: Spec, column: str) -> RunCurves:
+    """Per-run curves of ``spec``: {pair_key(run_id): {step: value}}, finite values only."""
+    keep = _rows_of(curves, spec)
+    out: RunCurves = {}
+    if not keep.any():
+        return out
+    rids = np.array(curves.column("run_id").to_pylist(), dtype=object)[keep]
+    steps = curves.column("step").to_numpy()[keep]
+    vals = curves.column(column).to_numpy(zero_copy_only=False).astype(float)[keep]
+    for rid, st, v in zip(rids, steps, vals):
+        if math.isfinite(v):
+            out.setdefault(pair_key(str(rid)), {})[int(st)] = float(v)
+    return {k: out[k] for k in sorted(out)}
+
+
+@dataclass(frozen=True)
+class Band:
+    """Per step: mean over seeds, its 95% two-sided t interval (NaN with one seed) and n."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    n: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+def t_interval(xs: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, lo, hi): the 95% two-sided t interval mean ± t_{0.975, n-1} sd / sqrt(n), the
+    interval of ``asymcli.analysis.claims.stats.paired_test``; lo = hi = NaN for one value."""
+    a = np.asarray(xs, float)
+    mean = float(a.mean())
+    if len(a) < 2:
+        return mean, math.nan, math.nan
+    sd = float(a.std(ddof=1))
+    if sd <= 1e-12 * max(1.0, float(np.abs(a).max())):
+        return mean, mean, mean
+    half = float(_t.ppf(0.975, len(a) - 1)) * sd / math.sqrt(len(a))
+    return mean, mean - half, mean + half
+
+
+def mean_band(runs: RunCurves) -> Band:
+    """Mean and 95% t CI over the runs at every step any of them logged."""
+    steps = sorted({s for c in runs.values() for s in c})
+    cols = [[c[s] for c in runs.values() if s in c] for s in steps]
+    return _band(steps, cols)
+
+
+def paired_diff(a: RunCurves, b: RunCurves) -> Band:
+    """A − B per step, paired by key: at each step the keys with a value in both; the mean
+    difference and its 95% t CI over those keys."""
+    keys = sorted(set(a) & set(b))
+    steps = sorted({s for k in keys for s in a[k] if s in b[k]})
+    cols = [[a[k][s] - b[k][s] for k in keys if s in a[k] and s in b[k]] for s in steps]
+    return _band(steps, cols)
+
+
+def _band(steps: Sequence[int], cols: Sequence[Sequence[float]]) -> Band:
+    stats = np.array([t_interval(c) for c in cols], float).reshape(-1, 3)
+    return Band(np.asarray(steps, int), stats[:, 0], stats[:, 1], stats[:, 2],
+                np.array([len(c) for c in cols], int))
+
+
+def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str) -> tuple[float, float, float, int] | None:
+    """The value per key that ``asym claims`` tests for a curve (claims.mechanism.curve_gap): the
+    mean of A − B over the steps both logged (after the first step for columns measured before
+    the update), then (mean, lo, hi, n) over keys. None without a paired key."""
+    from .claims.base import BEFORE_UPDATE
+
+    per = []
+    for k in sorted(set(a) & set(b)):
+        steps = sorted(set(a[k]) & set(b[k]))
+        if column in BEFORE_UPDATE and a[k] and b[k]:
+            first = min(min(a[k]), min(b[k]))
+            steps = [s for s in steps if s > first]
+        if steps:
+            per.append(float(np.mean([a[k][s] - b[k][s] for s in steps])))
+    if not per:
+        return None
+    return (*t_interval(per), len(per))
+
+
+def _label(spec: Spec) -> str:
+    return row_label(*spec)
+
+
+def _style(spec: Spec, asym_index: dict[tuple[Any, Any], int]) -> dict[str, Any]:
+    method, bp, bn = spec
+    if method == "asym":
+        i = asym_index.setdefault((bp, bn), len(asym_index))
+        return {"color": COLORS["asym"], "linestyle": ASYM_STYLES[i % len(ASYM_STYLES)]}
+    return {"color": COLORS.get(method, None)}
+
+
+def _note(ax: Any, text: str, big: bool = False) -> None:
+    """Text inside a panel (kept out of the layout so it never squeezes the axes)."""
+    if big:
+        t = ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9,
+                    color="#555555")
+    else:
+        t = ax.text(0.02, 0.02, text, ha="left", va="bottom", transform=ax.transAxes, fontsize=6.5,
+                    color="#666666", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+    t.set_in_layout(False)
+
+
+#: Columns drawn as points with error bars (evaluations every ``train.eval_every`` steps).
+SPARSE = 12  # at most this many steps: markers and error bars instead of a band
+
+
+def _draw_band(ax: Any, band: Band, label: str, style: dict[str, Any], slot: float = 0.0) -> None:
+    """Mean line with its 95% CI: error bars when there are few steps (shifted sideways by
+    ``slot`` x 1.2% of the step range, so the bars of several methods do not overlap), else a
+    shaded band. The line carries the label; bars and band go with it."""
+    has_ci = bool(np.isfinite(band.lo).any())
+    if len(band) <= SPARSE:
+        span = float(band.steps.max() - band.steps.min()) if len(band) > 1 else 1.0
+        x = band.steps + slot * 0.012 * span
+        ax.plot(x, band.mean, label=label, marker="o", markersize=3.5, linewidth=1.4, **style)
+        if has_ci:
+            err = np.vstack([band.mean - band.lo, band.hi - band.mean])
+            ax.errorbar(x, band.mean, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none",
+                        ecolor=style.get("color"), capsize=3, elinewidth=1.0, label="_nolegend_")
+    else:
+        ax.plot(band.steps, band.mean, label=label, linewidth=1.4, **style)
+        if has_ci:
+            ok = np.isfinite(band.lo)
+            ax.fill_between(band.steps, np.where(ok, band.lo, band.mean), np.where(ok, band.hi, band.mean),
+                            alpha=0.18, color=style.get("color"), linewidth=0)
+
+
+def _axes_style(ax: Any, title: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("training step", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], column: str, *, title: str, ylabel: str,
+          asym_index: dict[tuple[Any, Any], int] | None = None, linestyle: str | None = None,
+          suffix: str = "", legend: bool = True, dodge: bool = False) -> list[str]:
+    """Draw ``column`` for each spec (mean over seeds with its 95% t CI); note the missing
+    ones. Returns them. ``dodge`` shifts each method's error bars sideways a little."""
+    asym_index = {} if asym_index is None else asym_index
+    missing = []
+    drawn = 0
+    for i, spec in enumerate(specs):
+        runs = run_curves(curves, spec, column)
+        if not runs:
+            missing.append(_label(spec))
+            continue
+        style = _style(spec, asym_index)
+        if linestyle:
+            style["linestyle"] = linestyle
+        _draw_band(ax, mean_band(runs), _label(spec) + suffix, style,
+                   slot=(i - (len(specs) - 1) / 2) if dodge else 0.0)
+        drawn += 1
+    _axes_style(ax, title, ylabel)
+    if drawn == 0:
+        _note(ax, "no runs with this metric yet:\n" + "\n".join(missing)
+              + "\n(add the methods to grid.methods)", big=True)
+    else:
+        if missing:
+            _note(ax, "missing runs:\n" + "\n".join(missing))
+        if legend:
+            ax.legend(fontsize=7, frameon=False)
+    return missing
+
+
+def zero_label(ref: Spec) -> str:
+    return f"0 = no difference from {_label(ref)}"
+
+
+def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, column: str, *, title: str,
+               ylabel: str, scale: float = 1.0, summary: bool = True,
+               asym_index: dict[tuple[Any, Any], int] | None = None) -> list[str]:
+    """Paired-difference panel: for each spec but ``ref``, (spec − ref) x ``scale`` per step,
+    paired by seed (:func:`paired_diff`): mean with its 95% t CI over seeds, and the zero line.
+    With ``summary`` (per-step metrics), the mean over steps and its paired 95% CI (the value
+    ``asym claims`` tests) is drawn at the right edge. Returns the labels not drawn."""
+    asym_index = {} if asym_index is None else asym_index
+    base = run_curves(curves, ref, column)
+    missing: list[str] = [] if base else [_label(ref)]
+    drawn: list[tuple[Spec, RunCurves]] = []
+    for i, spec in enumerate(specs):
+        if spec == ref:
+            continue
+        runs = run_curves(curves, spec, column)
+        if not runs:
+            missing.append(_label(spec))
+            continue
+        if not base:
+            continue
+        d = paired_diff(_scaled(runs, scale), _scaled(base, scale))
+        if not len(d):
+            missing.append(_label(spec) + " (no seed paired)")
+            continue
+        _draw_band(ax, d, _label(spec), _style(spec, asym_index), slot=i - (len(specs) - 1) / 2)
+        drawn.append((spec, runs))
+    _axes_style(ax, title, ylabel)
+    if not drawn:
+        _note(ax, "nothing to pair:\n" + "\n".join(f"no runs: {m}" for m in missing), big=True)
+        return missing
+    ax.axhline(0.0, color="black", linewidth=0.9, label=zero_label(ref), zorder=1)
+    if summary:
+        lines = ax.get_lines()
+        x_max = max(float(np.max(ln.get_xdata())) for ln in lines if len(ln.get_xdata()) > 1) \
+            if any(len(ln.get_xdata()) > 1 for ln in lines) else 1.0
+        x_min = min(float(np.min(ln.get_xdata())) for ln in lines if len(ln.get_xdata()) > 1) \
+            if any(len(ln.get_xdata()) > 1 for ln in lines) else 0.0
+        gap = max(1.0, 0.06 * (x_max - x_min))
+        right = x_max + gap * (1.5 + 0.5 * len(drawn))
+        # the summary sits in a shaded strip so its x position is not read as a training step
+        ax.axvspan(x_max + gap * 0.5, right, color="#f0f0f0", zorder=0, linewidth=0)
+        ax.text(x_max + gap * (0.75 + 0.25 * len(drawn)), 0.98, "mean\nover\nsteps", ha="center", va="top",
+                fontsize=6, color="#555555", transform=ax.get_xaxis_transform()).set_in_layout(False)
+        ax.set_xlim(right=right)
+        for i, (spec, runs) in enumerate(drawn):
+            m = mean_over_steps_diff(_scaled(runs, scale), _scaled(base, scale), column)
+            if m is None:
+                continue
+            mean, lo, hi, _n = m
+            err = None if not math.isfinite(lo) else [[mean - lo], [hi - mean]]
+            ax.errorbar([x_max + gap * (1 + 0.5 * i)], [mean], yerr=err, marker="D", markersize=4, capsize=3,
+                        linewidth=0, elinewidth=1.4, color=_style(spec, asym_index).get("color"),
+                        label=_label(spec))
+    if missing:
+        _note(ax, "missing runs:\n" + "\n".join(missing))
+    return missing
+
+
+SUMMARY_LABEL = "right of a Δ panel: mean over steps, paired 95% CI (the value `asym claims` tests)"
+
+
+def summary_handle() -> Any:
+    """Legend proxy explaining the diamonds of :func:`diff_panel`'s summary."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], marker="D", markersize=4, color="black", linewidth=0)
+
+
+def _scaled(runs: RunCurves, scale: float) -> RunCurves:
+    if scale == 1.0:
+        return runs
+    return {k: {s: v * scale for s, v in c.items()} for k, c in runs.items()}
+
+
+def figure_legend(fig: Figure, axes: Sequence[Any], extra: Sequence[tuple[Any, str]] = (),
+                  ncol: int = 6) -> None:
+    """One legend for the whole figure (the union of the panels' labelled lines, then ``extra``)."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    for h, lab in extra:
+        seen.setdefault(lab, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
+                   ncol=min(len(seen), ncol), fontsize=8, frameon=False)
+
+
+def _empty(curves: pa.Table | None) -> pa.Table:
+    from .aggregate import CURVES
+
+    return CURVES.empty_table() if curves is None else curves
+
+
+# ---------------------------------------------------------------------------
+# Figure 1: advantage curves (analytic, from the registry)
+# ---------------------------------------------------------------------------
+
+
+def fig1_advantages(path: str | Path, *, group_size: int = 8,
+                    betas: Sequence[float] = (0.0, 0.05, 0.25, 0.5, 0.75, 1.0)) -> Path:
+    """(a) A_pos(p) and (b) |A_neg(p)| of the beta family (Eq. 5) for several beta, with the
+    flipped EntDecrease (a) and EntIncrease (b) channels at G = ``group_size`` (App. C)."""
+    from ..algorithm import advantages as adv
+
+    g = int(group_size)
+    p = np.linspace(0.02, 0.98, 193)
+    fig = Figure(figsize=(9, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    cmap = matplotlib.colormaps["viridis"]
+    for i, b in enumerate(betas):
+        pos, neg = adv.closed_form_channels("asym", p, g, beta_pos=b, beta_neg=b)
+        color = cmap(i / max(1, len(betas) - 1))
+        name = "REINFORCE" if b == 0 else ("GRPO" if b == 0.5 else None)
+        lab = f"β={b:g}" + (f" ({name})" if name else "")
+        axes[0].plot(p, np.asarray(pos, float), color=color, label=lab, linewidth=1.3)
+        axes[1].plot(p, np.abs(np.asarray(neg, float)), color=color, label=lab, linewidth=1.3)
+    for ax, est, which in ((axes[0], "ent_decrease", 0), (axes[1], "ent_increase", 1)):
+        vals = np.asarray(adv.closed_form_channels(est, p, g)[which], float)
+        pts = [(pp, a_pos if which == 0 else a_neg) for _k, pp, a_pos, a_neg in adv.channel_values(est, g)]
+        pts = [(pp, v) for pp, v in pts if v is not None]
+        lab = ("EntDecrease (flipped)" if which == 0 else "EntIncrease (flipped)") + f", G={g}"
+        ax.plot(p, np.abs(vals), color=COLORS[est], linestyle="--", linewidth=1.3, label=lab)
+        ax.plot([q for q, _ in pts], [abs(v) for _, v in pts], "o", color=COLORS[est], markersize=3,
+                label=lab.split(" (")[0] + ": registry values at p = k/G")
+    axes[0].set_title("(a) successful rollouts: $A_{pos}(p)$", fontsize=10)
+    axes[1].set_title("(b) failed rollouts: $|A_{neg}(p)|$", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("group accuracy p", fontsize=8)
+        ax.set_ylabel("advantage magnitude", fontsize=8)
+        ax.set_ylim(0, 4)
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    figure_legend(fig, axes, ncol=4)  # both panels' curves: (b)'s EntIncrease is not in (a)
+    fig.suptitle("Figure 1: the β family (Eq. 5) and the flipped channels (App. C)", fontsize=10)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# Figures 2-4: training dynamics
+# ---------------------------------------------------------------------------
+
+
+REINFORCE: Spec = ("reinforce", None, None)
+GRPO: Spec = ("grpo", None, None)
+ACC = "eval_greedy_acc"  # the evaluations themselves (CURVES also has the EMA, not drawn)
+BANDS = "bands / bars: 95% t CI over seeds"
+
+
+def _style_proxies() -> list[tuple[Any, str]]:
+    from matplotlib.lines import Line2D
+
+    return [(Line2D([], [], color="black", linewidth=1.4), "(c) none-solved"),
+            (Line2D([], [], color="black", linewidth=1.4, linestyle="--"), "(c) all-solved")]
+
+
+def fig2_channels(curves: pa.Table | None, path: str | Path) -> Path:
+    """Figure 2: entropy, test accuracy, none/all-solved fractions, log-prob gain on correct
+    rollouts for REINFORCE, Pos-Only, Neg-Only and REINFORCE w/ entropy reg. (top row), and
+    each minus REINFORCE, paired by seed (bottom row)."""
+    c = _empty(curves)
+    fig = Figure(figsize=(16, 8.2), layout="constrained")
+    ax = fig.subplots(2, 4)
+    top, bot = ax[0], ax[1]
+    kw: dict[str, Any] = {"legend": False}
+    panel(top[0], c, FIG2_METHODS, "entropy", title="(a) policy entropy", ylabel="entropy (nats/token)", **kw)
+    panel(top[1], c, FIG2_METHODS, ACC, title="(b) test accuracy (greedy evaluations)", ylabel="accuracy",
+          dodge=True, **kw)
+    panel(top[2], c, FIG2_METHODS, "none_solved_frac", title="(c) none-solved (—) / all-solved (- -)",
+          ylabel="fraction of groups", **kw)
+    panel(top[2], c, FIG2_METHODS, "all_solved_frac", title="(c) none-solved (—) / all-solved (- -)",
+          ylabel="fraction of groups", linestyle="--", **kw)
+    panel(top[3], c, FIG2_METHODS, "logprob_gain_correct", title="(d) log-prob gain, correct rollouts",
+          ylabel="E[log π_new − log π_old]", **kw)
+    ref = "REINFORCE"
+    diff_panel(bot[0], c, FIG2_METHODS, REINFORCE, "entropy", title=f"Δ(a) entropy − {ref}",
+               ylabel="Δ entropy (nats/token)")
+    diff_panel(bot[1], c, FIG2_METHODS, REINFORCE, ACC, title=f"Δ(b) test accuracy − {ref}",
+               ylabel="Δ accuracy (points)", scale=100.0, summary=False)
+    diff_panel(bot[2], c, FIG2_METHODS, REINFORCE, "none_solved_frac", title=f"Δ(c) none-solved − {ref}",
+               ylabel="Δ fraction of groups")
+    diff_panel(bot[3], c, FIG2_METHODS, REINFORCE, "logprob_gain_correct", title=f"Δ(d) log-prob gain − {ref}",
+               ylabel="Δ E[log π_new − log π_old]")
+    figure_legend(fig, list(top) + list(bot), extra=[*_style_proxies(), (summary_handle(), SUMMARY_LABEL)],
+                  ncol=4)
+    fig.suptitle("Figure 2: channel isolation (Sec. 3.1). Top: mean over seeds; bottom: method − REINFORCE, "
+                 f"paired by seed; {BANDS}", fontsize=10)
+    return _save(fig, path)
+
+
+def fig3_flip(curves: pa.Table | None, path: str | Path) -> Path:
+    """Figure 3: the advantage flip test, entropy and test accuracy (top), each minus GRPO,
+    paired by seed (bottom)."""
+    c = _empty(curves)
+    fig = Figure(figsize=(9, 8.0), layout="constrained")
+    ax = fig.subplots(2, 2)
+    panel(ax[0, 0], c, FIG3_METHODS, "entropy", title="(a) policy entropy", ylabel="entropy (nats/token)",
+          legend=False)
+    panel(ax[0, 1], c, FIG3_METHODS, ACC, title="(b) test accuracy (greedy evaluations)", ylabel="accuracy",
+          legend=False, dodge=True)
+    diff_panel(ax[1, 0], c, FIG3_METHODS, GRPO, "entropy", title="Δ(a) entropy − GRPO",
+               ylabel="Δ entropy (nats/token)")
+    diff_panel(ax[1, 1], c, FIG3_METHODS, GRPO, ACC, title="Δ(b) test accuracy − GRPO",
+               ylabel="Δ accuracy (points)", scale=100.0, summary=False)
+    figure_legend(fig, ax.ravel(), extra=[(summary_handle(), SUMMARY_LABEL)], ncol=3)
+    fig.suptitle(f"Figure 3: advantage flip test (Sec. 3.2). Bottom: method − GRPO, paired by seed;\n{BANDS}",
+                 fontsize=10)
+    return _save(fig, path)
+
+
+def fig4_dynamics(curves: pa.Table | None, path: str | Path,
+                  pairs: Sequence[tuple[float, float]] = ((0.9, 0.4),)) -> Path:
+    """Figure 4 (a-c): training reward, entropy and test accuracy of the baselines and
+    AsymGRPO at the config's grid.betas pairs."""
+    c = _empty(curves)
+    specs = FIG4_BASELINES + [("asym", float(a), float(b)) for a, b in pairs]
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    ax = fig.subplots(1, 3)
+    idx: dict[tuple[Any, Any], int] = {}
+    panel(ax[0], c, specs, "reward_mean", title="(a) training reward", ylabel="mean reward", asym_index=idx,
+          legend=False)
+    panel(ax[1], c, specs, "entropy", title="(b) policy entropy", ylabel="entropy (nats/token)", asym_index=idx,
+          legend=False)
+    panel(ax[2], c, specs, ACC, title="(c) test accuracy (greedy evaluations)", ylabel="accuracy",
+          asym_index=idx, legend=False, dodge=True)
+    figure_legend(fig, ax)
+    fig.suptitle(f"Figure 4 (a-c): training dynamics; {BANDS} (unpaired)", fontsize=10)
+    return _save(fig, path)
+
+
+#: Figure 4d's colour scale: diverging around the reference, half-range at least this many
+#: points (Avg. x 100), so gaps within about one seed standard deviation at this scale
+#: (the mechanism testbed's seeds scatter by 1-2 points) are drawn pale, never at full contrast.
+GRID_MIN_HALF_RANGE = 3.0
+GRID_REFERENCES: list[Spec] = [GRPO, REINFORCE]  # the first one with runs is the reference
+
+
+def grid_cell_text(row: dict[str, Any], mark: str = "") -> str:
+    """A Figure 4d cell: "69.62\n± 0.90\nn=5" (the ± line only with two or more seeds), then
+    ``mark`` (the paired difference to the reference) on its own line when given."""
+    n = row.get("n_seeds") or 1
+    std = row.get("std")
+    spread = f"\n± {std:.2f}" if n > 1 and std is not None and not math.isnan(std) else ""
+    return f"{row['mean']:.2f}{spread}\nn={n}" + (f"\n{mark}" if mark else "")
+
+
+def run_avgs(scores: pa.Table | None, checkpoint: str | int | None = "final") -> dict[Spec, dict[str, float]]:
+    """Per run, the Avg. of Table 2 (mean Avg@k x 100 over the benchmarks, at the reported
+    checkpoint: each run's final evaluated step, or ``checkpoint``), as {spec: {pair_key: avg}}.
+    A run missing a benchmark at that step has no Avg. (as table2.sql)."""
+    from .aggregate import parse_checkpoint
+
+    out: dict[Spec, dict[str, float]] = {}
+    if scores is None or scores.num_rows == 0:
+        return out
+    step = parse_checkpoint(checkpoint)
+    rows = [r for r in scores.to_pylist() if r["method"] != "base"]
+    n_bench = len({r["benchmark"] for r in rows})
+    by_run: dict[str, list[dict]] = {}
+    for r in rows:
+        by_run.setdefault(r["run_id"], []).append(r)
+    for rid, rs in sorted(by_run.items()):
+        at = max(r["step"] for r in rs) if step is None else step
+        vals = [r["avg_at_k"] for r in rs if r["step"] == at and r["avg_at_k"] is not None]
+        if len(vals) != n_bench:
+            continue
+        r0 = rs[0]
+        spec: Spec = ((r0["method"], float(r0["beta_pos"]), float(r0["beta_neg"])) if r0["method"] == "asym"
+                      else (r0["method"], None, None))
+        out.setdefault(spec, {})[pair_key(rid)] = 100.0 * float(np.mean(vals))
+    return out
+
+
+def grid_mark(cell: Mapping[str, float], ref: Mapping[str, float], ref_label: str) -> str:
+    """"Δ +1.30 vs GRPO *": the cell's mean paired difference to the reference over the seeds
+    both have, * when a two-sided paired t-test gives p < 0.05 with >= 3 seeds (claims.stats),
+    "n.s." otherwise, "n<3" with fewer paired seeds."""
+    from .claims.stats import MIN_SEEDS, paired_test
+
+    keys = sorted(set(cell) & set(ref))
+    if not keys:
+        return ""
+    diffs = [cell[k] - ref[k] for k in keys]
+    mean = float(np.mean(diffs))
+    if len(keys) < MIN_SEEDS:
+        return f"Δ {mean:+.2f} vs {ref_label} (n<{MIN_SEEDS})"
+    t = paired_test(diffs, 1 if mean >= 0 else -1)
+    if t.p is None:  # every seed the same difference
+        sig = t.verdict == "holds"
+    else:
+        sig = min(1.0, 2.0 * t.p) < 0.05
+    return f"Δ {mean:+.2f} vs {ref_label} " + ("*" if sig else "n.s.")
+
+
+def grid_figure(grid: pa.Table | None, scores: pa.Table | None = None, checkpoint: str | int | None = "final",
+                min_half_range: float = GRID_MIN_HALF_RANGE) -> Figure:
+    """Figure 4d (see :func:`grid_heatmap`) as a matplotlib Figure."""
+    rows = [] if grid is None else [r for r in grid.to_pylist() if r["mean"] is not None]
+    fig = Figure(figsize=(5.8, 5.0), layout="constrained")
+    ax = fig.subplots(1, 1)
+    if not rows:
+        ax.set_title("Figure 4d: Avg. accuracy over the (βpos, βneg) grid", fontsize=10)
+        ax.set_axis_off()
+        _note(ax, "no evaluated AsymGRPO runs yet\n(grid.grid / grid.betas; `snakemake grid`)", big=True)
+        return fig
+    bps = sorted({r["beta_pos"] for r in rows}, reverse=True)
+    bns = sorted({r["beta_neg"] for r in rows})
+    mat = np.full((len(bps), len(bns)), math.nan)
+    cell: dict[tuple[int, int], dict] = {}
+    for r in rows:
+        i, j = bps.index(r["beta_pos"]), bns.index(r["beta_neg"])
+        mat[i, j] = r["mean"]
+        cell[i, j] = r
+    per_run = run_avgs(scores, checkpoint)
+    ref_spec = next((s for s in GRID_REFERENCES if per_run.get(s)), None)
+    if ref_spec is not None:
+        ref_runs = per_run[ref_spec]
+        ref_label = _label(ref_spec)
+        centre = float(np.mean(list(ref_runs.values())))
+        centre_text = f"{ref_label} {centre:.2f} (n={len(ref_runs)})"
+    else:
+        ref_runs, ref_label = {}, ""
+        centre = float(np.nanmean(mat))
+        centre_text = f"the grid's mean {centre:.2f} (no GRPO / REINFORCE scores given)"
+    half = max(float(min_half_range), float(np.nanmax(np.abs(mat - centre))))
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#eeeeee")
+    im = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, aspect="auto", vmin=centre - half, vmax=centre + half)
+    best = np.nanmax(mat)
+    for i in range(len(bps)):
+        for j in range(len(bns)):
+            if math.isnan(mat[i, j]):
+                continue
+            r = cell[i, j]
+            mark = ""
+            if ref_runs:
+                mark = grid_mark(per_run.get(("asym", float(r["beta_pos"]), float(r["beta_neg"])), {}),
+                                 ref_runs, ref_label)
+            dark = abs(mat[i, j] - centre) / half > 0.6
+            # mean ± std and n in every cell, and the paired test against the reference: the
+            # colour alone must not carry a gap the seeds do not support.
+            ax.text(j, i, grid_cell_text(r, mark), ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black", fontweight="bold" if mat[i, j] == best else "normal")
+    ax.set_xticks(range(len(bns)), [f"{b:g}" for b in bns])
+    ax.set_yticks(range(len(bps)), [f"{b:g}" for b in bps])
+    ax.set_xlabel("βneg", fontsize=9)
+    ax.set_ylabel("βpos", fontsize=9)
+    ax.set_title("Figure 4d: Avg. accuracy over the (βpos, βneg) grid\n"
+                 f"colour: centred on {centre_text}, half-range ≥ {min_half_range:g} points;\n"
+                 + ("Δ: paired by seed, * = two-sided paired t-test p < 0.05" if ref_runs
+                    else "no per-seed scores: no paired test"), fontsize=8.5)
+    fig.colorbar(im, ax=ax, label="Avg. (Avg@k x 100)")
+    return fig
+
+
+def grid_heatmap(grid: pa.Table | None, path: str | Path, *, scores: pa.Table | None = None,
+                 checkpoint: str | int | None = "final") -> Path:
+    """Figure 4d: Avg. accuracy (x 100) over the (beta_pos, beta_neg) grid, each cell annotated
+    with mean ± sample std over seeds and n; empty cells = not run. The colour scale diverges
+    around a reference, GRPO's Avg. (else REINFORCE's) from ``scores`` (RUN_SCORES), else the
+    grid's mean, with a half-range of at least GRID_MIN_HALF_RANGE points; with ``scores``
+    each cell also shows its paired difference to the reference, * when significant."""
+    return _save(grid_figure(grid, scores, checkpoint), path)

@@ -1,0 +1,115 @@
+"""The warmed-up tiny base shipped with asym, so the first command skips the warm-up.
+
+Why: the supervised warm-up of the embedded default is about 3.5 minutes of one CPU core,
+the largest part of the first `asym run-grid`. It is deterministic given its recipe (the
+task's training rows, the model shape, the warm-up settings and the thread count), so its
+result can be built once and shipped: the base stage uses it when the config's recipe hash
+equals the shipped one, and warms up from scratch otherwise (any change to the task, the
+model or the base section, or ``base.prebuilt: false``).
+
+Layout: ``asymcli/embedded/assets/default-base/`` holds the HF model folder (``model/``), the
+warm-up curve (``sft_metrics.parquet``) and ``PREBUILT.json`` (recipe hash and what built it).
+Rebuild it with the one command::
+
+    asym base --config configs/default.yaml --write-prebuilt
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import artifacts
+
+PREBUILT_DIR = Path(__file__).resolve().parent / "assets" / "default-base"
+#: another folder in its place (tests; a lab's own shipped base)
+ENV_DIR = "ASYM_PREBUILT_DIR"
+MANIFEST = "PREBUILT.json"
+REBUILD_COMMAND = "asym base --config configs/default.yaml --write-prebuilt"
+#: base-section keys that do not change the warmed-up weights (what is recorded about them, or
+#: whether the shipped copy may be used at all)
+NOT_IN_RECIPE = ("probe_prompts", "prebuilt")
+
+
+def recipe_hash(config: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) -> str:
+    """sha256 of everything the warm-up's weights depend on: the task, model and base sections
+    (less NOT_IN_RECIPE) and the supervised training rows (prompt, solution) themselves, so a
+    change in the task generator's code is seen even when the config is unchanged."""
+    base = {k: v for k, v in dict(config["base"]).items() if k not in NOT_IN_RECIPE}
+    h = hashlib.sha256()
+    h.update(json.dumps({"task": config["task"], "model": config["model"], "base": base},
+                        sort_keys=True, default=str).encode())
+    for r in rows:
+        h.update(b"\0" + r["prompt"].encode() + b"\1" + r["solution"].encode())
+    return h.hexdigest()
+
+
+def prebuilt_dir() -> Path:
+    """Where the prebuilt base lives: ``$ASYM_PREBUILT_DIR`` if set, else the shipped folder."""
+    return Path(os.environ[ENV_DIR]) if os.environ.get(ENV_DIR) else PREBUILT_DIR
+
+
+def manifest(folder: Path | None = None) -> dict[str, Any] | None:
+    path = (folder or prebuilt_dir()) / MANIFEST
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def find(recipe: str, folder: Path | None = None) -> Path | None:
+    """The shipped base folder if its recipe is ``recipe`` and its model is complete, else None."""
+    folder = folder or prebuilt_dir()
+    m = manifest(folder)
+    if not m or m.get("recipe") != recipe or not (folder / "model" / "config.json").exists():
+        return None
+    return folder
+
+
+def copy_model(src: Path, dest: Path) -> Path:
+    """Copy the shipped model folder to ``dest`` atomically (a temporary sibling, then rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        shutil.copytree(src / "model", tmp, dirs_exist_ok=True)
+        artifacts.fsync_tree(tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def write(base_out: Path, recipe: str, info: Mapping[str, Any], folder: Path | None = None) -> Path:
+    """Ship the base stage's output ``base_out`` (model/ + sft_metrics.parquet) as the prebuilt
+    base with ``recipe``; replaces the folder atomically."""
+    folder = folder or prebuilt_dir()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        shutil.copytree(base_out / "model", tmp / "model")
+        shutil.copy2(base_out / "sft_metrics.parquet", tmp / "sft_metrics.parquet")
+        (tmp / MANIFEST).write_text(json.dumps(dict(info, recipe=recipe, rebuild=REBUILD_COMMAND),
+                                               indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        for p in tmp.rglob("*"):  # readable by everyone once installed
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        tmp.chmod(0o755)
+        old = None
+        if folder.exists():
+            old = folder.with_name(folder.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder

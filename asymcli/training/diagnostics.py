@@ -1,0 +1,94 @@
+"""What one RL step produced (StepBatch) and its diagnostics, summed over every rank's share:
+entropy, kappa_B (Appendix E), solved fractions, log-prob gain, the advantage mass histograms."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from ..algorithm import metrics as M
+from . import distributed as dist
+from .policy import PackedBatch
+
+
+@dataclasses.dataclass
+class StepBatch:
+    """Everything one RL step produced before the update (N = prompts * G rollouts)."""
+
+    prompt_rows: list[int]  # index into the training table, per prompt
+    group_ids: torch.Tensor  # [N] long
+    rewards: torch.Tensor  # [N] float
+    batch: PackedBatch
+    old_logp: torch.Tensor  # [N, T]
+    old_entropy: torch.Tensor  # [N, T]
+    ref_logp: torch.Tensor | None
+    advantages: torch.Tensor  # [N]
+    finish: list[str]
+
+
+def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor, group_size: int) -> dict[str, Any]:
+    """The step's rollout diagnostics over the WHOLE batch, every rank's share included.
+
+    Each rank contributes sums and counts (tokens, groups, mixed groups, correct
+    rollouts), all-reduced before dividing: entropy is token-weighted over all response
+    tokens, kappa_B the mean over all mixed groups of the batch (Appendix E), the
+    solved fractions and histograms cover all prompts, and the log-prob gain all correct
+    rollouts. A rank's groups are whole (prompts are sharded, not rollouts), so group
+    statistics need no communication before the sums. ``new_logp``: [N, T] after the update.
+    """
+    G = group_size
+    mask = sb.batch.resp_mask
+    correct = sb.rewards > 0.5
+    n_groups = float(len(sb.prompt_rows))
+    hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, G)  # groups per number correct k
+    n_mixed = n_groups - hist[0] - hist[G]
+    kappa = M.kappa_batch(sb.old_logp, mask, sb.rewards, sb.group_ids)  # mean over this rank's mixed groups
+    gain_seq, gain_tok = M.logprob_gain_correct(new_logp, sb.old_logp, mask, correct)
+    n_correct = float(correct.sum())
+    tok_correct = float(mask[correct].sum())
+    tokens = float(mask.sum())
+    sums = {  # mean x count = sum; a NaN mean has a zero count
+        "seqs": float(len(sb.rewards)), "reward": float(sb.rewards.sum()), "tokens": tokens,
+        "entropy": float(M.masked_sum(sb.old_entropy, mask)),
+        "groups": n_groups, "none": float(hist[0]), "all": float(hist[G]), "mixed": n_mixed,
+        "kappa": kappa * n_mixed if n_mixed else 0.0,
+        "correct": n_correct, "tok_correct": tok_correct,
+        "gain_seq": gain_seq * n_correct if n_correct else 0.0,
+        "gain_tok": gain_tok * tok_correct if tok_correct else 0.0,
+        "adv_pos": float(sb.advantages.clamp(min=0).sum()), "adv_neg": float((-sb.advantages).clamp(min=0).sum()),
+    }
+    w_pos, w_neg = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, G)
+    # Claim 6's token-weighted mass: each advantage x its rollout's length, summed here and
+    # divided by the whole batch's mean length after the all-reduce.
+    w_pos_len, w_neg_len = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, G,
+                                                 weights=mask.sum(1).to(torch.float64))
+    for k in range(G + 1):
+        sums[f"p_hist/{k}"], sums[f"w_pos/{k}"], sums[f"w_neg/{k}"] = float(hist[k]), w_pos[k], w_neg[k]
+        sums[f"w_pos_len/{k}"], sums[f"w_neg_len/{k}"] = w_pos_len[k], w_neg_len[k]
+    t = dist.all_reduce_sum(sums)
+    mean_len = t["tokens"] / t["seqs"] if t["tokens"] and t["seqs"] else 1.0
+
+    def ratio(a: str, b: str) -> float:
+        return t[a] / t[b] if t[b] else float("nan")
+
+    return {
+        "reward_mean": ratio("reward", "seqs"),
+        "entropy": ratio("entropy", "tokens"),
+        "kappa": ratio("kappa", "mixed"),
+        "none_solved_frac": ratio("none", "groups"),
+        "all_solved_frac": ratio("all", "groups"),
+        "mixed_frac": ratio("mixed", "groups"),
+        "logprob_gain_correct": ratio("gain_seq", "correct"),
+        "logprob_gain_correct_tok": ratio("gain_tok", "tok_correct"),
+        "adv_pos_mass": t["adv_pos"],
+        "adv_neg_mass": t["adv_neg"],
+        "response_len_mean": ratio("tokens", "seqs"),
+        "p_hist": [int(round(t[f"p_hist/{k}"])) for k in range(G + 1)],
+        "w_pos_hist": [t[f"w_pos/{k}"] for k in range(G + 1)],
+        "w_neg_hist": [t[f"w_neg/{k}"] for k in range(G + 1)],
+        "w_pos_tok_hist": [t[f"w_pos_len/{k}"] / mean_len for k in range(G + 1)],
+        "w_neg_tok_hist": [t[f"w_neg_len/{k}"] / mean_len for k in range(G + 1)],
+        "_tokens": t["tokens"],
+    }

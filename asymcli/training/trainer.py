@@ -1,0 +1,585 @@
+"""The RL trainer: one run = one method config + seed.
+
+Each step (Appendix G/H):
+1. draw ``prompts_per_step`` prompts (a per-seed permutation of the training split, epoch
+   after epoch — a pure function of (seed, step), so resuming needs no data-loader state);
+2. sample G rollouts per prompt through the rollout-engine interface;
+3. grade them with the shared grader (reward 1 if correct, else 0);
+4. compute old-policy log-probs (and the Appendix E kappa_B from them, before any update);
+5. advantages from the estimator registry;
+6. PPO-clip updates: ``epochs`` passes over mini-batches of ``mini_batch_prompts`` prompts,
+   gradient accumulation over micro-batches with the mini-batch-wide aggregation
+   denominator, AdamW, grad clipping;
+7. log-prob gain on correct rollouts (a forward after the update), metrics row: every
+   diagnostic over the whole batch, all ranks' shares (sums and counts all-reduced);
+8. every ``eval_every`` steps, greedy (T = 0) test accuracy per benchmark and its mean
+   (Appendix G): the held-out split, or the config's eval benchmarks for a benchmark task.
+
+Precision: fp32 master weights (AdamW, gradients) at any ``model.dtype``, which sets the
+compute precision through autocast (:meth:`Trainer.autocast`).
+
+Checkpoints (HF folder + optimizer/RNG/metrics state) are written atomically every
+``checkpoint_every`` steps and at the end; a restarted run resumes from the latest complete
+one and reproduces the uninterrupted run's metrics (all randomness is derived from
+(seed, step)). NaN/inf in a training quantity stops the run naming step and quantity; the
+last good checkpoint stays.
+
+Integrity (tests/test_faults.py): a checkpoint's COMPLETE marker records the size and
+sha256 of each of its files (size only above ``artifacts.HASH_MAX_BYTES``); resuming and
+evaluation verify them first. A truncated or corrupted file is never loaded and never
+silently skipped: the run refuses with an ArtifactError naming the file and the folder to
+delete to resume from the previous checkpoint. Resuming also refuses when the run config
+differs from the checkpoint's in anything but the RESUME_FREE_KEYS (how long / where it
+runs), so a changed config never continues an old run under the new name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import artifacts, faults
+from ..artifacts import (CKPT_PREFIX, COMPLETE_MARKER, STATE_FILE, checkpoint_delete_hint, list_checkpoints,
+                         verify_checkpoint)
+from . import distributed as dist
+from ..algorithm import advantages as adv_mod
+from ..algorithm.objective import policy_loss
+from ..config import Config, TrainConfig, run_description
+from ..engines.base import RolloutEngine, SamplingParams, make_engine
+from ..evaluation.evaluate import CurveSet, spread_rows
+from ..errors import ArtifactError, ConfigError, NumericalError, first_line
+from ..progress import ProgressBar
+from .modeling import encode_prompts, load_policy, pick_device, resolve_dtype
+from .reruns import RESUME_FREE_KEYS, config_changes, past_end
+from .diagnostics import StepBatch, step_diagnostics
+from .policy import PackedBatch, pack, response_logprobs
+
+HELDOUT = "heldout"  # curve-set name of the prompts' held-out split
+
+
+def _step_seed(seed: int, step: int, salt: int = 0) -> int:
+    # Independent, reproducible streams per (seed, step, purpose).
+    return int(np.random.SeedSequence([seed, step, salt]).generate_state(1)[0])
+
+
+class Trainer:
+    """Runs (or resumes) one RL run into ``out_dir``."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run: TrainConfig,
+        train_rows: Sequence[dict[str, Any]],
+        heldout_rows: Sequence[dict[str, Any]],
+        model_path: str | Path,
+        out_dir: str | Path,
+        *,
+        grader: Any | None = None,
+        progress: bool = True,
+        on_step: Callable[[int, dict[str, Any]], None] | None = None,
+        curve_sets: Sequence[CurveSet] | None = None,
+    ):
+        """``curve_sets``: the benchmarks of the greedy test-accuracy curve (``eval_every``);
+        None = ``heldout_rows`` (spread to ``eval_prompts`` rows) as one set named "heldout"."""
+        self.cfg, self.run = cfg, run
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.progress = progress
+        self.on_step = on_step
+        if not train_rows:
+            raise ConfigError("the training split is empty: nothing to train on")
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        self.device = pick_device(run.device)
+        # Under a launcher (torchrun / deepspeed / srun) every rank runs this trainer on its
+        # share of each step's prompts; single-process runs take the plain torch path.
+        dist.init_distributed(self.device)
+        self.device = dist.device_for(self.device)
+        if run.prompts_per_step % dist.world() or run.mini_batch_prompts % dist.world():
+            raise ConfigError(f"train.prompts_per_step ({run.prompts_per_step}) and train.mini_batch_prompts "
+                              f"({run.mini_batch_prompts}) must be multiples of the world size ({dist.world()})")
+        if self.shards() % dist.world():
+            raise ConfigError(f"train.rollout_shards ({run.rollout_shards}) must be a multiple of the world size "
+                              f"({dist.world()})")
+        self.train_rows = list(train_rows)
+        if curve_sets is None:  # the embedded task: its held-out split, spread over the tiers
+            heldout = spread_rows(list(heldout_rows), run.eval_prompts)
+            curve_sets = [CurveSet(HELDOUT, heldout, run.max_new_tokens)] if heldout else []
+        self.curve_sets = [c for c in curve_sets if c.rows]
+        self.model_path = str(model_path)
+
+        resume = self.latest_checkpoint()
+        if resume is not None:
+            if past_end(self.out_dir, run.steps):  # resuming would return the longer run as this one
+                last = self.checkpoints()[-1][0]
+                raise ArtifactError(
+                    f"{resume}: the run is already at step {last}, past train.steps = {run.steps}; "
+                    f"set train.steps >= {last} to keep it, or delete {self.ckpt_dir} to train "
+                    f"{run.steps} steps from scratch (asym run-grid does this by itself)")
+            verify_checkpoint(resume)  # a truncated or corrupted file is named, never loaded
+        load_from = str(resume) if resume is not None else self.model_path
+        # fp32 master weights whatever model.dtype says: AdamW steps fp32 tensors, and
+        # model.dtype is the compute precision (autocast). Stepping bf16 weights directly
+        # rounds most updates away at the paper's lr 2e-6 (tests/test_master_weights.py).
+        self.compute_dtype = resolve_dtype(cfg.model.dtype, self.device)
+        master_cfg = dataclasses.replace(cfg.model, dtype="float32")
+        self.model, self.tokenizer = load_policy(load_from, master_cfg, device=str(self.device))
+        self.model.train()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self.ref_model = None
+        if run.kl_coef > 0:  # never updated: stored at the compute precision
+            self.ref_model, _ = load_policy(self.model_path, cfg.model, device=str(self.device))
+            self.ref_model.eval().requires_grad_(False)
+        self.train_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.train_rows], cfg.model)
+        self.curve_prompt_ids = [encode_prompts(self.tokenizer, [r["prompt"] for r in c.rows], cfg.model)
+                                 for c in self.curve_sets]
+
+        # AdamW + grad clipping, plain torch or DeepSpeed ZeRO (train.deepspeed), one interface.
+        self.backend = dist.make_backend(run, self.model)
+        self.model = self.backend.model
+        self.engine: RolloutEngine = make_engine(run.engine, self.model, self.tokenizer,
+                                                 **self._engine_kwargs())
+        if grader is None:
+            from ..grading import Grader
+
+            grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
+        self.grader = grader
+        self.metrics_rows: list[dict[str, Any]] = []
+        self.start_step = 1
+        self.last_good_step = 0
+        if resume is not None:
+            self._load_state(resume)
+
+    # ------------------------------------------------------------------ setup
+
+    def _engine_kwargs(self) -> dict[str, Any]:
+        # The engines sample at the compute precision, not the fp32 masters': vLLM would
+        # otherwise read the dtype from the checkpoint's config (fp32 -> fp16 under "auto").
+        dtype = str(self.compute_dtype).removeprefix("torch.")
+        if self.run.engine == "vllm":
+            return {"gpu_memory_utilization": self.run.vllm_gpu_memory_utilization,
+                    "model_path": self.model_path, "dtype": dtype}
+        if self.run.engine == "static":
+            return {"dtype": dtype}
+        return {}
+
+    def config_dict(self) -> dict[str, Any]:
+        return dict(run_description(self.cfg, self.run), model_path=self.model_path)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Compute at ``model.dtype`` (``auto``: bf16 on GPUs, fp32 on the CPU) over the fp32
+        master weights: forwards and backwards run in bf16/fp16, gradients and AdamW in fp32."""
+        if self.compute_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.compute_dtype)
+
+    # ------------------------------------------------------------------ data
+
+    def prompt_indices(self, step: int) -> list[int]:
+        """Training-row indices of step ``step`` (1-based): a pure function of (seed, step)."""
+        n, b = len(self.train_rows), self.run.prompts_per_step
+        start = (step - 1) * b
+        out: list[int] = []
+        while len(out) < b:
+            epoch, offset = divmod(start + len(out), n)
+            perm = np.random.default_rng([self.run.seed, epoch]).permutation(n)
+            take = min(b - len(out), n - offset)
+            out.extend(int(i) for i in perm[offset : offset + take])
+        return out
+
+    # ------------------------------------------------------------------ rollout
+
+    def shards(self) -> int:
+        """Seeded rollout chunks per step: ``train.rollout_shards``, or one per process.
+
+        Chunk c of a step's prompts is sampled with seed ``_step_seed(seed, step, 1) + c`` in
+        its own generate call and each mini-batch takes the same share of every chunk, so a
+        fixed ``rollout_shards`` gives the same run on any number of processes that divides
+        it (tests/test_distributed.py compares 1 and 2 processes).
+        """
+        return self.run.rollout_shards or dist.world()
+
+    def rollout(self, step: int) -> tuple[StepBatch, dict[str, Any]]:
+        """One RL step's data: G responses per prompt, their rewards, the old (and reference)
+        log-probs, and the advantages; this rank's share of the step's prompts."""
+        rows = dist.shard(self.prompt_indices(step))  # this rank's prompts (all of them on one process)
+        prompts = [self.train_prompt_ids[i] for i in rows]
+        outs, rollout_s = self._generate(step, prompts)
+        faults.maybe_fail("rollout", step)
+        rewards = self.rewards(rows, outs)
+        group_ids = torch.tensor([o.prompt_index for o in outs], dtype=torch.long)
+        batch = pack([prompts[o.prompt_index] for o in outs], [o.token_ids for o in outs], self.pad_id)
+        old_logp, old_ent = self._logprobs_nograd(self.model, batch)
+        ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
+        A = self.advantages(step, rewards, group_ids)
+        sb = StepBatch(rows, group_ids, rewards, batch, old_logp, old_ent, ref_logp, A,
+                       [o.finish_reason for o in outs])
+        return sb, {"rollout_s": rollout_s}
+
+    def _generate(self, step: int, prompts: list[list[int]]) -> tuple[list[Any], float]:
+        """Sample G responses per prompt, shard by shard (seeded per shard), and the seconds it took."""
+        run = self.run
+        local_shards = self.shards() // dist.world()
+        per_shard = len(prompts) // local_shards
+        first_shard = dist.rank() * local_shards
+        t0 = time.perf_counter()
+        self.model.eval()
+        outs = []
+        with torch.no_grad(), self.backend.compute(), self.autocast():
+            for j in range(local_shards):
+                chunk = self.engine.generate(prompts[j * per_shard : (j + 1) * per_shard], SamplingParams(
+                    temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
+                    n=run.group_size, seed=_step_seed(run.seed, step, 1) + first_shard + j))
+                outs += [dataclasses.replace(o, prompt_index=o.prompt_index + j * per_shard) for o in chunk]
+        return outs, time.perf_counter() - t0
+
+    def rewards(self, rows: list[int], outs: list[Any]) -> torch.Tensor:
+        """The verifiable reward: 1 when the grader accepts the response's answer, else 0."""
+        texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
+        golds = [self.train_rows[rows[o.prompt_index]]["answer"] for o in outs]
+        verdicts = self.grader.grade_many(texts, golds)
+        return torch.tensor([1.0 if v.correct else 0.0 for v in verdicts])
+
+    def advantages(self, step: int, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+        """Per-response advantages from the run's estimator (asymcli.algorithm.advantages)."""
+        run = self.run
+        self._check_finite(step, "rewards", rewards)
+        A = adv_mod.compute_advantages(run.estimator, rewards, group_ids,
+                                       beta_pos=run.beta_pos, beta_neg=run.beta_neg)
+        self._check_finite(step, "advantages", A)
+        return A
+
+    def mini_batches(self, n_prompts: int) -> list[torch.Tensor]:
+        """Rollout rows of this rank's share of each PPO mini-batch, in update order.
+
+        Mini-batch m takes the m-th slice of every rollout chunk (:meth:`shards`); with one
+        chunk that is the m-th run of ``mini_batch_prompts`` prompts of the step.
+        """
+        G = self.run.group_size
+        local_shards = self.shards() // dist.world()
+        per_shard = n_prompts // local_shards
+        take = self.run.mini_batch_prompts // self.shards()  # prompts of one chunk per mini-batch
+        out = []
+        for m in range(per_shard // take):
+            prompts = [j * per_shard + m * take + i for j in range(local_shards) for i in range(take)]
+            out.append(torch.tensor([p * G + g for p in prompts for g in range(G)], dtype=torch.long))
+        return out
+
+    def _logprobs_nograd(self, model: Any, batch: PackedBatch, chunk_rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        model.eval()
+        lps, ents = [], []
+        with torch.no_grad(), self.backend.compute(), self.autocast():
+            for s in range(0, batch.input_ids.shape[0], chunk_rows):
+                sub = batch.select(slice(s, s + chunk_rows)).to(self.device)
+                lp, ent = response_logprobs(model, sub, temperature=self.run.temperature or 1.0)
+                T = batch.resp_ids.shape[1]
+                lps.append(torch.nn.functional.pad(lp.float().cpu(), (0, T - lp.shape[1])))
+                ents.append(torch.nn.functional.pad(ent.float().cpu(), (0, T - ent.shape[1])))
+        return torch.cat(lps), torch.cat(ents)
+
+    # ------------------------------------------------------------------ update
+
+    def update(self, step: int, sb: StepBatch) -> dict[str, Any]:
+        run = self.run
+        self.model.train()
+        lr = run.lr * min(1.0, step / max(1, run.warmup_steps))
+        self.backend.set_lr(lr)
+        micro = run.micro_batch_seqs or len(sb.group_ids)
+        stats: dict[str, list[float]] = {"loss": [], "clipfrac_low": [], "clipfrac_high": [],
+                                         "approx_kl": [], "grad_norm": []}
+        for _epoch in range(run.epochs):
+            for rows in self.mini_batches(len(sb.prompt_rows)):
+                mask_all = sb.batch.resp_mask[rows]
+                # The whole mini-batch's denominator (over ranks), so that the micro-batch losses
+                # of every rank add up to the unsplit mini-batch loss.
+                local = float(mask_all.sum()) if run.loss_agg == "token-mean" else float(len(rows))
+                denom = max(1.0, dist.all_reduce_sum({"d": local})["d"])
+                self.backend.zero_grad()
+                # Sums over this rank's tokens; after the all-reduce, over the whole mini-batch.
+                sums: dict[str, float] = {"loss": 0.0, "clipfrac_low": 0.0, "clipfrac_high": 0.0,
+                                          "approx_kl": 0.0, "tokens": 0.0}
+                starts = list(range(0, len(rows), micro))
+                for u0 in starts:
+                    idx = rows[u0 : u0 + micro]
+                    sub = sb.batch.select(idx).to(self.device)
+                    T = sub.resp_ids.shape[1]
+                    with self.backend.compute():
+                        with self.autocast():
+                            logp, ent = response_logprobs(self.model, sub, temperature=run.temperature or 1.0)
+                        loss, mstats = policy_loss(
+                            logp.float(), sb.old_logp[idx, :T].to(self.device), sb.advantages[idx].to(self.device),
+                            sub.resp_mask, clip_eps_low=run.clip_eps_low, clip_eps_high=run.clip_eps_high,
+                            dual_clip_c=run.dual_clip_c, loss_agg=run.loss_agg,
+                            entropy=ent.float() if run.entropy_coef else None, entropy_coef=run.entropy_coef,
+                            ref_logp=sb.ref_logp[idx, :T].to(self.device) if sb.ref_logp is not None else None,
+                            kl_coef=run.kl_coef, agg_denom=denom, max_len=run.max_new_tokens,
+                        )
+                        self._check_finite(step, "loss", loss.detach())
+                        self.backend.backward(loss, last=u0 == starts[-1])
+                    n_tok = float(sub.resp_mask.sum())
+                    sums["loss"] += float(loss.detach())  # the losses of micro-batches and ranks add up
+                    sums["tokens"] += n_tok
+                    for k in ("clipfrac_low", "clipfrac_high", "approx_kl"):
+                        v = float(mstats.get(k, 0.0))
+                        sums[k] += n_tok * v if n_tok else 0.0  # token-weighted, NaN of an empty micro-batch skipped
+                grad_norm = self.backend.step()  # skipped when the norm is not finite
+                self._check_finite(step, "gradients", torch.tensor([grad_norm]))
+                faults.maybe_fail("update", step)
+                sums = dist.all_reduce_sum(sums)
+                tokens = sums.pop("tokens")
+                stats["loss"].append(sums.pop("loss"))
+                for k, v in sums.items():
+                    stats[k].append(v / tokens if tokens else float("nan"))
+                stats["grad_norm"].append(float(grad_norm))
+        self._check_weights(step)  # a checkpoint of this step must never hold inf/NaN weights
+        self.engine.update_weights(self.model, weights=self.backend.full_weights)
+        out = {k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()}
+        out["lr"] = lr
+        return out
+
+    # ------------------------------------------------------------------ eval
+
+    def eval_greedy(self) -> dict[str, Any]:
+        """Greedy (T = 0) accuracy on every curve set (Appendix G's test accuracy).
+
+        Each rank decodes its share of every set; correct counts are summed over ranks.
+        Returns ``{"eval_greedy_acc": mean over the sets (the paper's average), "eval_bench":
+        [{"benchmark", "n", "acc"}], "eval_s": wall seconds}``; NaN/[] without sets.
+        """
+        t0 = time.perf_counter()
+        counts: dict[str, float] = {}
+        self.model.eval()
+        for cset, ids in zip(self.curve_sets, self.curve_prompt_ids):
+            lo, hi = len(ids) * dist.rank() // dist.world(), len(ids) * (dist.rank() + 1) // dist.world()
+            rows, mine = cset.rows[lo:hi], ids[lo:hi]
+            with torch.no_grad(), self.backend.compute(), self.autocast():  # collective under ZeRO-3
+                outs = self.engine.generate(mine, SamplingParams(
+                    temperature=0.0, max_new_tokens=cset.max_new_tokens, n=1)) if mine else []
+            texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
+            verdicts = self.grader.grade_many(texts, [rows[o.prompt_index]["answer"] for o in outs])
+            counts[f"{cset.name}/correct"] = float(sum(v.correct for v in verdicts))
+            counts[f"{cset.name}/n"] = float(len(outs))
+        counts = dist.all_reduce_sum(counts)
+        bench = [{"benchmark": c.name, "n": int(counts[f"{c.name}/n"]),
+                  "acc": counts[f"{c.name}/correct"] / counts[f"{c.name}/n"]} for c in self.curve_sets]
+        return {"eval_greedy_acc": float(np.mean([b["acc"] for b in bench])) if bench else float("nan"),
+                "eval_bench": bench, "eval_s": time.perf_counter() - t0}
+
+    def _evaluate(self, step: int, row: dict[str, Any]) -> None:
+        """Fill ``row``'s evaluation columns and print the result and its cost to the run log."""
+        res = self.eval_greedy()
+        row.update(res)
+        if dist.is_main() and res["eval_bench"]:
+            per = "  ".join(f"{b['benchmark']} {b['acc']:.3f} (n={b['n']})" for b in res["eval_bench"])
+            self._log(f"{self.out_dir.name} step {step}: greedy test accuracy {res['eval_greedy_acc']:.4f}"
+                      f" = mean of [{per}]; eval took {res['eval_s']:.1f} s")
+
+    def _log(self, msg: str) -> None:
+        """One line of the run log (stderr; above the live progress bar when there is one).
+        Printed with or without ``progress``: the Snakemake rule's log file keeps it."""
+        bar = getattr(self, "_bar", None)
+        if bar is not None and bar.log(msg):
+            return
+        print(msg, file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        run = self.run
+        t_start = time.perf_counter()
+        self._check_weights(step)
+        sb, timing = self.rollout(step)
+        t_update = time.perf_counter()
+        upd = self.update(step, sb)
+        new_logp, _ = self._logprobs_nograd(self.model, sb.batch)
+        update_s = time.perf_counter() - t_update
+        diag = self.diagnostics(sb, new_logp)
+        tokens = diag.pop("_tokens")
+        row = {
+            "step": step,
+            **diag,
+            "clipfrac_low": upd["clipfrac_low"],
+            "clipfrac_high": upd["clipfrac_high"],
+            "approx_kl": upd["approx_kl"],
+            "loss": upd["loss"],
+            "grad_norm": upd["grad_norm"],
+            "lr": upd["lr"],
+            "rollout_s": timing["rollout_s"],
+            "update_s": update_s,
+            "tokens_per_s": tokens / max(1e-9, time.perf_counter() - t_start),
+            "eval_greedy_acc": float("nan"),
+            "eval_bench": [],
+            "eval_s": float("nan"),
+        }
+        if run.eval_every and (step % run.eval_every == 0 or step == run.steps):
+            self._evaluate(step, row)
+        return row
+
+    def diagnostics(self, sb: StepBatch, new_logp: torch.Tensor) -> dict[str, Any]:
+        """The step's rollout diagnostics over the whole batch (:func:`.diagnostics.step_diagnostics`)."""
+        return step_diagnostics(sb, new_logp, self.run.group_size)
+
+    # ------------------------------------------------------------------ loop
+
+    def train(self) -> Path:
+        run = self.run
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if dist.is_main():
+            artifacts.write_json(self.out_dir / "run.json", self.config_dict())
+        if self.start_step == 1 and not self.metrics_rows and run.eval_every:
+            # Step 0: the starting policy's test accuracy anchors the accuracy curves.
+            row0 = self._eval_row(0)
+            self._evaluate(0, row0)
+            self.metrics_rows.append(row0)
+        bar = ProgressBar(self.out_dir.name, run.steps, done=self.start_step - 1,
+                          enabled=self.progress and dist.is_main(), info=True)
+        self._bar = bar
+        with bar:
+            for step in range(self.start_step, run.steps + 1):
+                row = self.train_step(step)
+                self.metrics_rows.append(row)
+                if bar.enabled:
+                    bar.update(step, _bar_info(row))
+                if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.steps:
+                    self.save_checkpoint(step)
+                if self.on_step is not None:
+                    self.on_step(step, row)
+        path = self.out_dir / "metrics.parquet"
+        if dist.is_main():
+            artifacts.write_parquet(path, self.metrics_rows, artifacts.METRICS,
+                                    artifacts.provenance(self.config_dict(), run_id=self.out_dir.name))
+        dist.barrier()
+        self.engine.close()
+        return path
+
+    def _eval_row(self, step: int) -> dict[str, Any]:
+        row: dict[str, Any] = {name: float("nan") for name in artifacts.METRICS.names}
+        row.update(step=step, p_hist=[], w_pos_hist=[], w_neg_hist=[], w_pos_tok_hist=[], w_neg_tok_hist=[],
+                   eval_bench=[], lr=0.0)
+        return row
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints, oldest first."""
+        return list_checkpoints(self.ckpt_dir)
+
+    def latest_checkpoint(self) -> Path | None:
+        cks = self.checkpoints()
+        return cks[-1][1] if cks else None
+
+    def save_checkpoint(self, step: int) -> Path:
+        final = self.ckpt_dir / f"{CKPT_PREFIX}{step:06d}"
+        tmp = self.ckpt_dir / f".tmp_{CKPT_PREFIX}{step:06d}"
+        if dist.is_main():
+            for stale in self.ckpt_dir.glob(f".tmp_{CKPT_PREFIX}*"):  # left by a killed run
+                shutil.rmtree(stale)
+        dist.barrier()
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)  # every rank writes its part into the same folder
+            self._write_checkpoint(tmp, step)
+        except (OSError, RuntimeError, ArtifactError) as exc:  # disk full, quota: torch.save raises RuntimeError
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ArtifactError(
+                f"{tmp}: cannot write the step-{step} checkpoint ({first_line(exc)}); the last complete "
+                f"checkpoint is step {self.last_good_step}: free disk space and rerun to resume from it") from None
+        faults.maybe_fail("checkpoint", step)
+        dist.barrier()
+        if dist.is_main():
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)  # atomic: a checkpoint is either complete under its name or absent
+            self._apply_retention()
+        dist.barrier()
+        self.last_good_step = step
+        return final
+
+    def _write_checkpoint(self, tmp: Path, step: int) -> None:
+        self.backend.save_hf(tmp, self.tokenizer)  # consolidated HF folder (rank 0 writes it)
+        self.backend.save_state(tmp)  # optimizer state: optimizer.pt, or DeepSpeed's shards
+        dist.barrier()
+        if not dist.is_main():
+            return
+        state = {
+            "step": step,
+            "metrics_rows": self.metrics_rows,
+            "torch_rng": torch.random.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "config": self.config_dict(),
+        }
+        torch.save(state, tmp / STATE_FILE)
+        # Sizes + sha256 of every file, checked at resume and before evaluation (verify_checkpoint).
+        artifacts.write_json(tmp / COMPLETE_MARKER, {"step": step, "config_hash": artifacts.config_hash(self.config_dict()),
+                                                     "files": artifacts.folder_digest(tmp), "created_ns": time.time_ns()})
+        artifacts.fsync_tree(tmp)
+
+    def _apply_retention(self) -> None:
+        cks = self.checkpoints()
+        keep = {s for s, _ in cks[-max(1, self.run.keep_last):]} | set(self.run.keep_steps)
+        for s, p in cks:
+            if s not in keep:
+                # Renamed first: a kill during the delete leaves no half checkpoint under a step
+                # name, only a .tmp_ folder that the next save removes.
+                doomed = p.with_name(f".tmp_{p.name}.deleted")
+                os.replace(p, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
+
+    def _load_state(self, ckpt: Path) -> None:
+        try:
+            state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt checkpoint
+            raise ArtifactError(f"{ckpt / STATE_FILE}: corrupted checkpoint state ({type(exc).__name__}: "
+                                f"{first_line(exc)}); {checkpoint_delete_hint(ckpt)}") from None
+        _check_same_run(ckpt, state.get("config"), self.config_dict())
+        self.backend.load_state(ckpt)  # every rank; also reads a legacy "optimizer" key
+        self.metrics_rows = list(state["metrics_rows"])
+        torch.random.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        self.start_step = int(state["step"]) + 1
+        self.last_good_step = int(state["step"])
+
+    def _check_weights(self, step: int) -> None:
+        # A poisoned policy would otherwise surface as an opaque sampling error.
+        with torch.no_grad():
+            total = sum(p.float().sum() for p in self.model.parameters())
+        self._check_finite(step, "policy weights", torch.as_tensor(total).reshape(1))
+
+    def _check_finite(self, step: int, what: str, t: torch.Tensor) -> None:
+        if not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise NumericalError(
+                f"step {step}: {bad} non-finite value(s) in {what}; run stopped, "
+                + (f"last good checkpoint is step {self.last_good_step} in {self.ckpt_dir}" if self.last_good_step
+                   else "no checkpoint was written yet"))
+
+
+def _check_same_run(ckpt: Path, saved: dict[str, Any] | None, now: dict[str, Any]) -> None:
+    diffs = config_changes(saved, now, RESUME_FREE_KEYS)
+    if diffs:
+        raise ArtifactError(
+            f"{ckpt}: checkpoint was made with a different config ({'; '.join(diffs[:3])}"
+            f"{'; ...' if len(diffs) > 3 else ''}); restore those settings to resume, or delete "
+            f"{ckpt.parent} to train this config from scratch")
+
+
+def _bar_info(row: dict[str, Any]) -> str:
+    """The progress bar's text for one step: reward, entropy and (when measured) test accuracy."""
+    info = f"reward {row['reward_mean']:.3f}  entropy {row['entropy']:.3f}"
+    if not math.isnan(row.get("eval_greedy_acc", float("nan"))):
+        info += f"  test acc {row['eval_greedy_acc']:.3f}"
+    return info

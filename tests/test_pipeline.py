@@ -113,7 +113,7 @@ def test_status_and_reruns_read_checkpoints_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from asymcli import pipeline, reruns, artifacts; "
+    code = ("import sys; from asymcli import pipeline, artifacts; from asymcli.training import reruns; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-1500:]

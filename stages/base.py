@@ -112,8 +112,6 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     if cfg.model.kind == "tiny":
         if cfg.base.threads:
             torch.set_num_threads(cfg.base.threads)
-        tokenizer = tiny.build_tokenizer(cfg.model.max_position)
-        model = tiny.build_model(cfg.model, tokenizer, seed=cfg.base.seed).to(device)
         supervised = [r for r in rows if r["solution"]]
         if not supervised:
             raise DataError(f"{prompts}: no training row has a solution to warm the tiny model up on")
@@ -130,6 +128,8 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
                 log(f"base: using the prebuilt warm-up shipped with asym (recipe {recipe[:12]}; "
                     f"`{prebuilt.REBUILD_COMMAND}` rebuilds it)")
         else:
+            tokenizer = tiny.build_tokenizer(cfg.model.max_position)
+            model = tiny.build_model(cfg.model, tokenizer, seed=cfg.base.seed).to(device)
             examples = sft.build_examples(
                 tokenizer, encode_prompts(tokenizer, [r["prompt"] for r in supervised], cfg.model),
                 [r["solution"] for r in supervised], max_length=cfg.model.max_position,

@@ -141,10 +141,9 @@ def base_source(cfg: Config, layout: Layout) -> str | None:
     with asym or one warmed up here (the base stage records it in sft_metrics.parquet)."""
     if cfg.model.kind != "tiny":
         return None
-    bases = getattr(cfg.grid, "bases", None) or [None]
     seen = []
-    for b in bases:
-        folder = layout.base_dir if b is None else layout.base_dir / f"b{b}"
+    for b in cfg.grid.bases or [None]:
+        folder = layout.base_folder(b)
         try:
             meta = artifacts.read_metadata(folder / "sft_metrics.parquet")
         except ArtifactError:

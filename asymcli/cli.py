@@ -141,7 +141,7 @@ def version() -> None:
 def train(
     config: Optional[Path] = ConfigOpt,
     method: str = typer.Option("asym", help="Method: asym, grpo, reinforce, grpo_ent, clip_higher, dr_grpo, "
-                               "pos_only, neg_only, ent_decrease, ent_increase, reinforce_ent."),
+                               "pos_only, neg_only, ent_decrease, ent_increase, reinforce_ent, asym_adaptive."),
     beta_pos: Optional[float] = typer.Option(None, help="AsymGRPO beta_pos (method asym)."),
     beta_neg: Optional[float] = typer.Option(None, help="AsymGRPO beta_neg (method asym)."),
     seed: Optional[int] = typer.Option(None, help="Run seed (default: train.seed)."),
@@ -450,9 +450,56 @@ def claims(
         typer.echo(f"details: {paths['md']} (json: {paths['json']})")
 
 
+@app.command(rich_help_panel=ANALYSIS)
+@user_errors
+def scan(
+    config: Optional[Path] = WorkflowConfigOpt,
+    model: Optional[Path] = typer.Option(None, help="Start from this model or checkpoint folder (default: the "
+                                         "config's base, built first if missing)."),
+    betas: Optional[list[str]] = typer.Option(
+        None, "--betas", help="An AsymGRPO pair BETA_POS,BETA_NEG to scan (repeatable)."),
+    grid: Optional[str] = typer.Option(None, "--grid", help="Cartesian beta grid, e.g. 0.1,0.5,0.9."),
+    methods: Optional[str] = typer.Option(None, "--methods", help="Named methods to scan, e.g. grpo,pos_only."),
+    seed: int = typer.Option(0, help="Seed of the scanned batches (a run's prompt order and sampling streams)."),
+    batches: int = typer.Option(4, help="Rollout batches: kappa_B pools them, predictions average them."),
+    lookahead: bool = typer.Option(True, help="Measure the one-step lookahead (one update per pair and batch)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: {results}/scan/)."),
+    format: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Predict each beta pair's entropy effect before training: kappa_B with its CI, Prop. 1's
+    first-order prediction, a one-step lookahead and Prop. 2's peaks (docs/scan.md). Default
+    pairs: the config's grid and methods, GRPO and AsymGRPO (0.9, 0.4), against REINFORCE."""
+    from stages import scan as stage
+
+    from .analysis.scan import print_rich, to_json
+    from .pipeline import config_source, load_workflow_config, parse_grid, parse_methods, parse_pair
+
+    if format not in ("table", "json"):
+        fail(f"--format must be table or json, got '{format}'")
+    if batches < 1:
+        fail(f"--batches must be >= 1, got {batches}")
+    cfg, _ = load_workflow_config(config)
+    pairs = stage.pairs_from(cfg, parse_methods(methods) if methods else None,
+                             [tuple(parse_pair(b)) for b in betas or []], parse_grid(grid) if grid else [])
+    src = config_source(config)
+    progress = None
+    if format == "table":
+        def progress(i: int, n: int, label: str) -> None:
+            typer.echo(f"[{i + 1}/{n}] {label}", err=True)
+    doc, paths = stage.run(cfg, pairs, model=model, seed=seed, batches=batches, lookahead=lookahead, out=out,
+                           config_label=str(config or src) if (config or src) else None, on_pair=progress)
+    if format == "json":
+        typer.echo(to_json(doc), nl=False)
+    else:
+        from rich.console import Console
+
+        print_rich(doc, Console())
+        typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
 #: `asym --help` lists the panels (and the commands in them) in this order: the pipeline first.
 HELP_ORDER = ["run-grid", "status", "aggregate", "report", "prep", "base", "train", "eval",
-              "curves", "grade", "claims", "version"]
+              "curves", "grade", "claims", "scan", "version"]
 app.registered_commands.sort(
     key=lambda c: HELP_ORDER.index(c.name or c.callback.__name__.strip("_").replace("_", "-"))  # type: ignore[union-attr]
 )

@@ -91,6 +91,21 @@ class DeepSpeedConfig:
 
 
 @dataclass
+class ScheduleConfig:
+    """The entropy-targeting beta schedule of method ``asym_adaptive`` (asymcli/algorithm/schedule.py,
+    docs/scan.md). Read only by runs whose ``beta_schedule`` is ``entropy``: other runs ignore it,
+    and it is not part of their settings (changing it retrains nothing else)."""
+
+    target: float = 1.0  # entropy target: x the entropy of the first step's rollouts (relative), or nats/token (absolute)
+    target_mode: Literal["relative", "absolute"] = "relative"
+    gain: float = 0.5  # change of beta_pos - beta_neg per unit relative entropy error, per step
+    beta_min: float = 0.0  # both betas stay in [beta_min, beta_max]
+    beta_max: float = 1.0
+    level: Literal["mass", "fixed"] = "mass"  # mass: (beta_pos + beta_neg)/2 keeps GRPO's mean |advantage| on the step's accuracy histogram; fixed: 0.5
+    kappa_ema: float = 0.95  # weight of the past in the moving average of kappa_B (its sign sets the direction; ~20 steps, as Appendix E's kappa-hat)
+
+
+@dataclass
 class TrainConfig:
     """One RL run (the train stage). Defaults are the embedded CPU default."""
 
@@ -122,6 +137,8 @@ class TrainConfig:
     loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
     entropy_coef: float = 0.0  # entropy bonus lambda (Eq. 7 entropy)
     kl_coef: float = 0.0  # k3 KL to the reference (initial) policy; 0 = off
+    beta_schedule: Literal["fixed", "entropy"] = "fixed"  # entropy: betas set every step by train.schedule (method asym_adaptive); beta_pos/beta_neg are the start
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     eval_every: int = 10  # greedy (T = 0) test accuracy every N steps (0 = never): held-out split, or eval.benchmarks for task.kind benchmark
     eval_prompts: int = 200  # held-out prompts in that greedy evaluation (arithmetic task; benchmarks: eval.benchmarks[].curve_limit)
     checkpoint_every: int = 20  # 0 = only the final checkpoint
@@ -244,6 +261,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "ent_decrease": {"estimator": "ent_decrease", "beta_pos": 0.5, "beta_neg": 0.5},  # Sec 3.2, App. C
     "ent_increase": {"estimator": "ent_increase", "beta_pos": 0.5, "beta_neg": 0.5},  # Sec 3.2, App. C
     "asym": {"estimator": "asym"},  # Eq. (8); betas from the run
+    # Eq. (8) with betas set every step from entropy, kappa_B and the accuracy histogram
+    # (asymcli/algorithm/schedule.py); starts at GRPO's (0.5, 0.5)
+    "asym_adaptive": {"estimator": "asym", "beta_pos": 0.5, "beta_neg": 0.5, "beta_schedule": "entropy"},
 }
 
 #: Display names, in the row order of the paper's Table 2.
@@ -260,6 +280,7 @@ METHOD_LABELS: dict[str, str] = {
     "ent_decrease": "EntDecrease",
     "ent_increase": "EntIncrease",
     "asym": "AsymGRPO",
+    "asym_adaptive": "AsymGRPO-Adaptive",
 }
 
 
@@ -317,9 +338,9 @@ def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
                 beta_neg: float | None = None, seed: int | None = None) -> TrainConfig:
     """The TrainConfig of one run: config's train section + method preset + config overrides."""
     check_method(method)
-    data = dataclasses.asdict(cfg.train)
-    data.update(METHODS[method])
-    data.update(cfg.methods.get(method, {}))
+    # nested sections (schedule, deepspeed) merge key by key: a method override of
+    # schedule.target keeps the train section's other schedule keys
+    data = _deep_merge(_deep_merge(dataclasses.asdict(cfg.train), METHODS[method]), cfg.methods.get(method, {}))
     data["method"] = method
     if method == "asym":
         data["beta_pos"] = check_beta(cfg.train.beta_pos if beta_pos is None else beta_pos, "beta_pos")
@@ -329,12 +350,23 @@ def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
     return _build(TrainConfig, data, f"run {method}")
 
 
+def run_settings(run: TrainConfig) -> dict[str, Any]:
+    """A run's train settings as its description and rerun fingerprint hold them: the beta
+    schedule's keys only when the run uses one (``beta_schedule != fixed``), so that neither
+    runs made before the schedule existed nor a change of ``train.schedule`` retrain a
+    fixed-beta run."""
+    d = config_to_dict(run)
+    if run.beta_schedule == "fixed":
+        del d["beta_schedule"], d["schedule"]
+    return d
+
+
 def run_description(cfg: Config, run: TrainConfig) -> dict[str, Any]:
     """What a run's weights depend on besides its model folder, as the trainer records it in
     run.json and every checkpoint (and reruns compares): sections run, model, task, and
     grading when it is not the default (the grader sets the reward; runs made before the
     section existed carry none, which reads as the default)."""
-    out: dict[str, Any] = {"run": config_to_dict(run), "model": config_to_dict(cfg.model),
+    out: dict[str, Any] = {"run": run_settings(run), "model": config_to_dict(cfg.model),
                            "task": config_to_dict(cfg.task)}
     if cfg.grading != GradingConfig():
         out["grading"] = config_to_dict(cfg.grading)
@@ -507,6 +539,21 @@ def _unknown_estimator(name: Any) -> str:
     return f"names unknown estimator {name!r}; known estimators: {', '.join(estimator_names())}"
 
 
+def _check_schedule(s: ScheduleConfig, key: str, bad: Any) -> None:
+    """The beta schedule's ranges (asymcli/algorithm/schedule.py assumes them)."""
+    for name in ("target", "gain", "beta_min", "beta_max", "kappa_ema"):
+        if not math.isfinite(getattr(s, name)):
+            bad(f"{key}.{name}", f"must be a finite number, got {getattr(s, name)}")
+    if s.target <= 0:
+        bad(f"{key}.target", f"must be > 0 (nats/token, or a multiple of the base's entropy), got {s.target}")
+    if s.gain < 0:
+        bad(f"{key}.gain", f"must be >= 0, got {s.gain}")
+    if not 0 <= s.beta_min <= s.beta_max:
+        bad(f"{key}.beta_min", f"and beta_max must satisfy 0 <= beta_min <= beta_max, got {s.beta_min}, {s.beta_max}")
+    if not 0 <= s.kappa_ema < 1:
+        bad(f"{key}.kappa_ema", f"must be in [0, 1), got {s.kappa_ema}")
+
+
 def validate(cfg: Config, where: str = "config") -> Config:
     """Range checks that types alone cannot express. Raises ConfigError naming the key."""
 
@@ -556,6 +603,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
         bad("train.dual_clip_c", f"must be > 1 (or null), got {t.dual_clip_c}")
     if t.deepspeed.stage not in (0, 1, 2, 3):
         bad("train.deepspeed.stage", f"must be 0, 1, 2 or 3, got {t.deepspeed.stage}")
+    _check_schedule(t.schedule, "train.schedule", bad)
     for i, b in enumerate(cfg.eval.benchmarks):
         if b.k < 1:
             bad(f"eval.benchmarks[{i}].k", f"must be >= 1, got {b.k}")
@@ -595,6 +643,8 @@ def validate(cfg: Config, where: str = "config") -> Config:
         unknown = _unknown_estimator(over["estimator"]) if "estimator" in over else ""
         if unknown:
             bad(f"methods.{m}.estimator", unknown)
+        if "schedule" in over:
+            _check_schedule(resolve_run(cfg, m).schedule, f"methods.{m}.schedule", bad)
     if not cfg.grid.seeds:
         bad("grid.seeds", "must list at least one seed")
     if cfg.grading.rel_tol is not None and not 0 < cfg.grading.rel_tol < 1:

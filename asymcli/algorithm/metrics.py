@@ -148,6 +148,13 @@ def kappa_from_seq_logp(seq_logp: Tensor, rewards: Tensor, group_ids: Tensor) ->
     w_g = p(1-p), delta_g = mean L over correct - mean L over failed, l_g = log(p/(1-p)).
     Returns NaN when the batch has no mixed group.
     """
+    k = kappa_groups(seq_logp, rewards, group_ids)
+    return float(k.mean()) if len(k) else math.nan
+
+
+def kappa_groups(seq_logp: Tensor, rewards: Tensor, group_ids: Tensor) -> Tensor:
+    """The mixed groups' k_g = p(1-p) delta_g log(p/(1-p)) (see :func:`kappa_from_seq_logp`),
+    float64 [n_mixed] in sorted-group-id order; empty without a mixed group."""
     r = _check_binary(rewards, "kappa")
     L = seq_logp.detach().to(device=r.device, dtype=torch.float64)
     s = group_stats(r, group_ids)
@@ -158,12 +165,9 @@ def kappa_from_seq_logp(seq_logp: Tensor, rewards: Tensor, group_ids: Tensor) ->
     sum_pos = torch.zeros(n, dtype=torch.float64, device=r.device).index_add_(0, idx, L * r)
     sum_neg = torch.zeros(n, dtype=torch.float64, device=r.device).index_add_(0, idx, L * (1 - r))
     mixed = (n_pos > 0) & (n_pos < n_all)
-    if not bool(mixed.any()):
-        return math.nan
     p = (n_pos / n_all)[mixed]
     delta = (sum_pos / n_pos.clamp(min=1) - sum_neg / (n_all - n_pos).clamp(min=1))[mixed]
-    k = p * (1 - p) * delta * torch.log(p / (1 - p))
-    return float(k.mean())
+    return p * (1 - p) * delta * torch.log(p / (1 - p))
 
 
 def kappa_batch(old_logp: Tensor, mask: Tensor, rewards: Tensor, group_ids: Tensor) -> float:

@@ -122,6 +122,11 @@ class Layout:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def scan_dir(self) -> Path:
+        """`asym scan`'s default output folder (scan.parquet, scan.json, scan.png)."""
+        return self.root / "scan"
+
 
 def model_path(cfg: Config, seed: int | None = None) -> str:
     """The model the runs start from: the base stage's folder (tiny) or model.path (hf).

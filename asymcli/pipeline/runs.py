@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..config import (METHODS, Config, GradingConfig, base_of, check_beta, check_method, config_to_dict, fmt_beta,
-                      grid_runs, parse_run_id, resolve_run, run_id)
+                      grid_runs, parse_run_id, resolve_run, run_id, run_settings)
 from ..errors import ConfigError
 from .layout import BASE_RUN
 
@@ -90,7 +90,7 @@ def fingerprint(cfg: Config, stage: str, rid: str | None = None, *, base: int | 
     elif stage == "train":
         assert rid is not None
         method, bp, bn, seed = parse_run_id(rid)
-        run = config_to_dict(resolve_run(cfg, method, bp, bn, seed))
+        run = run_settings(resolve_run(cfg, method, bp, bn, seed))
         run.pop("loggers")  # where metrics are mirrored, not what is trained: no retrain
         part = {"model": d["model"], "run": run}
         if cfg.grid.bases:  # which base it starts from (only then, so one-base fingerprints stay as they were)

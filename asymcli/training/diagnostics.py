@@ -28,6 +28,25 @@ class StepBatch:
     finish: list[str]
 
 
+def schedule_signals(sb: StepBatch, group_size: int) -> dict[str, Any]:
+    """What the beta schedule reads before a step's advantages (asymcli/algorithm/schedule.py),
+    over the whole batch like :func:`step_diagnostics`: ``entropy`` (token-weighted mean of
+    the rollouts' token entropies), ``kappa`` (kappa_B, NaN without a mixed group) and
+    ``p_hist`` ([G+1] groups per number correct). Every rank gets the same values, so every
+    rank computes the same betas."""
+    G, mask = group_size, sb.batch.resp_mask
+    hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, G)
+    n_mixed = float(len(sb.prompt_rows)) - hist[0] - hist[G]
+    kappa = M.kappa_batch(sb.old_logp, mask, sb.rewards, sb.group_ids)
+    sums = {"entropy": float(M.masked_sum(sb.old_entropy, mask)), "tokens": float(mask.sum()),
+            "kappa": kappa * n_mixed if n_mixed else 0.0, "mixed": n_mixed}
+    sums.update({f"p_hist/{k}": float(hist[k]) for k in range(G + 1)})
+    t = dist.all_reduce_sum(sums)
+    return {"entropy": t["entropy"] / t["tokens"] if t["tokens"] else float("nan"),
+            "kappa": t["kappa"] / t["mixed"] if t["mixed"] else float("nan"),
+            "p_hist": [t[f"p_hist/{k}"] for k in range(G + 1)]}
+
+
 def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor, group_size: int) -> dict[str, Any]:
     """The step's rollout diagnostics over the WHOLE batch, every rank's share included.
 

@@ -57,14 +57,15 @@ from ..artifacts import (CKPT_PREFIX, COMPLETE_MARKER, STATE_FILE, checkpoint_de
 from . import distributed as dist
 from ..algorithm import advantages as adv_mod
 from ..algorithm.objective import policy_loss
+from ..algorithm.schedule import ScheduleSettings, ScheduleState, schedule_step
 from ..config import Config, TrainConfig, run_description
 from ..engines.base import RolloutEngine, SamplingParams, make_engine
 from ..evaluation.evaluate import CurveSet, spread_rows
 from ..errors import ArtifactError, ConfigError, NumericalError, first_line
 from ..progress import ProgressBar
-from .modeling import encode_prompts, load_policy, pick_device, resolve_dtype
+from .modeling import PromptIds, encode_prompts, load_policy, pick_device, resolve_dtype
 from .reruns import RESUME_FREE_KEYS, config_changes, past_end
-from .diagnostics import StepBatch, step_diagnostics
+from .diagnostics import StepBatch, schedule_signals, step_diagnostics
 from .policy import PackedBatch, pack, response_logprobs
 
 HELDOUT = "heldout"  # curve-set name of the prompts' held-out split
@@ -143,7 +144,7 @@ class Trainer:
         if run.kl_coef > 0:  # never updated: stored at the compute precision
             self.ref_model, _ = load_policy(self.model_path, cfg.model, device=str(self.device))
             self.ref_model.eval().requires_grad_(False)
-        self.train_prompt_ids = encode_prompts(self.tokenizer, [r["prompt"] for r in self.train_rows], cfg.model)
+        self.train_prompt_ids = PromptIds(self.tokenizer, [r["prompt"] for r in self.train_rows], cfg.model)
         self.curve_prompt_ids = [encode_prompts(self.tokenizer, [r["prompt"] for r in c.rows], cfg.model)
                                  for c in self.curve_sets]
 
@@ -158,6 +159,9 @@ class Trainer:
             grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
         self.grader = grader
         self.metrics_rows: list[dict[str, Any]] = []
+        # beta_schedule "entropy" (method asym_adaptive): the betas move every step (rollout())
+        self.schedule = (ScheduleState(beta_pos=run.beta_pos, beta_neg=run.beta_neg)
+                         if run.beta_schedule == "entropy" else None)
         self.start_step = 1
         self.last_good_step = 0
         if resume is not None:
@@ -216,7 +220,7 @@ class Trainer:
         """One RL step's data: G responses per prompt, their rewards, the old (and reference)
         log-probs, and the advantages; this rank's share of the step's prompts."""
         rows = dist.shard(self.prompt_indices(step))  # this rank's prompts (all of them on one process)
-        prompts = [self.train_prompt_ids[i] for i in rows]
+        prompts = self.train_prompt_ids.take(rows)
         outs, rollout_s = self._generate(step, prompts)
         faults.maybe_fail("rollout", step)
         rewards = self.rewards(rows, outs)
@@ -224,9 +228,12 @@ class Trainer:
         batch = pack([prompts[o.prompt_index] for o in outs], [o.token_ids for o in outs], self.pad_id)
         old_logp, old_ent = self._logprobs_nograd(self.model, batch)
         ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
-        A = self.advantages(step, rewards, group_ids)
-        sb = StepBatch(rows, group_ids, rewards, batch, old_logp, old_ent, ref_logp, A,
+        sb = StepBatch(rows, group_ids, rewards, batch, old_logp, old_ent, ref_logp, torch.empty(0),
                        [o.finish_reason for o in outs])
+        if self.schedule is not None:  # this step's betas from this step's rollouts
+            self.schedule = schedule_step(self.schedule, ScheduleSettings(**dataclasses.asdict(self.run.schedule)),
+                                          **schedule_signals(sb, self.run.group_size))
+        sb.advantages = self.advantages(step, rewards, group_ids)
         return sb, {"rollout_s": rollout_s}
 
     def _generate(self, step: int, prompts: list[list[int]]) -> tuple[list[Any], float]:
@@ -257,10 +264,16 @@ class Trainer:
         """Per-response advantages from the run's estimator (asymcli.algorithm.advantages)."""
         run = self.run
         self._check_finite(step, "rewards", rewards)
-        A = adv_mod.compute_advantages(run.estimator, rewards, group_ids,
-                                       beta_pos=run.beta_pos, beta_neg=run.beta_neg)
+        bp, bn = self.betas()
+        A = adv_mod.compute_advantages(run.estimator, rewards, group_ids, beta_pos=bp, beta_neg=bn)
         self._check_finite(step, "advantages", A)
         return A
+
+    def betas(self) -> tuple[float | None, float | None]:
+        """The (beta_pos, beta_neg) of the current step: the schedule's, else the run's."""
+        if self.schedule is not None:
+            return self.schedule.beta_pos, self.schedule.beta_neg
+        return self.run.beta_pos, self.run.beta_neg
 
     def mini_batches(self, n_prompts: int) -> list[torch.Tensor]:
         """Rollout rows of this rank's share of each PPO mini-batch, in update order.
@@ -423,10 +436,18 @@ class Trainer:
             "eval_greedy_acc": float("nan"),
             "eval_bench": [],
             "eval_s": float("nan"),
+            **self._beta_columns(),
         }
         if run.eval_every and (step % run.eval_every == 0 or step == run.steps):
             self._evaluate(step, row)
         return row
+
+    def _beta_columns(self) -> dict[str, float]:
+        """The betas the step's advantages used (NaN for estimators without betas), and the
+        schedule's entropy target (NaN without a schedule)."""
+        bp, bn = adv_mod.resolve_betas(self.run.estimator, *self.betas())
+        return {"beta_pos": math.nan if bp is None else bp, "beta_neg": math.nan if bn is None else bn,
+                "entropy_target": self.schedule.target if self.schedule is not None else math.nan}
 
     def diagnostics(self, sb: StepBatch, new_logp: torch.Tensor) -> dict[str, Any]:
         """The step's rollout diagnostics over the whole batch (:func:`.diagnostics.step_diagnostics`)."""
@@ -520,6 +541,7 @@ class Trainer:
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
             "config": self.config_dict(),
+            "schedule": self.schedule.to_dict() if self.schedule is not None else None,
         }
         torch.save(state, tmp / STATE_FILE)
         # Sizes + sha256 of every file, checked at resume and before evaluation (verify_checkpoint).
@@ -547,6 +569,8 @@ class Trainer:
         _check_same_run(ckpt, state.get("config"), self.config_dict())
         self.backend.load_state(ckpt)  # every rank; also reads a legacy "optimizer" key
         self.metrics_rows = list(state["metrics_rows"])
+        if self.schedule is not None and state.get("schedule"):
+            self.schedule = ScheduleState.from_dict(state["schedule"])
         torch.random.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])

@@ -22,7 +22,10 @@ What sets what, and why (docs/scan.md, "The adaptive schedule"):
   |advantage| over the batch's mixed groups. ``level: mass`` picks the m (within the bounds)
   whose mean |advantage| on this step's histogram is closest to GRPO's, so that the schedule
   changes the direction of an update (the gap) and not its size; ``level: fixed`` keeps
-  m = 0.5.
+  m = 0.5. Per group the mass is (1-p) r^(d/2) (r^(m-1) + r^(-m)) with r = (1-p)/p, smallest
+  at m = 0.5 for every histogram; so the level leaves 0.5 only when the gap has taken the
+  mass below GRPO's (a positive gap on a batch of mostly-solved groups, a negative one on
+  mostly-failed groups), and then just far enough to restore it.
 - **The target** is absolute (nats per token) or relative to the entropy of the first
   step's rollouts, which the base policy sampled.
 - **Bounds:** both betas stay in [beta_min, beta_max]; the gap is re-read from the clipped

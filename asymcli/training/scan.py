@@ -133,7 +133,7 @@ def _probe(trainer: Trainer, seed_step: int) -> float:
 
 def scan(cfg: Config, model_path: str | Path, train_rows: Sequence[dict[str, Any]],
          pairs: Sequence[ScanPair], *, seed: int = 0, batches: int = 4, lookahead: bool = True,
-         on_pair: Callable[[int, int, str], None] | None = None) -> ScanResult:
+         on_pair: Callable[[int, int, str], None] | None = None, grader: Any = None) -> ScanResult:
     """Scan ``pairs`` from ``model_path`` (see the module docstring) on ``batches`` rollout
     batches: the prompts and sampling streams of training steps 1..batches of a run with
     seed ``seed``, all sampled from the unchanged policy. kappa_B pools the mixed groups of
@@ -146,7 +146,8 @@ def scan(cfg: Config, model_path: str | Path, train_rows: Sequence[dict[str, Any
     probe_step = batches + 1
     with tempfile.TemporaryDirectory(prefix="asym-scan-") as tmp:
         def trainer_for(run: Any) -> Trainer:
-            return Trainer(cfg, run, train_rows, [], model_path, Path(tmp) / "run", progress=False, curve_sets=[])
+            return Trainer(cfg, run, train_rows, [], model_path, Path(tmp) / "run", grader=grader, progress=False,
+                           curve_sets=[])
 
         ref = trainer_for(ref_run)
         sbs = [ref.rollout(b + 1)[0] for b in range(batches)]

@@ -41,17 +41,23 @@ PREDICTIONS = {"prop1": "Prop. 1: lr·κ_B·(β₊−β₋)", "first_order": "Ap
 
 
 def summary(result: Any, *, model: str, config: str | None) -> dict[str, Any]:
-    """The scan as one JSON-able dict (``--format json`` and scan.json)."""
+    """The scan as one JSON-able dict (``--format json`` and scan.json; NaN -> null)."""
     lo, hi = result.kappa_ci
-    return {"model": model, "config": config, "kappa": result.kappa, "kappa_ci95": [lo, hi],
-            "groups": result.n_groups, "mixed_groups": result.n_mixed, "batches": result.batches,
-            "reward_mean": result.reward_mean, "entropy": result.entropy,
-            "probe_entropy": result.probe_entropy, "lr": result.lr, "seconds": round(result.seconds, 1),
-            "pairs": [{k: _json_num(v) for k, v in row.items()} for row in result.rows]}
+    return _clean({"model": model, "config": config, "kappa": result.kappa, "kappa_ci95": [lo, hi],
+                   "groups": result.n_groups, "mixed_groups": result.n_mixed, "batches": result.batches,
+                   "reward_mean": result.reward_mean, "entropy": result.entropy,
+                   "probe_entropy": result.probe_entropy, "lr": result.lr, "seconds": round(result.seconds, 1),
+                   "pairs": result.rows})
 
 
-def _json_num(v: Any) -> Any:
-    return None if isinstance(v, float) and math.isnan(v) else v
+def _clean(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
 
 
 def to_json(doc: dict[str, Any]) -> str:
@@ -62,9 +68,9 @@ def print_rich(doc: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     lo, hi = doc["kappa_ci95"]
-    sig = "" if math.isnan(lo if lo is not None else math.nan) else (
+    sig = "" if lo is None else (
         "  (CI excludes 0)" if lo > 0 or hi < 0 else "  (CI includes 0: the sign is not known)")
-    console.print(f"kappa_B = {doc['kappa']:.4g}, 95% CI [{_f(lo)}, {_f(hi)}]{sig}; "
+    console.print(f"kappa_B = {_f(doc['kappa'], '.4g')}, 95% CI [{_f(lo)}, {_f(hi)}]{sig}; "
                   f"{doc['mixed_groups']} mixed of {doc['groups']} groups over {doc['batches']} batch(es); "
                   f"reward {doc['reward_mean']:.3f}, entropy {doc['entropy']:.4f} nats/token; {doc['seconds']} s")
     t = Table(title="Predicted entropy effect relative to REINFORCE (per step; lookahead in nats/token)")

@@ -197,6 +197,25 @@ def test_curves_and_kappa(tmp_path):
     assert k[("asym", 0.9)]["kappa_hat_e3"] == pytest.approx(1.2)
 
 
+def test_curves_carry_the_betas_each_step_used(tmp_path):
+    """A scheduled run's per-step betas and target reach the curves; metrics written before
+    they were logged (no such columns in any file) give NaN instead of a DuckDB error."""
+    from tests.test_pipeline_fakes import metrics_rows
+
+    old = {"grpo_s0": write_metrics(tmp_path, "grpo_s0", 0.4, n_steps=4)}
+    assert all(math.isnan(r["step_beta_pos"]) for r in agg.curves(old).to_pylist())
+    rows = metrics_rows(4, 0.5)
+    for r in rows:
+        r.update(beta_pos=0.5 + 0.1 * r["step"], beta_neg=0.5 - 0.1 * r["step"], entropy_target=0.09)
+    path = tmp_path / "runs" / "asym_adaptive_s0" / "metrics.parquet"
+    artifacts.write_parquet(path, rows, artifacts.METRICS, {"run_id": "asym_adaptive_s0"})
+    c = agg.curves({**old, "asym_adaptive_s0": path}).to_pylist()
+    sched = {r["step"]: r for r in c if r["run_id"] == "asym_adaptive_s0"}
+    assert sched[3]["step_beta_pos"] == pytest.approx(0.8) and sched[3]["step_beta_neg"] == pytest.approx(0.2)
+    assert sched[2]["entropy_target"] == pytest.approx(0.09)
+    assert all(math.isnan(r["step_beta_neg"]) for r in c if r["run_id"] == "grpo_s0")
+
+
 def test_sql_reads_files_only_through_parameters():
     for path in agg.SQL_DIR.glob("*.sql"):
         text = path.read_text()

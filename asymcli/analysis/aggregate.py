@@ -102,6 +102,9 @@ CURVES = pa.schema([
     ("response_len_mean", pa.float64()),
     ("eval_greedy_acc", pa.float64()),  # greedy test accuracy (mean over benchmarks); NaN on steps without evaluation
     ("eval_greedy_acc_ema", pa.float64()),  # EMA over the evaluated steps; NaN elsewhere
+    ("step_beta_pos", pa.float64()),  # the betas this step used (asym_adaptive sets them every step)
+    ("step_beta_neg", pa.float64()),
+    ("entropy_target", pa.float64()),  # the schedule's entropy target H*; NaN for fixed methods
 ])
 
 KAPPA = pa.schema([
@@ -342,7 +345,31 @@ def curves(metrics_files: Mapping[str, str | Path], *, ema_weight: float = 0.7) 
             smoothed += ema(acc[start:i], ema_weight)
             start = i
     t = t.append_column("eval_greedy_acc_ema", pa.array(smoothed, pa.float64()))
+    for name, values in _step_schedule(dict(zip(metrics_files, files)), rid, t.column("step").to_pylist()).items():
+        t = t.append_column(name, pa.array(values, pa.float64()))
     return _conform(t, CURVES)
+
+
+STEP_SCHEDULE = {"beta_pos": "step_beta_pos", "beta_neg": "step_beta_neg", "entropy_target": "entropy_target"}
+
+
+def _step_schedule(paths: Mapping[str, str], run_ids: Sequence[str], steps: Sequence[int]) -> dict[str, list[float]]:
+    """The betas (and entropy target) each step used, aligned to the curve rows (run_id, step).
+    Read here rather than in curves.sql: metrics written before they were logged lack the
+    columns, and DuckDB cannot select a column that no file of the union has."""
+    per: dict[tuple[str, int], dict[str, float]] = {}
+    for rid, path in paths.items():
+        have = [c for c in STEP_SCHEDULE if c in pq.read_schema(path).names]
+        if not have:
+            continue
+        for r in pq.read_table(path, columns=["step", *have]).to_pylist():
+            per[(rid, int(r["step"]))] = r
+    return {out: [_num(per.get((rid, int(st)), {}).get(col)) for rid, st in zip(run_ids, steps)]
+            for col, out in STEP_SCHEDULE.items()}
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
 
 
 def train_stats(curves_table: pa.Table, *, window: int = 10, pair_order: Sequence[Sequence[float]] = ()) -> pa.Table:

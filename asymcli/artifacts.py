@@ -1,7 +1,8 @@
 """Parquet artifacts: declared schemas, atomic writes, checked reads, footer metadata.
 
 Every stage reads and writes through this module so that
-- a write never leaves a partial file under the final name (temp file + fsync + rename),
+- a write never leaves a partial file under the final name (temp file + fsync + rename;
+  folders the same way: :func:`atomic_folder`),
 - a read checks the file is a complete Parquet file with the declared columns and types
   and names the file and the problem when it is not,
 - the footer carries the run config, its hash, the package version and the git commit.
@@ -14,6 +15,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -233,6 +235,37 @@ def fsync_tree(folder: str | os.PathLike[str]) -> None:
             with open(os.path.join(root, name), "rb") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(Path(root))
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new temporary sibling folder; on success it replaces ``folder`` whole.
+
+    The folder version of :func:`atomic_path` (a model folder, the shipped base): written
+    beside ``folder`` (same file system, so the rename is atomic), fsynced (:func:`fsync_tree`),
+    then renamed in; an existing ``folder`` is first renamed aside and deleted only after. On
+    any exception the temporary folder is removed and the old ``folder`` stays (or is put
+    back), so a reader never sees a half-written folder under the final name.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    old: Path | None = None
+    try:
+        yield tmp
+        fsync_tree(tmp)  # after a power loss the renamed folder must not hold half-written files
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+            os.rmdir(old)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not folder.exists():
+            os.replace(old, folder)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 #: Files up to this size get a sha256 in a folder digest; larger ones (the weights and the

@@ -7,25 +7,31 @@ starts. ``config_json_schema()`` derives the JSON schema that the Snakefile vali
 against (``workflow/schemas/config.schema.json`` is generated from it; a test keeps the
 two equal).
 
-Methods: a run is (method, beta_pos, beta_neg, seed). ``METHODS`` maps each named method
-of the paper to the training-config fields it sets; ``resolve_run`` applies one to a
-config. ``run_id`` names a run's folder.
+Methods: a run is (method, beta_pos, beta_neg, seed). ``METHODS`` (asymcli/methods.py)
+maps each named method of the paper to the training-config fields it sets; ``resolve_run``
+applies one to a config. ``run_id`` names a run's folder.
+
+Split by job: the method registry and run names live in ``asymcli.methods``, the generic
+dataclass <-> YAML typing in ``asymcli.config_typing``; this module keeps the sections,
+their range checks and the runs of a config, and re-exports the methods' names (the
+stages, the Snakefile and the tests import them from here).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from .config_typing import build_dataclass, deep_merge, json_schema_of
 from .errors import ConfigError
+# Re-exported: `from asymcli.config import METHODS, run_id, ...` keeps working everywhere.
+from .methods import (METHOD_LABELS, METHODS, check_beta, check_method, fmt_beta,  # noqa: F401
+                      is_base_run, parse_run_id, run_id)
 
 # ---------------------------------------------------------------------------
 # Sections
@@ -244,94 +250,8 @@ class Config:
 
 
 # ---------------------------------------------------------------------------
-# Methods of the paper
+# The runs of a config
 # ---------------------------------------------------------------------------
-
-#: Each named method = the train-config fields it sets. ``asym`` takes its betas from the run.
-METHODS: dict[str, dict[str, Any]] = {
-    "reinforce": {"estimator": "reinforce", "beta_pos": 0.0, "beta_neg": 0.0},  # Eq. (2)
-    "reinforce_ent": {"estimator": "reinforce", "beta_pos": 0.0, "beta_neg": 0.0, "entropy_coef": 0.002},  # Sec 3.1
-    "grpo": {"estimator": "grpo", "beta_pos": 0.5, "beta_neg": 0.5},  # Eq. (3)
-    "grpo_ent": {"estimator": "grpo", "beta_pos": 0.5, "beta_neg": 0.5, "entropy_coef": 0.001},  # Table 2
-    "clip_higher": {"estimator": "grpo", "beta_pos": 0.5, "beta_neg": 0.5, "clip_eps_high": 0.28},  # DAPO
-    "dr_grpo": {"estimator": "dr_grpo", "beta_pos": float("nan"), "beta_neg": float("nan"),
-                "loss_agg": "seq-mean-token-sum-norm"},  # Liu et al. 2025
-    "pos_only": {"estimator": "pos_only", "beta_pos": 0.5, "beta_neg": 0.0},  # Sec 3.1
-    "neg_only": {"estimator": "neg_only", "beta_pos": 0.0, "beta_neg": 0.5},  # Sec 3.1
-    "ent_decrease": {"estimator": "ent_decrease", "beta_pos": 0.5, "beta_neg": 0.5},  # Sec 3.2, App. C
-    "ent_increase": {"estimator": "ent_increase", "beta_pos": 0.5, "beta_neg": 0.5},  # Sec 3.2, App. C
-    "asym": {"estimator": "asym"},  # Eq. (8); betas from the run
-    # Eq. (8) with betas set every step from entropy, kappa_B and the accuracy histogram
-    # (asymcli/algorithm/schedule.py); starts at GRPO's (0.5, 0.5)
-    "asym_adaptive": {"estimator": "asym", "beta_pos": 0.5, "beta_neg": 0.5, "beta_schedule": "entropy"},
-}
-
-#: Display names, in the row order of the paper's Table 2.
-METHOD_LABELS: dict[str, str] = {
-    "base": "Base model",
-    "reinforce": "REINFORCE",
-    "reinforce_ent": "REINFORCE w/ Entro. Reg.",
-    "grpo": "GRPO",
-    "grpo_ent": "GRPO w/ Entro. Regularization",
-    "clip_higher": "GRPO w/ Clip-higher",
-    "dr_grpo": "Dr.GRPO",
-    "pos_only": "Pos-Only Modulation",
-    "neg_only": "Neg-Only Modulation",
-    "ent_decrease": "EntDecrease",
-    "ent_increase": "EntIncrease",
-    "asym": "AsymGRPO",
-    "asym_adaptive": "AsymGRPO-Adaptive",
-}
-
-
-def check_method(name: str) -> str:
-    if name not in METHODS:
-        raise ConfigError(f"unknown method '{name}'; known methods: {', '.join(METHODS)}")
-    return name
-
-
-def check_beta(value: Any, what: str) -> float:
-    """A beta must be a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{what} must be a number >= 0, got {value!r}") from None
-    value = float(value)
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise ConfigError(f"{what} must be a finite number >= 0, got {value}")
-    return value
-
-
-def fmt_beta(x: float) -> str:
-    """Short stable text for a beta in names: 0.9 -> '0.9', 1.0 -> '1'."""
-    return f"{x:g}"
-
-
-def run_id(method: str, beta_pos: float | None, beta_neg: float | None, seed: int) -> str:
-    """Folder name of a run: ``asym_bp0.9_bn0.4_s0`` for AsymGRPO, ``grpo_s0`` otherwise."""
-    if method == "asym":
-        return f"asym_bp{fmt_beta(beta_pos)}_bn{fmt_beta(beta_neg)}_s{seed}"
-    return f"{method}_s{seed}"
-
-
-def is_base_run(rid: str) -> bool:
-    """Whether ``rid`` names a base model's evaluation: ``base``, or ``base_b{k}`` (grid.bases)."""
-    return rid == "base" or re.fullmatch(r"base_b[0-9]+", rid) is not None
-
-
-def parse_run_id(rid: str) -> tuple[str, float | None, float | None, int]:
-    """Inverse of :func:`run_id`."""
-    try:
-        head, seed_s = rid.rsplit("_s", 1)
-        seed = int(seed_s)
-        if head.startswith("asym_bp"):
-            bp_s, bn_s = head[len("asym_bp"):].split("_bn")
-            return "asym", float(bp_s), float(bn_s), seed
-        check_method(head)
-        return head, None, None, seed
-    except (ValueError, ConfigError):
-        raise ConfigError(f"'{rid}' is not a run id (expected e.g. asym_bp0.9_bn0.4_s0 or grpo_s0)") from None
 
 
 def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
@@ -340,14 +260,14 @@ def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
     check_method(method)
     # nested sections (schedule, deepspeed) merge key by key: a method override of
     # schedule.target keeps the train section's other schedule keys
-    data = _deep_merge(_deep_merge(dataclasses.asdict(cfg.train), METHODS[method]), cfg.methods.get(method, {}))
+    data = deep_merge(deep_merge(dataclasses.asdict(cfg.train), METHODS[method]), cfg.methods.get(method, {}))
     data["method"] = method
     if method == "asym":
         data["beta_pos"] = check_beta(cfg.train.beta_pos if beta_pos is None else beta_pos, "beta_pos")
         data["beta_neg"] = check_beta(cfg.train.beta_neg if beta_neg is None else beta_neg, "beta_neg")
     if seed is not None:
         data["seed"] = int(seed)
-    return _build(TrainConfig, data, f"run {method}")
+    return build_dataclass(TrainConfig, data, f"run {method}")
 
 
 def run_settings(run: TrainConfig) -> dict[str, Any]:
@@ -431,101 +351,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
         data = loaded
     if overrides:
-        data = _deep_merge(data, overrides)
-    return validate(_build(Config, data, where), where)
+        data = deep_merge(data, overrides)
+    return validate(build_dataclass(Config, data, where), where)
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
-    return validate(_build(Config, data, where), where)
+    return validate(build_dataclass(Config, data, where), where)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
-
-
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _build(cls: type, data: Any, where: str, path: str = "") -> Any:
-    """Build dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: '{path or cls.__name__}' must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        key = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(known))})")
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, where, f"{path}.{name}" if path else name)
-    return cls(**kwargs)
-
-
-#: Exponent floats without a dot ("2e-4", "1E+3"), which YAML 1.1 leaves as strings.
-_YAML11_FLOAT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
-
-
-def _coerce(tp: Any, value: Any, where: str, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, where, path)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(a, value, where, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: '{path}' has an invalid value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: '{path}' must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: '{path}' must be a list, got {value!r}")
-        (inner,) = args
-        return [_coerce(inner, v, where, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: '{path}' must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: '{path}' must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: '{path}' must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
-            # YAML 1.1 (PyYAML) reads `lr: 2e-4` as a string: it needs a dot (2.0e-4). Every
-            # RL config writes learning rates this way, so take the exponent form as the number.
-            return float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: '{path}' must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: '{path}' must be a string, got {value!r}")
-        return value
-    if tp is Any:
-        return value
-    raise TypeError(f"config field {path}: unsupported type {tp}")
 
 
 def _unknown_estimator(name: Any) -> str:
@@ -560,7 +395,29 @@ def validate(cfg: Config, where: str = "config") -> Config:
     def bad(key: str, msg: str) -> None:
         raise ConfigError(f"{where}: '{key}' {msg}")
 
-    t = cfg.train
+    # section by section, in this order: the first bad key is the one reported
+    _check_train(cfg.train, where, bad)
+    _check_eval(cfg.eval, bad)
+    _check_grid(cfg.grid, where, bad)
+    _check_method_overrides(cfg, bad)
+    if not cfg.grid.seeds:
+        bad("grid.seeds", "must list at least one seed")
+    if cfg.grading.rel_tol is not None and not 0 < cfg.grading.rel_tol < 1:
+        bad("grading.rel_tol", f"must be in (0, 1) or null, got {cfg.grading.rel_tol}")
+    if cfg.grid.bases:
+        if len(set(cfg.grid.bases)) != len(cfg.grid.bases) or any(b < 0 for b in cfg.grid.bases):
+            bad("grid.bases", f"must list distinct base seeds >= 0, got {cfg.grid.bases}")
+        if cfg.model.kind != "tiny":
+            bad("grid.bases", "builds several warmed-up bases of the tiny model; with model.kind 'hf' the "
+                "checkpoint is the one base")
+    if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():
+        bad("report.checkpoint", f"must be 'final' or a step number, got {cfg.report.checkpoint!r}")
+    if cfg.model.kind == "hf" and not cfg.model.path:
+        bad("model.path", "is required when model.kind is 'hf'")
+    return cfg
+
+
+def _check_train(t: TrainConfig, where: str, bad: Any) -> None:
     check_method(t.method)
     unknown = _unknown_estimator(t.estimator)
     if unknown:
@@ -604,7 +461,10 @@ def validate(cfg: Config, where: str = "config") -> Config:
     if t.deepspeed.stage not in (0, 1, 2, 3):
         bad("train.deepspeed.stage", f"must be 0, 1, 2 or 3, got {t.deepspeed.stage}")
     _check_schedule(t.schedule, "train.schedule", bad)
-    for i, b in enumerate(cfg.eval.benchmarks):
+
+
+def _check_eval(e: EvalConfig, bad: Any) -> None:
+    for i, b in enumerate(e.benchmarks):
         if b.k < 1:
             bad(f"eval.benchmarks[{i}].k", f"must be >= 1, got {b.k}")
         if not b.temperature >= 0 or math.isinf(b.temperature):  # NaN fails >= 0
@@ -614,10 +474,13 @@ def validate(cfg: Config, where: str = "config") -> Config:
         if b.temperature == 0 and b.k > 1:
             # Greedy decoding gives k identical samples: allowed but pointless; keep k honest.
             bad(f"eval.benchmarks[{i}].k", f"must be 1 with temperature 0 (greedy), got {b.k}")
-    names = [b.name for b in cfg.eval.benchmarks]
+    names = [b.name for b in e.benchmarks]
     if len(set(names)) != len(names):
         bad("eval.benchmarks", f"lists a benchmark twice: {names}")
-    for i, pair in enumerate(cfg.grid.betas):
+
+
+def _check_grid(g: GridConfig, where: str, bad: Any) -> None:
+    for i, pair in enumerate(g.betas):
         if len(pair) != 2:
             bad(f"grid.betas[{i}]", f"must be a [beta_pos, beta_neg] pair, got {pair}")
         for j, v in enumerate(pair):
@@ -625,14 +488,17 @@ def validate(cfg: Config, where: str = "config") -> Config:
                 check_beta(v, f"grid.betas[{i}][{j}]")
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
-    for i, v in enumerate(cfg.grid.grid):
+    for i, v in enumerate(g.grid):
         try:
             check_beta(v, f"grid.grid[{i}]")
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    for m in cfg.grid.methods:
+    for m in g.methods:
         if m not in METHODS:
             bad("grid.methods", f"names unknown method '{m}'; known methods: {', '.join(METHODS)}")
+
+
+def _check_method_overrides(cfg: Config, bad: Any) -> None:
     for m, over in cfg.methods.items():
         if m not in METHODS:
             bad(f"methods.{m}", f"is not a method; known methods: {', '.join(METHODS)}")
@@ -645,21 +511,6 @@ def validate(cfg: Config, where: str = "config") -> Config:
             bad(f"methods.{m}.estimator", unknown)
         if "schedule" in over:
             _check_schedule(resolve_run(cfg, m).schedule, f"methods.{m}.schedule", bad)
-    if not cfg.grid.seeds:
-        bad("grid.seeds", "must list at least one seed")
-    if cfg.grading.rel_tol is not None and not 0 < cfg.grading.rel_tol < 1:
-        bad("grading.rel_tol", f"must be in (0, 1) or null, got {cfg.grading.rel_tol}")
-    if cfg.grid.bases:
-        if len(set(cfg.grid.bases)) != len(cfg.grid.bases) or any(b < 0 for b in cfg.grid.bases):
-            bad("grid.bases", f"must list distinct base seeds >= 0, got {cfg.grid.bases}")
-        if cfg.model.kind != "tiny":
-            bad("grid.bases", "builds several warmed-up bases of the tiny model; with model.kind 'hf' the "
-                "checkpoint is the one base")
-    if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():
-        bad("report.checkpoint", f"must be 'final' or a step number, got {cfg.report.checkpoint!r}")
-    if cfg.model.kind == "hf" and not cfg.model.path:
-        bad("model.path", "is required when model.kind is 'hf'")
-    return cfg
 
 
 # ---------------------------------------------------------------------------
@@ -669,34 +520,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
 
 def config_json_schema() -> dict[str, Any]:
     """JSON schema of :class:`Config`, derived from the dataclasses (no drift possible)."""
-
-    def of(tp: Any) -> dict[str, Any]:
-        origin = typing.get_origin(tp)
-        args = typing.get_args(tp)
-        if dataclasses.is_dataclass(tp):
-            hints = typing.get_type_hints(tp)
-            return {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {f.name: of(hints[f.name]) for f in dataclasses.fields(tp)},
-            }
-        if origin in (typing.Union, types.UnionType):
-            return {"anyOf": [of(a) for a in args]}
-        if origin is Literal:
-            return {"enum": list(args)}
-        if origin is list:
-            return {"type": "array", "items": of(args[0])}
-        if origin is dict:
-            return {"type": "object"}
-        return {
-            bool: {"type": "boolean"},
-            int: {"type": "integer"},
-            float: {"type": "number"},
-            str: {"type": "string"},
-            type(None): {"type": "null"},
-        }.get(tp, {})
-
-    schema = of(Config)
+    schema = json_schema_of(Config)
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     schema["title"] = "asym experiment config"
     return schema

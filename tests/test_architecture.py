@@ -133,3 +133,62 @@ def test_every_module_imports(name):
     if name in OPTIONAL:
         pytest.importorskip(OPTIONAL[name])
     importlib.import_module(name)
+
+
+MAX_LINES = 600  # issue 19: past this a module has always turned out to mix jobs
+
+
+def test_no_library_module_over_600_lines():
+    long = {name: n for name, path in library_modules().items()
+            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split them by job): {long}"
+
+
+def results_folders() -> set[str]:
+    """The first path component of every artifact path Layout builds (runs, evals, agg, ...)."""
+    from asymcli.pipeline.layout import Layout
+
+    root = Path("/results")
+    layout = Layout(root)
+    found = set()
+    for name in dir(Layout):
+        if name.startswith("_") or name == "of":
+            continue
+        value = getattr(layout, name)
+        if callable(value):
+            try:
+                value = value("x")
+            except TypeError:
+                value = value()
+        if isinstance(value, Path) and value != root and value.is_relative_to(root):
+            found.add(value.relative_to(root).parts[0])
+    return found
+
+
+def hand_built_paths(source: str, folders: set[str]) -> list[str]:
+    """Where ``source`` builds a path under results_dir by hand: reads ``.results_dir``, or joins a
+    string naming one of the results folders (``root / "runs"``, ``f"{root}/evals/..."``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr == "results_dir":
+            found.append((node.lineno, ".results_dir"))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            right = node.right
+            if isinstance(right, ast.Constant) and isinstance(right.value, str) \
+                    and right.value.strip("/").split("/")[0] in folders:
+                found.append((node.lineno, f"/ {right.value!r}"))
+        elif isinstance(node, ast.JoinedStr):
+            for part in node.values:
+                if isinstance(part, ast.Constant) and any(f"/{d}/" in f"{part.value}/" for d in folders):
+                    found.append((node.lineno, f"f-string {part.value!r}"))
+    return [f"line {n}: {what}" for n, what in sorted(found)]
+
+
+def test_stages_take_results_paths_from_layout():
+    folders = results_folders()
+    assert {"runs", "evals", "agg", "report"} <= folders
+    assert hand_built_paths('root = cfg.results_dir\np = root / "runs" / rid\nq = f"{root}/evals/x"\n', folders) \
+        == ["line 1: .results_dir", "line 2: / 'runs'", "line 3: f-string '/evals/x'"]
+    for path in sorted((ROOT / "stages").glob("*.py")):
+        bad = hand_built_paths(path.read_text(), folders)
+        assert not bad, f"{path.name} builds results paths by hand (use asymcli.pipeline.layout.Layout): {bad}"

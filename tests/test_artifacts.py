@@ -79,3 +79,28 @@ def test_metrics_written_before_the_eval_columns_still_read(tmp_path):
                                   missing)
     with pytest.raises(artifacts.ArtifactError, match="missing column 'entropy'"):
         artifacts.read_parquet(bad, artifacts.METRICS)
+
+
+def test_atomic_folder_replaces_whole_and_leaves_nothing_beside(tmp_path):
+    folder = tmp_path / "out" / "model"
+    with artifacts.atomic_folder(folder) as tmp:
+        assert tmp.parent == folder.parent and not folder.exists()
+        (tmp / "a.txt").write_text("one")
+    assert (folder / "a.txt").read_text() == "one"
+    with artifacts.atomic_folder(folder) as tmp:
+        (tmp / "b.txt").write_text("two")
+        assert (folder / "a.txt").exists()  # the old folder stays readable while the new one is written
+    assert sorted(p.name for p in folder.iterdir()) == ["b.txt"]
+    assert [p.name for p in folder.parent.iterdir()] == ["model"]  # no .tmp / .old sibling left
+
+
+def test_atomic_folder_failure_keeps_the_old_folder(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with artifacts.atomic_folder(folder) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

@@ -61,6 +61,8 @@ def aggregate(x: Tensor, mask: Tensor, loss_agg: str = "token-mean", *,
     return per_seq.sum() / denom
 
 
+# Over 80 lines for a reason: a docstring with every shape and metric, then one equation read
+# top to bottom (clip, dual clip, entropy bonus, KL, metrics) that would pass the same tensors around if split.
 def policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, *,
                 clip_eps_low: float = 0.2, clip_eps_high: float = 0.2,
                 dual_clip_c: float | None = None, loss_agg: str = "token-mean",

@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats as sps
 
+from .. import artifacts
+
 SCAN = pa.schema([
     ("label", pa.string()),  # reinforce, grpo, ..., asym(0.9, 0.4)
     ("method", pa.string()),
@@ -123,11 +125,9 @@ def heatmap(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | No
         fig.colorbar(im, ax=ax, shrink=0.8, label="Δ entropy vs REINFORCE")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp_{path.name}")
-    fig.savefig(tmp, dpi=130, format="png")
+    with artifacts.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

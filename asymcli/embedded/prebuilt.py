@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,17 +72,8 @@ def find(recipe: str, folder: Path | None = None) -> Path | None:
 
 def copy_model(src: Path, dest: Path) -> Path:
     """Copy the shipped model folder to ``dest`` atomically (a temporary sibling, then rename)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    try:
+    with artifacts.atomic_folder(dest) as tmp:
         shutil.copytree(src / "model", tmp, dirs_exist_ok=True)
-        artifacts.fsync_tree(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -91,9 +81,7 @@ def write(base_out: Path, recipe: str, info: Mapping[str, Any], folder: Path | N
     """Ship the base stage's output ``base_out`` (model/ + sft_metrics.parquet) as the prebuilt
     base with ``recipe``; replaces the folder atomically."""
     folder = folder or prebuilt_dir()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    with artifacts.atomic_folder(folder) as tmp:
         shutil.copytree(base_out / "model", tmp / "model")
         shutil.copy2(base_out / "sft_metrics.parquet", tmp / "sft_metrics.parquet")
         (tmp / MANIFEST).write_text(json.dumps(dict(info, recipe=recipe, rebuild=REBUILD_COMMAND),
@@ -101,15 +89,4 @@ def write(base_out: Path, recipe: str, info: Mapping[str, Any], folder: Path | N
         for p in tmp.rglob("*"):  # readable by everyone once installed
             p.chmod(0o755 if p.is_dir() else 0o644)
         tmp.chmod(0o755)
-        old = None
-        if folder.exists():
-            old = folder.with_name(folder.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import string
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..artifacts import fsync_tree
+from ..artifacts import atomic_folder
 from ..config import ModelConfig
 from ..errors import ConfigError
 
@@ -142,23 +140,7 @@ def save_policy(model: Any, tokenizer: Any, folder: str | os.PathLike[str]) -> P
 
     hf_logging.disable_progress_bar()
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    old: Path | None = None
-    try:
+    with atomic_folder(folder) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        fsync_tree(tmp)  # after a power loss the renamed folder must not hold half-written files
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-            os.rmdir(old)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and old.exists() and not folder.exists():
-            os.replace(old, folder)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return folder

@@ -116,7 +116,7 @@ def evaluate(
     graded (asymcli.progress.EvalProgress writes it where `asym run-grid` shows it).
     """
     from .benchmarks import load_benchmark
-    from ..training.modeling import encode_prompts, load_policy, pick_device, resolve_dtype
+    from ..training.modeling import encode_prompts, load_policy, pick_device
 
     info = run_info(run_id, run_json)
     specs = list(cfg.eval.benchmarks)
@@ -156,17 +156,7 @@ def evaluate(
         verify_checkpoint(folder)
         model, tok = load_policy(str(folder), cfg.model, device=str(device))
         model.eval()
-        name = "hf" if cfg.train.engine == "vllm" and device.type == "cpu" else cfg.train.engine
-        kwargs: dict[str, Any] = {}
-        if name == "hf":
-            kwargs = {"batch_size": cfg.eval.batch_size}
-        elif name == "vllm":  # same settings as the trainer's engine (Trainer._engine_kwargs)
-            # The compute dtype, explicitly: checkpoints hold fp32 master weights, which vLLM's
-            # "auto" would run in fp16.
-            dtype = str(resolve_dtype(cfg.model.dtype, device)).removeprefix("torch.")
-            kwargs = {"gpu_memory_utilization": cfg.train.vllm_gpu_memory_utilization, "model_path": str(folder),
-                      "dtype": dtype}
-        engine = make_engine(name, model, tok, **kwargs)
+        engine = _eval_engine(cfg, model, tok, folder, device)
         try:
             for spec, max_new, key, path in todo:
                 rows = tables[spec.name].to_pylist()
@@ -186,6 +176,23 @@ def evaluate(
             engine.close()
             del model
     return combine_parts(parts, out, config_to_dict(cfg.eval), {"run_id": run_id})
+
+
+def _eval_engine(cfg: Config, model: Any, tok: Any, folder: Path, device: Any) -> Any:
+    """The engine that samples a checkpoint: ``train.engine``, but HF for vLLM on the CPU."""
+    from ..training.modeling import resolve_dtype
+
+    name = "hf" if cfg.train.engine == "vllm" and device.type == "cpu" else cfg.train.engine
+    kwargs: dict[str, Any] = {}
+    if name == "hf":
+        kwargs = {"batch_size": cfg.eval.batch_size}
+    elif name == "vllm":  # same settings as the trainer's engine (Trainer._engine_kwargs)
+        # The compute dtype, explicitly: checkpoints hold fp32 master weights, which vLLM's
+        # "auto" would run in fp16.
+        dtype = str(resolve_dtype(cfg.model.dtype, device)).removeprefix("torch.")
+        kwargs = {"gpu_memory_utilization": cfg.train.vllm_gpu_memory_utilization, "model_path": str(folder),
+                  "dtype": dtype}
+    return make_engine(name, model, tok, **kwargs)
 
 
 def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, Any]], ids: list[list[int]],

@@ -155,19 +155,7 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
     layout = Layout.of(plan.cfg)
     workdir = Path.cwd()
     if dry_run:
-        for d in find_damage(plan):
-            echo(f"run-grid: damaged {d.describe().replace('the next run-grid', 'a real run')}")
-        with tempfile.TemporaryDirectory(prefix="asym-run-grid-") as tmp:
-            # Dry runs write nothing under results/.
-            cfgfile = Path(tmp) / "run-grid.yaml"
-            _write_grid_config(cfgfile, plan)
-            cmd = snakemake_command(cfgfile, plan.target, cores=cores, dry_run=True, extra=extra)
-            echo(f"run-grid: target {plan.target}, {len(plan.runs)} run(s): {', '.join(plan.runs)}")
-            echo(f"$ {' '.join(cmd)}")
-            rc = subprocess.run(cmd, check=False).returncode
-        if rc != 0:
-            raise AsymError(f"snakemake --dry-run failed (exit {rc}); its output is above")
-        return rc
+        return _dry_run(plan, cores, extra, echo)
     from . import live
 
     if console is None:
@@ -213,21 +201,45 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
                 proc.wait()
                 raise
     if rc != 0:
-        if state.locked:
-            others = ", ".join(f"pid {pid}" for pid, _ in snakemake_processes(workdir)) or "none found now"
-            raise AsymError(f"another Snakemake process is writing the same files in {workdir} "
-                            f"({others}); wait for it to finish, or stop it, then rerun")
-        for line in live.failure_report(state, log_path):
-            echo(line)
-        failed = ", ".join(j.label.replace("  ", " ") for j in state.failed)
-        raise AsymError(f"snakemake failed (exit {rc})" + (f": {failed}" if failed else "")
-                        + f"; the failed job's log is shown above; Snakemake's log: {_shown(log_path)}")
+        _raise_failed(rc, state, workdir, log_path, echo)
     done = state.done if state.total else 0
     if state.nothing_to_do or not state.total:
         echo("run-grid: nothing to do, every output is up to date")
     else:
         echo(f"run-grid: {done}/{state.total} jobs done in {live.fmt_duration(time.time() - t0)}")
     return rc
+
+
+def _dry_run(plan: GridPlan, cores: str, extra: Sequence[str], echo: Any) -> int:
+    """``run_grid(dry_run=True)``: name the damaged artifacts and show Snakemake's plan."""
+    for d in find_damage(plan):
+        echo(f"run-grid: damaged {d.describe().replace('the next run-grid', 'a real run')}")
+    with tempfile.TemporaryDirectory(prefix="asym-run-grid-") as tmp:
+        # Dry runs write nothing under results/.
+        cfgfile = Path(tmp) / "run-grid.yaml"
+        _write_grid_config(cfgfile, plan)
+        cmd = snakemake_command(cfgfile, plan.target, cores=cores, dry_run=True, extra=extra)
+        echo(f"run-grid: target {plan.target}, {len(plan.runs)} run(s): {', '.join(plan.runs)}")
+        echo(f"$ {' '.join(cmd)}")
+        rc = subprocess.run(cmd, check=False).returncode
+    if rc != 0:
+        raise AsymError(f"snakemake --dry-run failed (exit {rc}); its output is above")
+    return rc
+
+
+def _raise_failed(rc: int, state: Any, workdir: Path, log_path: Path, echo: Any) -> None:
+    """Snakemake exited with ``rc`` != 0: show the failed jobs' logs and raise AsymError naming them."""
+    from . import live
+
+    if state.locked:
+        others = ", ".join(f"pid {pid}" for pid, _ in snakemake_processes(workdir)) or "none found now"
+        raise AsymError(f"another Snakemake process is writing the same files in {workdir} "
+                        f"({others}); wait for it to finish, or stop it, then rerun")
+    for line in live.failure_report(state, log_path):
+        echo(line)
+    failed = ", ".join(j.label.replace("  ", " ") for j in state.failed)
+    raise AsymError(f"snakemake failed (exit {rc})" + (f": {failed}" if failed else "")
+                    + f"; the failed job's log is shown above; Snakemake's log: {_shown(log_path)}")
 
 
 def find_damage(plan: GridPlan) -> list[Any]:

@@ -7,7 +7,7 @@ calls a *backend* instead of raw torch in ``update()``, so one code path serves 
 64 GPUs. ``make_backend`` returns :class:`TorchBackend` (exactly the single-process AdamW
 step) unless the run asks for ZeRO or was launched with ``WORLD_SIZE > 1``.
 
-How the trainer uses it (``asymcli/training/trainer.py``; a sketch of each place that changes)::
+How the trainer uses it (``asymcli/training/trainer.py``, its checkpoints in ``checkpointing.py``; a sketch of each place that changes)::
 
     from . import distributed as dist
 

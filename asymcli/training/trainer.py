@@ -18,7 +18,7 @@ Each step (Appendix G/H):
 Precision: fp32 master weights (AdamW, gradients) at any ``model.dtype``, which sets the
 compute precision through autocast (:meth:`Trainer.autocast`).
 
-Checkpoints (HF folder + optimizer/RNG/metrics state) are written atomically every
+Checkpoints (HF folder + optimizer/RNG/metrics state; asymcli/training/checkpointing.py) are written atomically every
 ``checkpoint_every`` steps and at the end; a restarted run resumes from the latest complete
 one and reproduces the uninterrupted run's metrics (all randomness is derived from
 (seed, step)). NaN/inf in a training quantity stops the run naming step and quantity; the
@@ -37,11 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
-import os
-import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -52,19 +48,17 @@ import numpy as np
 import torch
 
 from .. import artifacts, faults
-from ..artifacts import (CKPT_PREFIX, COMPLETE_MARKER, STATE_FILE, checkpoint_delete_hint, list_checkpoints,
-                         verify_checkpoint)
 from . import distributed as dist
+from .checkpointing import CheckpointMixin, _check_same_run  # noqa: F401 - _check_same_run: tests import it here
 from ..algorithm import advantages as adv_mod
 from ..algorithm.objective import policy_loss
 from ..algorithm.schedule import ScheduleSettings, ScheduleState, schedule_step
 from ..config import Config, TrainConfig, run_description
 from ..engines.base import RolloutEngine, SamplingParams, make_engine
 from ..evaluation.evaluate import CurveSet, spread_rows
-from ..errors import ArtifactError, ConfigError, NumericalError, first_line
+from ..errors import ConfigError, NumericalError
 from ..progress import ProgressBar
 from .modeling import PromptIds, encode_prompts, load_policy, pick_device, resolve_dtype
-from .reruns import RESUME_FREE_KEYS, config_changes, past_end
 from .diagnostics import StepBatch, schedule_signals, step_diagnostics
 from .policy import PackedBatch, pack, response_logprobs
 
@@ -76,8 +70,8 @@ def _step_seed(seed: int, step: int, salt: int = 0) -> int:
     return int(np.random.SeedSequence([seed, step, salt]).generate_state(1)[0])
 
 
-class Trainer:
-    """Runs (or resumes) one RL run into ``out_dir``."""
+class Trainer(CheckpointMixin):
+    """Runs (or resumes) one RL run into ``out_dir``; checkpoints: :class:`.checkpointing.CheckpointMixin`."""
 
     def __init__(
         self,
@@ -122,15 +116,7 @@ class Trainer:
         self.curve_sets = [c for c in curve_sets if c.rows]
         self.model_path = str(model_path)
 
-        resume = self.latest_checkpoint()
-        if resume is not None:
-            if past_end(self.out_dir, run.steps):  # resuming would return the longer run as this one
-                last = self.checkpoints()[-1][0]
-                raise ArtifactError(
-                    f"{resume}: the run is already at step {last}, past train.steps = {run.steps}; "
-                    f"set train.steps >= {last} to keep it, or delete {self.ckpt_dir} to train "
-                    f"{run.steps} steps from scratch (asym run-grid does this by itself)")
-            verify_checkpoint(resume)  # a truncated or corrupted file is named, never loaded
+        resume = self.resume_checkpoint()
         load_from = str(resume) if resume is not None else self.model_path
         # fp32 master weights whatever model.dtype says: AdamW steps fp32 tensors, and
         # model.dtype is the compute precision (autocast). Stepping bf16 weights directly
@@ -492,91 +478,6 @@ class Trainer:
                    eval_bench=[], lr=0.0)
         return row
 
-    # ------------------------------------------------------------------ checkpoints
-
-    def checkpoints(self) -> list[tuple[int, Path]]:
-        """Complete checkpoints, oldest first."""
-        return list_checkpoints(self.ckpt_dir)
-
-    def latest_checkpoint(self) -> Path | None:
-        cks = self.checkpoints()
-        return cks[-1][1] if cks else None
-
-    def save_checkpoint(self, step: int) -> Path:
-        final = self.ckpt_dir / f"{CKPT_PREFIX}{step:06d}"
-        tmp = self.ckpt_dir / f".tmp_{CKPT_PREFIX}{step:06d}"
-        if dist.is_main():
-            for stale in self.ckpt_dir.glob(f".tmp_{CKPT_PREFIX}*"):  # left by a killed run
-                shutil.rmtree(stale)
-        dist.barrier()
-        try:
-            tmp.mkdir(parents=True, exist_ok=True)  # every rank writes its part into the same folder
-            self._write_checkpoint(tmp, step)
-        except (OSError, RuntimeError, ArtifactError) as exc:  # disk full, quota: torch.save raises RuntimeError
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ArtifactError(
-                f"{tmp}: cannot write the step-{step} checkpoint ({first_line(exc)}); the last complete "
-                f"checkpoint is step {self.last_good_step}: free disk space and rerun to resume from it") from None
-        faults.maybe_fail("checkpoint", step)
-        dist.barrier()
-        if dist.is_main():
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)  # atomic: a checkpoint is either complete under its name or absent
-            self._apply_retention()
-        dist.barrier()
-        self.last_good_step = step
-        return final
-
-    def _write_checkpoint(self, tmp: Path, step: int) -> None:
-        self.backend.save_hf(tmp, self.tokenizer)  # consolidated HF folder (rank 0 writes it)
-        self.backend.save_state(tmp)  # optimizer state: optimizer.pt, or DeepSpeed's shards
-        dist.barrier()
-        if not dist.is_main():
-            return
-        state = {
-            "step": step,
-            "metrics_rows": self.metrics_rows,
-            "torch_rng": torch.random.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
-            "config": self.config_dict(),
-            "schedule": self.schedule.to_dict() if self.schedule is not None else None,
-        }
-        torch.save(state, tmp / STATE_FILE)
-        # Sizes + sha256 of every file, checked at resume and before evaluation (verify_checkpoint).
-        artifacts.write_json(tmp / COMPLETE_MARKER, {"step": step, "config_hash": artifacts.config_hash(self.config_dict()),
-                                                     "files": artifacts.folder_digest(tmp), "created_ns": time.time_ns()})
-        artifacts.fsync_tree(tmp)
-
-    def _apply_retention(self) -> None:
-        cks = self.checkpoints()
-        keep = {s for s, _ in cks[-max(1, self.run.keep_last):]} | set(self.run.keep_steps)
-        for s, p in cks:
-            if s not in keep:
-                # Renamed first: a kill during the delete leaves no half checkpoint under a step
-                # name, only a .tmp_ folder that the next save removes.
-                doomed = p.with_name(f".tmp_{p.name}.deleted")
-                os.replace(p, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
-
-    def _load_state(self, ckpt: Path) -> None:
-        try:
-            state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt checkpoint
-            raise ArtifactError(f"{ckpt / STATE_FILE}: corrupted checkpoint state ({type(exc).__name__}: "
-                                f"{first_line(exc)}); {checkpoint_delete_hint(ckpt)}") from None
-        _check_same_run(ckpt, state.get("config"), self.config_dict())
-        self.backend.load_state(ckpt)  # every rank; also reads a legacy "optimizer" key
-        self.metrics_rows = list(state["metrics_rows"])
-        if self.schedule is not None and state.get("schedule"):
-            self.schedule = ScheduleState.from_dict(state["schedule"])
-        torch.random.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        self.start_step = int(state["step"]) + 1
-        self.last_good_step = int(state["step"])
-
     def _check_weights(self, step: int) -> None:
         # A poisoned policy would otherwise surface as an opaque sampling error.
         with torch.no_grad():
@@ -590,15 +491,6 @@ class Trainer:
                 f"step {step}: {bad} non-finite value(s) in {what}; run stopped, "
                 + (f"last good checkpoint is step {self.last_good_step} in {self.ckpt_dir}" if self.last_good_step
                    else "no checkpoint was written yet"))
-
-
-def _check_same_run(ckpt: Path, saved: dict[str, Any] | None, now: dict[str, Any]) -> None:
-    diffs = config_changes(saved, now, RESUME_FREE_KEYS)
-    if diffs:
-        raise ArtifactError(
-            f"{ckpt}: checkpoint was made with a different config ({'; '.join(diffs[:3])}"
-            f"{'; ...' if len(diffs) > 3 else ''}); restore those settings to resume, or delete "
-            f"{ckpt.parent} to train this config from scratch")
 
 
 def _bar_info(row: dict[str, Any]) -> str:

@@ -1,0 +1,357 @@
+"""The plotting helpers behind the paper's figures (asymcli/analysis/figures.py).
+
+Series of the CURVES table per method, per-run curves paired by seed, the mean and 95% t
+interval over seeds (:class:`Band`), and the drawing of them: level panels (:func:`panel`),
+paired-difference panels (:func:`diff_panel`, with the mean-over-steps summary that
+``asym claims`` tests), notes inside a panel, axes style and one legend per figure. Apart from
+figures.py so that it keeps one function per paper figure. Matplotlib's object API only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from matplotlib.figure import Figure
+from scipy.stats import t as _t
+
+from .aggregate import row_label
+
+# One color per method, the same in every figure.
+COLORS = {
+    "reinforce": "#7f7f7f",
+    "reinforce_ent": "#bcbd22",
+    "grpo": "#1f77b4",
+    "grpo_ent": "#17becf",
+    "clip_higher": "#9467bd",
+    "dr_grpo": "#8c564b",
+    "pos_only": "#2ca02c",
+    "neg_only": "#d62728",
+    "ent_decrease": "#e377c2",
+    "ent_increase": "#ff7f0e",
+    "asym": "#000000",
+}
+ASYM_STYLES = ["-", "--", ":", "-."]
+
+Spec = tuple[str, "float | None", "float | None"]  # (method, beta_pos, beta_neg)
+
+
+# ---------------------------------------------------------------------------
+# Series from the CURVES table
+# ---------------------------------------------------------------------------
+
+
+def _rows_of(curves: pa.Table, spec: Spec) -> np.ndarray:
+    """Boolean mask of the CURVES rows of ``spec``."""
+    method, bp, bn = spec
+    m = np.array(curves.column("method").to_pylist(), dtype=object)
+    keep = m == method
+    if method == "asym" and keep.any():
+        keep &= np.isclose(curves.column("beta_pos").to_numpy(zero_copy_only=False).astype(float), bp)
+        keep &= np.isclose(curves.column("beta_neg").to_numpy(zero_copy_only=False).astype(float), bn)
+    return keep
+
+
+def series(curves: pa.Table, spec: Spec, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """(steps, mean over seeds, sample std over seeds, n seeds) of one column, NaNs skipped.
+    None when no run of ``spec`` has a finite value of ``column``."""
+    keep = _rows_of(curves, spec)
+    if not keep.any():
+        return None
+    steps = curves.column("step").to_numpy()[keep]
+    seeds = curves.column("seed").to_numpy()[keep]
+    vals = curves.column(column).to_numpy(zero_copy_only=False).astype(float)[keep]
+    ok = np.isfinite(vals)
+    if not ok.any():
+        return None
+    steps, seeds, vals = steps[ok], seeds[ok], vals[ok]
+    xs = np.unique(steps)
+    mean = np.array([vals[steps == s].mean() for s in xs])
+    std = np.array([vals[steps == s].std(ddof=1) if (steps == s).sum() > 1 else 0.0 for s in xs])
+    return xs, mean, std, len(np.unique(seeds))
+
+
+# ---------------------------------------------------------------------------
+# Per-run curves, pairing by seed, mean and 95% t CI over seeds
+# ---------------------------------------------------------------------------
+
+RunCurves = dict[str, dict[int, float]]  # pairing key -> {step: value}
+
+
+def pair_key(run_id: str) -> str:
+    """The key that pairs runs of different methods: the run id's last ``_`` field, "s0" for
+    ``grpo_s0`` / ``asym_bp0.9_bn0.4_s0`` (a multi-base layout's "b1s0" pairs the same way)."""
+    return run_id.rsplit("_", 1)[-1]
+
+
+def run_curves(curves: pa.Table, spec: Spec, column: str) -> RunCurves:
+    """Per-run curves of ``spec``: {pair_key(run_id): {step: value}}, finite values only."""
+    keep = _rows_of(curves, spec)
+    out: RunCurves = {}
+    if not keep.any():
+        return out
+    rids = np.array(curves.column("run_id").to_pylist(), dtype=object)[keep]
+    steps = curves.column("step").to_numpy()[keep]
+    vals = curves.column(column).to_numpy(zero_copy_only=False).astype(float)[keep]
+    for rid, st, v in zip(rids, steps, vals):
+        if math.isfinite(v):
+            out.setdefault(pair_key(str(rid)), {})[int(st)] = float(v)
+    return {k: out[k] for k in sorted(out)}
+
+
+@dataclass(frozen=True)
+class Band:
+    """Per step: mean over seeds, its 95% two-sided t interval (NaN with one seed) and n."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    n: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+def t_interval(xs: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, lo, hi): the 95% two-sided t interval mean ± t_{0.975, n-1} sd / sqrt(n), the
+    interval of ``asymcli.analysis.claims.stats.paired_test``; lo = hi = NaN for one value."""
+    a = np.asarray(xs, float)
+    mean = float(a.mean())
+    if len(a) < 2:
+        return mean, math.nan, math.nan
+    sd = float(a.std(ddof=1))
+    if sd <= 1e-12 * max(1.0, float(np.abs(a).max())):
+        return mean, mean, mean
+    half = float(_t.ppf(0.975, len(a) - 1)) * sd / math.sqrt(len(a))
+    return mean, mean - half, mean + half
+
+
+def mean_band(runs: RunCurves) -> Band:
+    """Mean and 95% t CI over the runs at every step any of them logged."""
+    steps = sorted({s for c in runs.values() for s in c})
+    cols = [[c[s] for c in runs.values() if s in c] for s in steps]
+    return _band(steps, cols)
+
+
+def paired_diff(a: RunCurves, b: RunCurves) -> Band:
+    """A − B per step, paired by key: at each step the keys with a value in both; the mean
+    difference and its 95% t CI over those keys."""
+    keys = sorted(set(a) & set(b))
+    steps = sorted({s for k in keys for s in a[k] if s in b[k]})
+    cols = [[a[k][s] - b[k][s] for k in keys if s in a[k] and s in b[k]] for s in steps]
+    return _band(steps, cols)
+
+
+def _band(steps: Sequence[int], cols: Sequence[Sequence[float]]) -> Band:
+    stats = np.array([t_interval(c) for c in cols], float).reshape(-1, 3)
+    return Band(np.asarray(steps, int), stats[:, 0], stats[:, 1], stats[:, 2],
+                np.array([len(c) for c in cols], int))
+
+
+def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str) -> tuple[float, float, float, int] | None:
+    """The value per key that ``asym claims`` tests for a curve (claims.mechanism.curve_gap): the
+    mean of A − B over the steps both logged (after the first step for columns measured before
+    the update), then (mean, lo, hi, n) over keys. None without a paired key."""
+    from .claims.base import BEFORE_UPDATE
+
+    per = []
+    for k in sorted(set(a) & set(b)):
+        steps = sorted(set(a[k]) & set(b[k]))
+        if column in BEFORE_UPDATE and a[k] and b[k]:
+            first = min(min(a[k]), min(b[k]))
+            steps = [s for s in steps if s > first]
+        if steps:
+            per.append(float(np.mean([a[k][s] - b[k][s] for s in steps])))
+    if not per:
+        return None
+    return (*t_interval(per), len(per))
+
+
+def spec_label(spec: Spec) -> str:
+    return row_label(*spec)
+
+
+def _style(spec: Spec, asym_index: dict[tuple[Any, Any], int]) -> dict[str, Any]:
+    method, bp, bn = spec
+    if method == "asym":
+        i = asym_index.setdefault((bp, bn), len(asym_index))
+        return {"color": COLORS["asym"], "linestyle": ASYM_STYLES[i % len(ASYM_STYLES)]}
+    return {"color": COLORS.get(method, None)}
+
+
+def note(ax: Any, text: str, big: bool = False) -> None:
+    """Text inside a panel (kept out of the layout so it never squeezes the axes)."""
+    if big:
+        t = ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9,
+                    color="#555555")
+    else:
+        t = ax.text(0.02, 0.02, text, ha="left", va="bottom", transform=ax.transAxes, fontsize=6.5,
+                    color="#666666", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+    t.set_in_layout(False)
+
+
+#: Columns drawn as points with error bars (evaluations every ``train.eval_every`` steps).
+SPARSE = 12  # at most this many steps: markers and error bars instead of a band
+
+
+def _draw_band(ax: Any, band: Band, label: str, style: dict[str, Any], slot: float = 0.0) -> None:
+    """Mean line with its 95% CI: error bars when there are few steps (shifted sideways by
+    ``slot`` x 1.2% of the step range, so the bars of several methods do not overlap), else a
+    shaded band. The line carries the label; bars and band go with it."""
+    has_ci = bool(np.isfinite(band.lo).any())
+    if len(band) <= SPARSE:
+        span = float(band.steps.max() - band.steps.min()) if len(band) > 1 else 1.0
+        x = band.steps + slot * 0.012 * span
+        ax.plot(x, band.mean, label=label, marker="o", markersize=3.5, linewidth=1.4, **style)
+        if has_ci:
+            err = np.vstack([band.mean - band.lo, band.hi - band.mean])
+            ax.errorbar(x, band.mean, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none",
+                        ecolor=style.get("color"), capsize=3, elinewidth=1.0, label="_nolegend_")
+    else:
+        ax.plot(band.steps, band.mean, label=label, linewidth=1.4, **style)
+        if has_ci:
+            ok = np.isfinite(band.lo)
+            ax.fill_between(band.steps, np.where(ok, band.lo, band.mean), np.where(ok, band.hi, band.mean),
+                            alpha=0.18, color=style.get("color"), linewidth=0)
+
+
+def _axes_style(ax: Any, title: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("training step", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], column: str, *, title: str, ylabel: str,
+          asym_index: dict[tuple[Any, Any], int] | None = None, linestyle: str | None = None,
+          suffix: str = "", legend: bool = True, dodge: bool = False) -> list[str]:
+    """Draw ``column`` for each spec (mean over seeds with its 95% t CI); note the missing
+    ones. Returns them. ``dodge`` shifts each method's error bars sideways a little."""
+    asym_index = {} if asym_index is None else asym_index
+    missing = []
+    drawn = 0
+    for i, spec in enumerate(specs):
+        runs = run_curves(curves, spec, column)
+        if not runs:
+            missing.append(spec_label(spec))
+            continue
+        style = _style(spec, asym_index)
+        if linestyle:
+            style["linestyle"] = linestyle
+        _draw_band(ax, mean_band(runs), spec_label(spec) + suffix, style,
+                   slot=(i - (len(specs) - 1) / 2) if dodge else 0.0)
+        drawn += 1
+    _axes_style(ax, title, ylabel)
+    if drawn == 0:
+        note(ax, "no runs with this metric yet:\n" + "\n".join(missing)
+              + "\n(add the methods to grid.methods)", big=True)
+    else:
+        if missing:
+            note(ax, "missing runs:\n" + "\n".join(missing))
+        if legend:
+            ax.legend(fontsize=7, frameon=False)
+    return missing
+
+
+def zero_label(ref: Spec) -> str:
+    return f"0 = no difference from {spec_label(ref)}"
+
+
+def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, column: str, *, title: str,
+               ylabel: str, scale: float = 1.0, summary: bool = True,
+               asym_index: dict[tuple[Any, Any], int] | None = None) -> list[str]:
+    """Paired-difference panel: for each spec but ``ref``, (spec − ref) x ``scale`` per step,
+    paired by seed (:func:`paired_diff`): mean with its 95% t CI over seeds, and the zero line.
+    With ``summary`` (per-step metrics), the mean over steps and its paired 95% CI (the value
+    ``asym claims`` tests) is drawn at the right edge. Returns the labels not drawn."""
+    asym_index = {} if asym_index is None else asym_index
+    base = run_curves(curves, ref, column)
+    missing: list[str] = [] if base else [spec_label(ref)]
+    drawn: list[tuple[Spec, RunCurves]] = []
+    for i, spec in enumerate(specs):
+        if spec == ref:
+            continue
+        runs = run_curves(curves, spec, column)
+        if not runs:
+            missing.append(spec_label(spec))
+            continue
+        if not base:
+            continue
+        d = paired_diff(_scaled(runs, scale), _scaled(base, scale))
+        if not len(d):
+            missing.append(spec_label(spec) + " (no seed paired)")
+            continue
+        _draw_band(ax, d, spec_label(spec), _style(spec, asym_index), slot=i - (len(specs) - 1) / 2)
+        drawn.append((spec, runs))
+    _axes_style(ax, title, ylabel)
+    if not drawn:
+        note(ax, "nothing to pair:\n" + "\n".join(f"no runs: {m}" for m in missing), big=True)
+        return missing
+    ax.axhline(0.0, color="black", linewidth=0.9, label=zero_label(ref), zorder=1)
+    if summary:
+        lines = ax.get_lines()
+        x_max = max(float(np.max(ln.get_xdata())) for ln in lines if len(ln.get_xdata()) > 1) \
+            if any(len(ln.get_xdata()) > 1 for ln in lines) else 1.0
+        x_min = min(float(np.min(ln.get_xdata())) for ln in lines if len(ln.get_xdata()) > 1) \
+            if any(len(ln.get_xdata()) > 1 for ln in lines) else 0.0
+        gap = max(1.0, 0.06 * (x_max - x_min))
+        right = x_max + gap * (1.5 + 0.5 * len(drawn))
+        # the summary sits in a shaded strip so its x position is not read as a training step
+        ax.axvspan(x_max + gap * 0.5, right, color="#f0f0f0", zorder=0, linewidth=0)
+        ax.text(x_max + gap * (0.75 + 0.25 * len(drawn)), 0.98, "mean\nover\nsteps", ha="center", va="top",
+                fontsize=6, color="#555555", transform=ax.get_xaxis_transform()).set_in_layout(False)
+        ax.set_xlim(right=right)
+        for i, (spec, runs) in enumerate(drawn):
+            m = mean_over_steps_diff(_scaled(runs, scale), _scaled(base, scale), column)
+            if m is None:
+                continue
+            mean, lo, hi, _n = m
+            err = None if not math.isfinite(lo) else [[mean - lo], [hi - mean]]
+            ax.errorbar([x_max + gap * (1 + 0.5 * i)], [mean], yerr=err, marker="D", markersize=4, capsize=3,
+                        linewidth=0, elinewidth=1.4, color=_style(spec, asym_index).get("color"),
+                        label=spec_label(spec))
+    if missing:
+        note(ax, "missing runs:\n" + "\n".join(missing))
+    return missing
+
+
+SUMMARY_LABEL = "right of a Δ panel: mean over steps, paired 95% CI (the value `asym claims` tests)"
+
+
+def summary_handle() -> Any:
+    """Legend proxy explaining the diamonds of :func:`diff_panel`'s summary."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], marker="D", markersize=4, color="black", linewidth=0)
+
+
+def _scaled(runs: RunCurves, scale: float) -> RunCurves:
+    if scale == 1.0:
+        return runs
+    return {k: {s: v * scale for s, v in c.items()} for k, c in runs.items()}
+
+
+def figure_legend(fig: Figure, axes: Sequence[Any], extra: Sequence[tuple[Any, str]] = (),
+                  ncol: int = 6) -> None:
+    """One legend for the whole figure (the union of the panels' labelled lines, then ``extra``)."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    for h, lab in extra:
+        seen.setdefault(lab, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
+                   ncol=min(len(seen), ncol), fontsize=8, frameon=False)
+
+
+def curves_or_empty(curves: pa.Table | None) -> pa.Table:
+    from .aggregate import CURVES
+
+    return CURVES.empty_table() if curves is None else curves

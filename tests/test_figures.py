@@ -11,6 +11,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.stats
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
@@ -181,13 +182,20 @@ def test_diff_panel_summary_is_the_claims_value(curves):
     t = paired_test(per, +1)
     label = figures.row_label("pos_only", None, None)
     summaries = [c for c in ax.containers if c.get_label() == label and len(c.lines[0].get_xdata()) == 1]
-    assert len(summaries) == 1
-    (line, _caps, (bars,)) = summaries[0].lines
+    assert len(summaries) == 2  # thin 95% CI, thick 90% CI, on one diamond
+    thin, thick = sorted(summaries, key=lambda c: c.lines[2][0].get_linewidth()[0])
+    (line, _caps, (bars,)) = thin.lines
     assert line.get_xdata()[0] > STEPS
     assert line.get_ydata()[0] == pytest.approx(t.mean)
     seg = bars.get_segments()[0]
     assert (seg[:, 1].min(), seg[:, 1].max()) == pytest.approx((t.ci_low, t.ci_high))
     assert t.ci_low > 0  # the synthetic Pos-Only gap holds, and the panel shows it above 0
+    # the thick bar is the 90% interval: its lower end clears 0 exactly when the one-sided p < 0.05
+    half90 = float(scipy.stats.t.ppf(0.95, t.n - 1)) * t.se
+    seg90 = thick.lines[2][0].get_segments()[0]
+    assert thick.lines[0].get_xdata()[0] == line.get_xdata()[0]
+    assert (seg90[:, 1].min(), seg90[:, 1].max()) == pytest.approx((t.mean - half90, t.mean + half90))
+    assert (t.mean - half90 > 0) == (t.p < 0.05)
 
 
 def test_accuracy_panels_plot_the_evaluations_not_the_ema(curves):

@@ -15,8 +15,9 @@ aggregate table (asymcli.analysis.aggregate.CURVES / GRID / RUN_SCORES) and writ
   Fig. 2, GRPO in Fig. 3) per step, paired by seed (:func:`pair_key`, :func:`paired_diff`),
   the mean difference with its 95% t CI band over seeds (the interval of
   ``asymcli.analysis.claims.stats.paired_test``) and the zero line; at the right edge of a per-step
-  metric's panel, the mean over steps with its paired 95% CI: the value per seed that
-  ``asym claims`` tests.
+  metric's panel, the mean over steps (the value per seed that ``asym claims`` tests) with its
+  paired 95% CI (thin bar) and 90% CI (thick bar): the thick bar clears 0 on the claimed side
+  exactly when the claims' one-sided test at 0.05 says "holds", so a verdict can be read off it.
 - Figure 4d: a diverging colour scale centred on a reference (GRPO's Avg., else REINFORCE's,
   else the grid's mean) with a half-range of at least ``GRID_MIN_HALF_RANGE`` points, and
   each cell's paired difference to the reference marked * when a two-sided paired t-test

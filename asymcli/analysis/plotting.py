@@ -117,9 +117,10 @@ class Band:
         return len(self.steps)
 
 
-def t_interval(xs: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, lo, hi): the 95% two-sided t interval mean ± t_{0.975, n-1} sd / sqrt(n), the
-    interval of ``asymcli.analysis.claims.stats.paired_test``; lo = hi = NaN for one value."""
+def t_interval(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): the two-sided t interval mean ± t_{(1+level)/2, n-1} sd / sqrt(n); at 0.95
+    the interval of ``asymcli.analysis.claims.stats.paired_test``, at 0.90 the one whose side
+    clears 0 exactly when its one-sided test at 0.05 does; lo = hi = NaN for one value."""
     a = np.asarray(xs, float)
     mean = float(a.mean())
     if len(a) < 2:
@@ -127,7 +128,7 @@ def t_interval(xs: Sequence[float]) -> tuple[float, float, float]:
     sd = float(a.std(ddof=1))
     if sd <= 1e-12 * max(1.0, float(np.abs(a).max())):
         return mean, mean, mean
-    half = float(_t.ppf(0.975, len(a) - 1)) * sd / math.sqrt(len(a))
+    half = float(_t.ppf((1 + level) / 2, len(a) - 1)) * sd / math.sqrt(len(a))
     return mean, mean - half, mean + half
 
 
@@ -153,7 +154,8 @@ def _band(steps: Sequence[int], cols: Sequence[Sequence[float]]) -> Band:
                 np.array([len(c) for c in cols], int))
 
 
-def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str) -> tuple[float, float, float, int] | None:
+def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str,
+                         level: float = 0.95) -> tuple[float, float, float, int] | None:
     """The value per key that ``asym claims`` tests for a curve (claims.mechanism.curve_gap): the
     mean of A − B over the steps both logged (after the first step for columns measured before
     the update), then (mean, lo, hi, n) over keys. None without a paired key."""
@@ -169,7 +171,7 @@ def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str) -> tuple[float
             per.append(float(np.mean([a[k][s] - b[k][s] for s in steps])))
     if not per:
         return None
-    return (*t_interval(per), len(per))
+    return (*t_interval(per, level), len(per))
 
 
 def spec_label(spec: Spec) -> str:
@@ -268,7 +270,7 @@ def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, colu
                asym_index: dict[tuple[Any, Any], int] | None = None) -> list[str]:
     """Paired-difference panel: for each spec but ``ref``, (spec − ref) x ``scale`` per step,
     paired by seed (:func:`paired_diff`): mean with its 95% t CI over seeds, and the zero line.
-    With ``summary`` (per-step metrics), the mean over steps and its paired 95% CI (the value
+    With ``summary`` (per-step metrics), the mean over steps with its paired 95% (thin) and 90% (thick) CIs (the value
     ``asym claims`` tests) is drawn at the right edge. Returns the labels not drawn."""
     asym_index = {} if asym_index is None else asym_index
     base = run_curves(curves, ref, column)
@@ -312,16 +314,24 @@ def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, colu
             if m is None:
                 continue
             mean, lo, hi, _n = m
+            x = x_max + gap * (1 + 0.5 * i)
+            color = _style(spec, asym_index).get("color")
             err = None if not math.isfinite(lo) else [[mean - lo], [hi - mean]]
-            ax.errorbar([x_max + gap * (1 + 0.5 * i)], [mean], yerr=err, marker="D", markersize=4, capsize=3,
-                        linewidth=0, elinewidth=1.4, color=_style(spec, asym_index).get("color"),
-                        label=spec_label(spec))
+            ax.errorbar([x], [mean], yerr=err, marker="D", markersize=4, capsize=3,
+                        linewidth=0, elinewidth=1.0, color=color, label=spec_label(spec))
+            # the thick bar is the 90% CI: it clears 0 on a side exactly when the one-sided test
+            # at 0.05 that `asym claims` runs says "holds" (or "fails") there, so a verdict reads off it
+            _, lo90, hi90, _ = mean_over_steps_diff(_scaled(runs, scale), _scaled(base, scale), column, 0.90)
+            if math.isfinite(lo90):
+                ax.errorbar([x], [mean], yerr=[[mean - lo90], [hi90 - mean]], marker="D", markersize=4,
+                            linewidth=0, elinewidth=3.2, capsize=0, color=color, zorder=3, label=spec_label(spec))
     if missing:
         note(ax, "missing runs:\n" + "\n".join(missing))
     return missing
 
 
-SUMMARY_LABEL = "right of a Δ panel: mean over steps, paired 95% CI (the value `asym claims` tests)"
+SUMMARY_LABEL = ("right of a Δ panel: mean over steps (the value `asym claims` tests), paired CI: "
+                 "thick 90% (clear of 0 = one-sided p < 0.05), thin 95%")
 
 
 def summary_handle() -> Any:

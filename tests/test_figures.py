@@ -11,6 +11,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pyarrow as pa
 import pytest
+from pathlib import Path
 import scipy.stats
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.container import ErrorbarContainer
@@ -371,3 +372,46 @@ def test_grid_heatmap_writes_a_png(tmp_path):
     p = figures.grid_heatmap(_grid([(0.9, 0.4, 69.28, 1.90)]), tmp_path / "g.png",
                              scores=_scores({"grpo_s0": 69.0, "asym_bp0.9_bn0.4_s0": 69.28}))
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------
+# The adaptive schedule's figure
+# ---------------------------------------------------------------------------
+
+
+def schedule_curves() -> pa.Table:
+    """make_curves plus asym_adaptive runs whose betas open from 0.5/0.5 to 1/0 and whose
+    target is 0.05 nats/token; AsymGRPO (0.9, 0.4) runs beside them."""
+    base = make_curves(levels={"reinforce": (0.0, 0.0), "grpo": (0.0, 0.0), "asym_adaptive": (0.002, 0.0)})
+    rows = base.to_pylist()
+    for r in rows:
+        if r["method"] == "asym_adaptive" and r["step"] >= 1:
+            d = min(1.0, 0.05 * r["step"])
+            r.update(step_beta_pos=0.5 + d / 2, step_beta_neg=0.5 - d / 2, entropy_target=0.05)
+    asym = make_curves(levels={"asym": (0.001, 0.0)}, run_fmt="asym_bp0.9_bn0.4_s{s}").to_pylist()
+    for r in asym:
+        r.update(beta_pos=0.9, beta_neg=0.4)
+    return artifacts.to_table(rows + asym, agg.CURVES)
+
+
+def test_fig_schedule_draws_the_betas_and_entropy_over_target(monkeypatch):
+    figs = _capture(monkeypatch)
+    c = schedule_curves()
+    assert str(figures.fig_schedule(c, "s.png")) == "s.png"
+    (fig,) = figs
+    labels = _drawn_labels(fig)
+    texts = _legend_texts(fig)
+    assert [lab for lab in labels if lab.startswith("_") or lab not in texts] == []
+    a, b = fig.axes[:2]
+    bp = next(ln for ln in a.lines if ln.get_label().startswith("β₊"))
+    assert bp.get_ydata()[-1] == pytest.approx(1.0) and bp.get_ydata()[0] == pytest.approx(0.525)
+    # entropy / target: the mean over seeds of H / H* at the last step, per method
+    ad = _runs(c, "asym_adaptive", "entropy")
+    line = next(ln for ln in b.lines if ln.get_label() == figures.spec_label(figures.ADAPTIVE))
+    assert line.get_ydata()[-1] == pytest.approx(np.mean([ad[s][STEPS] / 0.05 for s in SEEDS]))
+    assert {figures.spec_label(s) for s in figures.SCHEDULE_REFS} <= {ln.get_label() for ln in b.lines}
+
+
+def test_fig_schedule_only_with_scheduled_runs(monkeypatch):
+    figs = _capture(monkeypatch)
+    assert figures.fig_schedule(make_curves(), "s.png") is None and figs == []

@@ -48,9 +48,9 @@ from matplotlib.figure import Figure
 from .. import artifacts
 from .aggregate import row_label  # noqa: F401
 # paired_diff, run_curves, series, zero_label, row_label: re-exported, tests use figures.<name>
-from .plotting import (COLORS, SUMMARY_LABEL, Spec, curves_or_empty, diff_panel, figure_legend,  # noqa: F401
-                       note, pair_key, paired_diff, panel, run_curves, series, spec_label, summary_handle,
-                       zero_label)
+from .plotting import (COLORS, SUMMARY_LABEL, Spec, axes_style, curves_or_empty, diff_panel,  # noqa: F401
+                       draw_runs, figure_legend, note, pair_key, paired_diff, panel, run_curves, series,
+                       spec_label, spec_style, summary_handle, zero_label)
 
 FIG2_METHODS: list[Spec] = [("reinforce", None, None), ("pos_only", None, None),
                             ("neg_only", None, None), ("reinforce_ent", None, None)]
@@ -200,6 +200,50 @@ def fig4_dynamics(curves: pa.Table | None, path: str | Path,
           asym_index=idx, legend=False, dodge=True)
     figure_legend(fig, ax)
     fig.suptitle(f"Figure 4 (a-c): training dynamics; {BANDS} (unpaired)", fontsize=10)
+    return _save(fig, path)
+
+
+ADAPTIVE: Spec = ("asym_adaptive", None, None)
+#: Fixed methods the schedule's entropy is compared with (claim 7's references).
+SCHEDULE_REFS: list[Spec] = [("reinforce", None, None), ("grpo", None, None), ("asym", 0.9, 0.4)]
+
+
+def fig_schedule(curves: pa.Table | None, path: str | Path) -> Path | None:
+    """The adaptive beta schedule (asym_adaptive), or None when no such run exists: (a) the
+    betas each step used, (b) entropy relative to the schedule's target H* of the same seed,
+    for the schedule and the fixed references (claim 7 scores the same ratio over the second
+    half of training, shaded)."""
+    c = curves_or_empty(curves)
+    bp, bn = run_curves(c, ADAPTIVE, "step_beta_pos"), run_curves(c, ADAPTIVE, "step_beta_neg")
+    if not bp:
+        return None
+    target = {k: next((v for _, v in sorted(c_.items()) if math.isfinite(v)), math.nan)
+              for k, c_ in run_curves(c, ADAPTIVE, "entropy_target").items()}
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    ax = fig.subplots(1, 2)
+    color = COLORS["asym_adaptive"]
+    draw_runs(ax[0], bp, "β₊ of AsymGRPO-Adaptive", {"color": color})
+    draw_runs(ax[0], bn, "β₋ of AsymGRPO-Adaptive", {"color": color, "linestyle": "--"})
+    axes_style(ax[0], "(a) the betas each step used", "beta")
+    last = max((s for runs in (bp, bn) for c_ in runs.values() for s in c_), default=1)
+    ax[1].axvspan(last / 2, last, color="#f0f0f0", zorder=0, linewidth=0,
+                  label="second half: claim 7's tracking-error window")
+    idx: dict[tuple[Any, Any], int] = {}
+    drawn = []
+    for spec in [ADAPTIVE, *SCHEDULE_REFS]:
+        runs = run_curves(c, spec, "entropy")
+        rel = {k: {s: v / target[k] for s, v in c_.items()} for k, c_ in runs.items()
+               if math.isfinite(target.get(k, math.nan)) and target[k] > 0}
+        if rel:
+            draw_runs(ax[1], rel, spec_label(spec), spec_style(spec, idx))
+            drawn.append(spec)
+    ax[1].axhline(1.0, color="black", linewidth=0.9, label="target H* (same seed)", zorder=1)
+    axes_style(ax[1], "(b) entropy / target", "H / H*")
+    missing = [spec_label(s) for s in SCHEDULE_REFS if s not in drawn]
+    if missing:
+        note(ax[1], "missing runs:\n" + "\n".join(missing))
+    figure_legend(fig, ax, ncol=4)
+    fig.suptitle(f"Adaptive beta schedule: {BANDS}", fontsize=10)
     return _save(fig, path)
 
 

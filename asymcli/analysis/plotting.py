@@ -34,6 +34,7 @@ COLORS = {
     "ent_decrease": "#e377c2",
     "ent_increase": "#ff7f0e",
     "asym": "#000000",
+    "asym_adaptive": "#e6550d",
 }
 ASYM_STYLES = ["-", "--", ":", "-."]
 
@@ -220,6 +221,23 @@ def _draw_band(ax: Any, band: Band, label: str, style: dict[str, Any], slot: flo
             ok = np.isfinite(band.lo)
             ax.fill_between(band.steps, np.where(ok, band.lo, band.mean), np.where(ok, band.hi, band.mean),
                             alpha=0.18, color=style.get("color"), linewidth=0)
+
+
+def draw_runs(ax: Any, runs: RunCurves, label: str, style: dict[str, Any]) -> None:
+    """Mean over runs with its 95% t CI (:func:`mean_band`) of already-derived curves, for
+    panels whose values are not a CURVES column (e.g. entropy relative to a run's target)."""
+    runs = {k: {s: v for s, v in c.items() if math.isfinite(v)} for k, c in runs.items()}
+    runs = {k: c for k, c in runs.items() if c}
+    if runs:
+        _draw_band(ax, mean_band(runs), label, style)
+
+
+def spec_style(spec: Spec, asym_index: dict[tuple[Any, Any], int] | None = None) -> dict[str, Any]:
+    return _style(spec, {} if asym_index is None else asym_index)
+
+
+def axes_style(ax: Any, title: str, ylabel: str) -> None:
+    _axes_style(ax, title, ylabel)
 
 
 def _axes_style(ax: Any, title: str, ylabel: str) -> None:

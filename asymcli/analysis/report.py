@@ -8,9 +8,8 @@ terminal, the figures (asymcli.analysis.figures) and ``report/index.md`` linking
 Extension point (``extra_sections``): ``index.md`` ends with the sections returned by the
 functions in ``EXTRA_SECTIONS`` (``@extra_section`` appends one; ``index_markdown`` /
 ``write_index`` also take an explicit ``extra_sections`` list). Each gets the
-``ReportContext`` and returns markdown, or None to add nothing. The built-in "Claims"
-placeholder (:func:`claims_section`) is where checks of the paper's claims will report:
-replace it in ``EXTRA_SECTIONS`` when they exist.
+``ReportContext`` and returns markdown, or None to add nothing; the built-in one is the
+claims' summary (:func:`claims_section`).
 """
 
 from __future__ import annotations
@@ -434,6 +433,8 @@ FIGURE_CAPTIONS = {
     "figures/fig3_flip.png": "Figure 3: advantage flip test, entropy and test accuracy of GRPO, EntDecrease, "
                              "EntIncrease; bottom row: each minus GRPO, paired by seed, mean and 95% CI.",
     "figures/fig4_dynamics.png": "Figure 4 (a-c): training reward, entropy and test accuracy (greedy evaluations, 95% CI).",
+    "figures/fig_schedule.png": "Beta schedule: asym_adaptive's betas per step; entropy / the same seed's "
+                                "target for it, REINFORCE, GRPO, AsymGRPO (0.9, 0.4) (95% CI over seeds).",
     "figures/fig4d_grid.png": "Figure 4d: Avg. benchmark accuracy over the (βpos, βneg) grid; colour "
                               "diverges around GRPO's Avg. with a half-range of at least 3 points, "
                               "* = paired difference to GRPO with p < 0.05.",
@@ -460,7 +461,7 @@ def index_markdown(ctx: ReportContext, extra_sections: Sequence[SectionFn] | Non
         out.append("Avg@k x 100; notes (k, checkpoint, seeds, spread) under [Table 2](table2.md).\n")
     out.append("## Figures\n")
     shown = False
-    for f in REPORT_PARTS["figures"] + ("figures/fig4d_grid.png",):
+    for f in REPORT_PARTS["figures"] + ("figures/fig4d_grid.png", "figures/fig_schedule.png"):
         if f in present:
             out.append(f"![{FIGURE_CAPTIONS[f].split(':')[0]}]({f})\n\n{FIGURE_CAPTIONS[f]}\n")
             shown = True
@@ -532,12 +533,13 @@ def write_figures(cfg: Config, layout: Layout) -> list[Path]:
     curves = _read(layout.agg("curves"), agg.CURVES)
     d = layout.report_dir / "figures"
     pairs = [tuple(float(x) for x in p) for p in cfg.grid.betas]
+    schedule = figures.fig_schedule(curves, d / "fig_schedule.png")  # only with asym_adaptive runs
     return [
         figures.fig1_advantages(d / "fig1_advantages.png", group_size=cfg.train.group_size),
         figures.fig2_channels(curves, d / "fig2_channels.png"),
         figures.fig3_flip(curves, d / "fig3_flip.png"),
         figures.fig4_dynamics(curves, d / "fig4_dynamics.png", pairs=pairs),  # type: ignore[arg-type]
-    ]
+    ] + ([schedule] if schedule is not None else [])
 
 
 def report_files(layout: Layout) -> list[str]:

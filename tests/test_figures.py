@@ -11,7 +11,6 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pyarrow as pa
 import pytest
-from pathlib import Path
 import scipy.stats
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.container import ErrorbarContainer

@@ -2,7 +2,7 @@
 effects are large? Backs docs/results/regime/README.md.
 
     python bench/regime_table.py --config configs/mechanism.yaml \
-        --config configs/regime/g16.yaml --config configs/regime/h128.yaml [--wall g16=1234 ...]
+        --config configs/regime/g16.yaml [--wall g16=1234 ...]
 
 Per config (each run's results under its results_dir):
 - the target statistic, per seed: the last training step's entropy gap Pos-Only - Neg-Only
@@ -82,7 +82,8 @@ def _pct(t) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", action="append", required=True)
+    ap.add_argument("--config", action="append", required=True,
+                    help="a config YAML, or LABEL=YAML to name its row (e.g. configs/regime/g16.yaml=/tmp/g16-live.yaml)")
     ap.add_argument("--wall", action="append", default=[], help="NAME=SECONDS, the run-grid wall time of a config")
     a = ap.parse_args()
     walls = dict(w.split("=", 1) for w in a.wall)
@@ -90,17 +91,19 @@ def main() -> None:
           "| same, mean over steps | reward first 10 → last 10 (REINFORCE / GRPO / AsymGRPO) "
           "| Avg@k: base → REINFORCE / GRPO / AsymGRPO | target met | run-grid wall |")
     print("|---|---|---:|---|---|---|---|---|---:|")
-    for c in a.config:
+    for arg in a.config:
+        label, _, c = arg.rpartition("=")
+        label = label or c
         r = row(c)
         h = r["health"]
         rew = " / ".join(f"{v[0]:.3f} → {v[1]:.3f}" for v in h.values())
         acc = " / ".join(f"{v[2]:.2f}" for v in h.values())
-        name = Path(c).stem
+        name = Path(label).stem
         wall = walls.get(name, "")
         if wall:
             wall = f"{int(wall) // 60} min {int(wall) % 60:02d} s"
         seeds = ",".join(map(str, r["seeds"]))
-        print(f"| `{c}` | {seeds} (n = {len(r['seeds'])}) | {r['h_rei']:.4f} | {_pct(r['last'])} | {_pct(r['over'])} "
+        print(f"| `{label}` | {seeds} (n = {len(r['seeds'])}) | {r['h_rei']:.4f} | {_pct(r['last'])} | {_pct(r['over'])} "
               f"| {rew} | {r['base']:.2f} → {acc} | {'yes' if r['met'] else 'no'} | {wall} |")
 
 

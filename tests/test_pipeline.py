@@ -117,8 +117,8 @@ def test_status_and_reruns_read_checkpoints_without_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-1500:]
-    trainer = pytest.importorskip("asymcli.training.trainer")
-    assert trainer.list_checkpoints is artifacts.list_checkpoints
+    checkpointing = pytest.importorskip("asymcli.training.checkpointing")  # the trainer's checkpoint mixin
+    assert checkpointing.list_checkpoints is artifacts.list_checkpoints
 
 
 # ---------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import io
 import pytest
 
 from asymcli import artifacts, pipeline
-from asymcli.training import reruns, trainer
+from asymcli.training import checkpointing, reruns
 from asymcli.config import load_config
 from asymcli.errors import ArtifactError
 
 
 def test_resume_free_keys_match_the_trainer():
-    assert reruns.RESUME_FREE_KEYS == trainer.RESUME_FREE_KEYS
+    assert reruns.RESUME_FREE_KEYS == checkpointing.RESUME_FREE_KEYS
 
 
 def test_config_changes_name_the_setting():
@@ -86,7 +86,7 @@ def test_changed_config_refuses_by_hand_and_starts_over_with_fresh_on_change(tmp
     assert [r["reward_mean"] for r in kept] == [r["reward_mean"] for r in first]
     assert sorted(p.name for p in (prev / "checkpoints").iterdir()) == ["step_000001", "step_000002"]
     assert "train.lr 0.001 -> 0.002" in (prev / "REASON.txt").read_text()
-    assert [s for s, _ in trainer.list_checkpoints(out / "checkpoints")] == [1, 2]
+    assert [s for s, _ in artifacts.list_checkpoints(out / "checkpoints")] == [1, 2]
     (row,) = [r for r in pipeline.collect_status(changed).runs if r.run_id == "grpo_s0"]
     assert row.stale is None and row.trained
 
@@ -115,7 +115,7 @@ def test_a_shorter_run_retrains_instead_of_returning_the_longer_one(tmp_path, pr
     (out / "metrics.parquet").unlink()
     rows = artifacts.read_parquet(stage.run(shorter, "grpo", fresh_on_change=True, **kw), artifacts.METRICS).to_pylist()
     assert [r["step"] for r in rows] == [1, 2]
-    assert [s for s, _ in trainer.list_checkpoints(out / "checkpoints")] == [1, 2]
+    assert [s for s, _ in artifacts.list_checkpoints(out / "checkpoints")] == [1, 2]
     assert "already at step 3" in (out / "previous" / "REASON.txt").read_text()
 
 

@@ -1,0 +1,41 @@
+"""Compare runs/*/metrics.parquet and evals/*/*.parquet of two results folders, outside timing columns.
+
+Backs the no-behaviour-change check of docs/architecture.md (issue 19):
+
+    python bench/compare_results.py RESULTS_BEFORE RESULTS_AFTER
+"""
+import math, re, sys
+from pathlib import Path
+import pyarrow.parquet as pq
+
+TIMING = re.compile(r"(_s$|tokens_per_s|wall|time|timestamp|created)")
+def eq(x, y):
+    """Exact equality, NaN equal to NaN, recursing into lists and structs."""
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(eq(u, v) for u, v in zip(x, y))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(eq(x[k], y[k]) for k in x)
+    return type(x) is type(y) and x == y
+
+
+a, b = Path(sys.argv[1]), Path(sys.argv[2])
+files = sorted(p.relative_to(a) for pat in ("runs/*/metrics.parquet", "evals/*/*.parquet", "evals/*/parts/*.parquet") for p in a.glob(pat))
+others = sorted(p.relative_to(b) for pat in ("runs/*/metrics.parquet", "evals/*/*.parquet", "evals/*/parts/*.parquet") for p in b.glob(pat))
+assert files == others, (files, others)
+bad = 0
+for rel in files:
+    ta, tb = pq.read_table(a / rel), pq.read_table(b / rel)
+    assert ta.schema.names == tb.schema.names, rel
+    cols = [c for c in ta.schema.names if not TIMING.search(c)]
+    skipped = [c for c in ta.schema.names if TIMING.search(c)]
+    same = all(eq(ta.column(c).to_pylist(), tb.column(c).to_pylist()) for c in cols)
+    if not same:
+        bad += 1
+        for c in cols:
+            if not eq(ta.column(c).to_pylist(), tb.column(c).to_pylist()):
+                print(f"  {rel}: column {c} differs")
+    print(f"{'same' if same else 'DIFF'} {rel} ({ta.num_rows} rows, {len(cols)} cols compared; timing skipped: {skipped})")
+print(f"{len(files)} files, {bad} differ")
+sys.exit(1 if bad else 0)

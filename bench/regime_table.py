@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 
 from asymcli.analysis.claims.data import by_group, final_scores, group_of, load_runs, locate
-from asymcli.analysis.claims.stats import paired_test
+from asymcli.analysis.claims.stats import finite, paired_test
 from asymcli.config import load_config
 from asymcli.pipeline.layout import Layout
 
@@ -32,7 +32,7 @@ HEALTH = [("reinforce", group_of("reinforce")), ("grpo", group_of("grpo")),
 
 
 def _mean(xs: list[float]) -> float:
-    xs = [x for x in xs if math.isfinite(x)]
+    xs = finite(xs)
     return sum(xs) / len(xs) if xs else float("nan")
 
 

@@ -155,11 +155,11 @@ def _band(steps: Sequence[int], cols: Sequence[Sequence[float]]) -> Band:
                 np.array([len(c) for c in cols], int))
 
 
-def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str,
-                         level: float = 0.95) -> tuple[float, float, float, int] | None:
+def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str) -> list[float]:
     """The value per key that ``asym claims`` tests for a curve (claims.mechanism.curve_gap): the
     mean of A − B over the steps both logged (after the first step for columns measured before
-    the update), then (mean, lo, hi, n) over keys. None without a paired key."""
+    the update), one value per paired key ([] without one); :func:`t_interval` turns it into
+    the mean and CI drawn."""
     from .claims.base import BEFORE_UPDATE
 
     per = []
@@ -170,9 +170,7 @@ def mean_over_steps_diff(a: RunCurves, b: RunCurves, column: str,
             steps = [s for s in steps if s > first]
         if steps:
             per.append(float(np.mean([a[k][s] - b[k][s] for s in steps])))
-    if not per:
-        return None
-    return (*t_interval(per, level), len(per))
+    return per
 
 
 def spec_label(spec: Spec) -> str:
@@ -327,11 +325,12 @@ def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, colu
         ax.text(x_max + gap * (0.75 + 0.25 * len(drawn)), 0.98, "mean\nover\nsteps", ha="center", va="top",
                 fontsize=6, color="#555555", transform=ax.get_xaxis_transform()).set_in_layout(False)
         ax.set_xlim(right=right)
+        scaled_base = _scaled(base, scale)
         for i, (spec, runs) in enumerate(drawn):
-            m = mean_over_steps_diff(_scaled(runs, scale), _scaled(base, scale), column)
-            if m is None:
+            per = mean_over_steps_diff(_scaled(runs, scale), scaled_base, column)
+            if not per:
                 continue
-            mean, lo, hi, _n = m
+            mean, lo, hi = t_interval(per)
             x = x_max + gap * (1 + 0.5 * i)
             color = _style(spec, asym_index).get("color")
             err = None if not math.isfinite(lo) else [[mean - lo], [hi - mean]]
@@ -339,7 +338,7 @@ def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, colu
                         linewidth=0, elinewidth=1.0, color=color, label=spec_label(spec))
             # the thick bar is the 90% CI: it clears 0 on a side exactly when the one-sided test
             # at 0.05 that `asym claims` runs says "holds" (or "fails") there, so a verdict reads off it
-            _, lo90, hi90, _ = mean_over_steps_diff(_scaled(runs, scale), _scaled(base, scale), column, 0.90)
+            _, lo90, hi90 = t_interval(per, 0.90)
             if math.isfinite(lo90):
                 ax.errorbar([x], [mean], yerr=[[mean - lo90], [hi90 - mean]], marker="D", markersize=4,
                             linewidth=0, elinewidth=3.2, capsize=0, color=color, zorder=3, label=spec_label(spec))

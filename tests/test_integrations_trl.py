@@ -1,4 +1,4 @@
-"""AsymGRPOTrainer against the real TRL: the README's example, run on the tiny random policy.
+"""AsymGRPOTrainer against the real TRL: the example of docs/integrations.md, run on the tiny random policy.
 
 A few GRPOTrainer steps with a rule-based reward; the advantages TRL logs (its completions
 Parquet) and the ones its loss receives must be the registry's for the logged rewards.
@@ -20,11 +20,11 @@ from asymcli.algorithm.advantages import compute_advantages  # noqa: E402
 from asymcli.config import ModelConfig  # noqa: E402
 from asymcli.integrations.trl import AsymGRPOConfig, AsymGRPOTrainer  # noqa: E402
 from asymcli.embedded.tiny import build_model, build_tokenizer  # noqa: E402
-from tests._readme import README, readme_block
+from tests._readme import EXAMPLES, example_block
 
 SMALL = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
                     max_position=128)
-G = 4  # num_generations of the README example
+G = 4  # num_generations of the docs/integrations.md example
 
 
 def tiny_setup(tmp_path: Path) -> dict:
@@ -44,7 +44,7 @@ def test_readme_example_trains_with_the_registry_advantages(tmp_path, monkeypatc
 
     monkeypatch.setattr(AsymGRPOTrainer, "_compute_loss", recording)
     ns = tiny_setup(tmp_path)
-    exec(compile(readme_block("python"), str(README), "exec"), ns)
+    exec(compile(example_block("python"), str(EXAMPLES), "exec"), ns)
     trainer = ns["trainer"]
     args = trainer.args
     assert (args.advantage_estimator, args.beta_pos, args.beta_neg) == ("asym", 0.9, 0.4)

@@ -22,7 +22,7 @@ from verl import DataProto  # noqa: E402
 from asymcli.algorithm import metrics as M  # noqa: E402
 from asymcli.algorithm.advantages import compute_advantages  # noqa: E402
 from asymcli.integrations import verl as integ  # noqa: E402
-from tests._readme import readme_block  # noqa: E402
+from tests._readme import example_block  # noqa: E402
 
 BETAS = {"asym_grpo": (0.9, 0.4), "pos_only": (None, None), "neg_only": (None, None),
          "ent_decrease": (0.3, 0.7), "ent_increase": (0.7, 0.3)}
@@ -96,7 +96,7 @@ def test_registration_is_verls_and_idempotent():
 
 def hydra_like(overrides: list[str]):
     """verl's ppo_trainer.yaml composed as Hydra would (its ``group@path: name`` defaults with a
-    literal name; enough for the keys the README sets), then the command-line overrides:
+    literal name; enough for the keys the example sets), then the command-line overrides:
     a plain ``key=value`` must name an existing key, ``+key=value`` adds one."""
     config_dir = Path(core_algos.__file__).resolve().parents[1] / "config"
     cfg = OmegaConf.load(config_dir / "ppo_trainer.yaml")
@@ -130,7 +130,7 @@ def apply_overrides(cfg, overrides: list[str]):
 
 def test_readme_verl_command_runs_through_verls_compute_advantage():
     ray_trainer = pytest.importorskip("verl.trainer.ppo.ray_trainer")  # needs torchdata and peft too
-    words = shlex.split(readme_block("bash").replace("\\\n", " "))
+    words = shlex.split(example_block("bash").replace("\\\n", " "))
     env = dict(w.split("=", 1) for w in words[:words.index("python")])
     assert words[words.index("python"):][:3] == ["python", "-m", "verl.trainer.main_ppo"]
     overrides = words[words.index("verl.trainer.main_ppo") + 1:]
@@ -369,7 +369,7 @@ def test_v1_trainer_mode_logs_diagnostics_through_verls_own_step(monkeypatch):
     v1 = import_verl_v1()
     import transfer_queue
 
-    words = shlex.split(readme_block("bash").replace("\\\n", " "))
+    words = shlex.split(example_block("bash").replace("\\\n", " "))
     overrides = words[words.index("verl.trainer.main_ppo") + 1:]
     assert "trainer.v1.trainer_mode=asym_sync" in overrides
     # verl's fully composed ppo_trainer (the file verl generates from its Hydra defaults).

@@ -391,7 +391,10 @@ def step_floor(sb: Any, run: Any, trainer: Trainer, g: dict[str, int], n_params:
     flops["old_logprobs"] = flops["post_update_logprobs"] = f
     f_u = t_u = 0.0
     for _ in range(run.epochs):  # each mini-batch its own forward + backward
-        for rows in trainer.mini_batches(len(sb.prompt_rows)):
+        per = len(seq) // n_mb
+        mbs = (trainer.mini_batches(len(sb.prompt_rows)) if hasattr(trainer, "mini_batches")
+               else [torch.arange(m * per, (m + 1) * per) for m in range(n_mb)])
+        for rows in mbs:
             rows = rows.tolist()
             f, mm, att = forward_floor(g, [seq[i] for i in rows], [resp[i] for i in rows], gemm, True)
             f_u += f

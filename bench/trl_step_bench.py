@@ -173,6 +173,8 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     trainer.train()
     total = time.perf_counter() - t0
+    if any(c != P * G for c in gen_calls):
+        raise SystemExit(f"TRL generated {gen_calls} completions per call, not {P * G}: the steps would differ")
     if len(seen_prompt_ids) == 2 and seen_prompt_ids[0] != seen_prompt_ids[1]:
         raise SystemExit(f"prompt ids differ: TRL {seen_prompt_ids[0]} vs asym {seen_prompt_ids[1]}")
     asym_s, trl_s = statistics.median(asym_times), statistics.median(trl_times)

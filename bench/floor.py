@@ -494,7 +494,7 @@ def main() -> None:
     print(f"# a step's tokens (median step): {c0['sequences']} sequences, {c0['tokens']} tokens "
           f"({c0['prompt_tokens']} prompt, {c0['response_tokens']} response, longest response {c0['max_response']}); "
           f"{c0['distinct_prompt_tokens']} distinct-prompt tokens prefilled; decode row-steps: "
-          f"{c0['decode_row_steps_useful']} useful, {rows_exec * steps_exec} as the static engine runs them "
+          f"{c0['decode_row_steps_useful']} useful, {rows_exec * steps_exec} as the {run.engine} engine runs them "
           f"({rows_exec} rows x {steps_exec} steps)")
     print(f"# reference: F.linear {ref_M}x{ref_K}x{ref_N} at {ref_gflops:.0f} GFLOP/s (CPU time); one trivial ATen op "
           f"call {disp * 1e6:.2f} us; the sampler alone, {rows_exec} rows x {steps_exec + 1} draws: {samp:.3f} s")

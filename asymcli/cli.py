@@ -153,12 +153,28 @@ def train(
     fresh_on_change: bool = typer.Option(
         False, "--fresh-on-change", help="If the run folder holds checkpoints of a different config, move them "
         "to {run}/previous/ and train from scratch (what run-grid does); without it, refuse."),
+    runs: Optional[str] = typer.Option(
+        None, "--runs", help="Comma-separated run ids to train together as one bundle (one process, stacked "
+        "forward/backward/generation; each run keeps its own folder and numbers). Replaces --method/--beta-*/--seed."),
 ) -> None:
-    """Train one run (one method config + seed); resumes from its latest checkpoint."""
+    """Train one run (one method config + seed), or a bundle of runs; resumes from the latest checkpoints."""
     from stages import train as stage
 
-    from .config import check_beta, check_method, load_config
+    from .config import check_beta, check_method, load_config, parse_run_id
 
+    if runs is not None:
+        if method != "asym" or beta_pos is not None or beta_neg is not None or seed is not None \
+                or model is not None or out is not None or steps is not None:
+            fail("--runs names the runs: drop --method/--beta-pos/--beta-neg/--seed/--model/--out/--steps")
+        ids = [r.strip() for r in runs.split(",") if r.strip()]
+        if not ids:
+            fail("--runs is empty: give comma-separated run ids, e.g. grpo_s0,reinforce_s0")
+        for rid in ids:
+            parse_run_id(rid)  # a ConfigError naming the bad id
+        cfg = load_config(config)
+        for path in stage.run_bundle(cfg, ids, prompts=prompts, progress=progress, fresh_on_change=fresh_on_change):
+            typer.echo(str(path))
+        return
     check_method(method)
     if method != "asym" and (beta_pos is not None or beta_neg is not None):
         fail(f"--beta-pos/--beta-neg apply to method 'asym' only, not '{method}'")

@@ -16,14 +16,15 @@ from asymcli import artifacts
 from asymcli.evaluation import evaluate as evaluation
 from asymcli.training import reruns
 from asymcli.training import distributed as dist
-from asymcli.config import Config, TrainConfig, config_to_dict, resolve_run, run_description, run_id
-from asymcli.errors import DataError
+from asymcli.config import Config, TrainConfig, config_to_dict, parse_run_id, resolve_run, run_description, run_id
+from asymcli.errors import ConfigError, DataError
 from asymcli.pipeline.layout import Layout
 from asymcli.evaluation.evaluate import CurveSet
 from asymcli.progress import PROGRESS_FILE, TrainProgress
 from asymcli.trackers import open_trackers
 from asymcli.training.reruns import RESUME_FREE_KEYS
 from asymcli.artifacts import list_checkpoints
+from asymcli.training import bundle
 from asymcli.training.trainer import Trainer
 
 
@@ -52,7 +53,43 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
 
     ``fresh_on_change`` (what the Snakemake rule passes): checkpoints made with another
     config are moved to ``{run}/previous/`` and the run starts over (asymcli.training.reruns);
-    without it such checkpoints make the trainer refuse, naming the changed settings."""
+    without it such checkpoints make the trainer refuse, naming the changed settings.
+    A run on the stacked path (asymcli/training/bundle.py) trains as a bundle of one."""
+    tc = _resolve(cfg, method, beta_pos, beta_neg, seed, steps)
+    stacked = bundle.stacked_reason(tc, cfg.model.dtype) is None
+    trainer, hooks = _build(cfg, tc, prompts=prompts, model=model, out=out, progress=progress,
+                            fresh_on_change=fresh_on_change, stacked=stacked)
+    try:
+        return bundle.Bundle([trainer], progress=progress).train()[0] if stacked else trainer.train()
+    finally:
+        hooks.close()
+
+
+def run_bundle(cfg: Config, run_ids: list[str], *, prompts: Path | None = None, progress: bool = True,
+               fresh_on_change: bool = False) -> list[Path]:
+    """Train the runs ``run_ids`` together as one bundle (asymcli/training/bundle.py), each in
+    its own run folder; returns their metrics.parquet paths. Every run must be on the stacked
+    path, and the runs must share the base model and every tensor shape."""
+    if len(set(run_ids)) != len(run_ids):
+        raise ConfigError(f"--runs names a run twice: {', '.join(run_ids)}")
+    tcs = []
+    for rid in run_ids:
+        tc = _resolve(cfg, *parse_run_id(rid), None)
+        reason = bundle.stacked_reason(tc, cfg.model.dtype)
+        if reason is not None:
+            raise ConfigError(f"run {rid} cannot train in a bundle: {reason}")
+        tcs.append(tc)
+    built = [_build(cfg, tc, prompts=prompts, progress=False, fresh_on_change=fresh_on_change, stacked=True)
+             for tc in tcs]
+    try:
+        return bundle.Bundle([t for t, _ in built], progress=progress).train()
+    finally:
+        for _, hooks in built:
+            hooks.close()
+
+
+def _resolve(cfg: Config, method: str, beta_pos: float | None, beta_neg: float | None, seed: int | None,
+             steps: int | None) -> TrainConfig:
     tc: TrainConfig = resolve_run(cfg, method, beta_pos, beta_neg, seed)
     if steps is not None:
         tc.steps = steps
@@ -61,6 +98,13 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
         tc.keep_last = max(tc.keep_last, tc.steps)
     if cfg.report.checkpoint.isdigit():  # nor the one Table 2 reports
         tc.keep_steps = sorted(set(tc.keep_steps) | {int(cfg.report.checkpoint)})
+    return tc
+
+
+def _build(cfg: Config, tc: TrainConfig, *, prompts: Path | None = None, model: Path | None = None,
+           out: Path | None = None, progress: bool = True, fresh_on_change: bool = False,
+           stacked: bool = False) -> tuple[Trainer, "_StepHooks"]:
+    """The run's Trainer (resumed from its latest checkpoint) and its step hooks."""
     paths = default_paths(cfg)
     prompts = Path(prompts or paths["prompts"])
     if not model and cfg.grid.bases and tc.seed is not None:
@@ -74,13 +118,10 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     if fresh_on_change:
         _move_aside_if_changed(cfg, tc, model, out)
     trainer = Trainer(cfg, tc, train_rows, heldout_rows, model, out, progress=progress,
-                      curve_sets=curve_sets(cfg, tc, prompts))
-    watch = _StepHooks(cfg, trainer, rid)
-    trainer.on_step = watch.on_step
-    try:
-        return trainer.train()
-    finally:
-        watch.close()
+                      curve_sets=curve_sets(cfg, tc, prompts), stacked=stacked)
+    hooks = _StepHooks(cfg, trainer, rid)
+    trainer.on_step = hooks.on_step
+    return trainer, hooks
 
 
 class _StepHooks:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..algorithm import metrics as M
@@ -111,3 +112,37 @@ def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor, group_size: int) -> 
         "w_neg_tok_hist": [t[f"w_neg_len/{k}"] / mean_len for k in range(G + 1)],
         "_tokens": t["tokens"],
     }
+
+
+class UpdateStats:
+    """The update's loss, clip fractions, approx KL (token-weighted) and grad norm, as means
+    over its optimizer steps; sums over this rank's micro-batches, all-reduced per mini-batch."""
+
+    KEYS = ("clipfrac_low", "clipfrac_high", "approx_kl")
+
+    def __init__(self) -> None:
+        self.stats: dict[str, list[float]] = {k: [] for k in ("loss", *self.KEYS, "grad_norm")}
+        self.sums: dict[str, float] = {}
+
+    def start_mini_batch(self) -> None:
+        self.sums = {"loss": 0.0, "tokens": 0.0, **{k: 0.0 for k in self.KEYS}}
+
+    def add_micro_batch(self, loss: torch.Tensor, mstats: dict[str, Any], n_tok: float) -> None:
+        self.sums["loss"] += float(loss.detach())  # the losses of micro-batches and ranks add up
+        self.sums["tokens"] += n_tok
+        for k in self.KEYS:
+            v = float(mstats.get(k, 0.0))
+            self.sums[k] += n_tok * v if n_tok else 0.0  # token-weighted, NaN of an empty micro-batch skipped
+
+    def end_mini_batch(self, grad_norm: float) -> None:
+        sums = dist.all_reduce_sum(self.sums)
+        tokens = sums.pop("tokens")
+        self.stats["loss"].append(sums.pop("loss"))
+        for k, v in sums.items():
+            self.stats[k].append(v / tokens if tokens else float("nan"))
+        self.stats["grad_norm"].append(float(grad_norm))
+
+    def result(self, lr: float) -> dict[str, Any]:
+        out = {k: float(np.mean(v)) if v else float("nan") for k, v in self.stats.items()}
+        out["lr"] = lr
+        return out

@@ -59,7 +59,7 @@ from ..evaluation.evaluate import CurveSet, spread_rows
 from ..errors import ConfigError, NumericalError
 from ..progress import ProgressBar
 from .modeling import PromptIds, encode_prompts, load_policy, pick_device, resolve_dtype
-from .diagnostics import StepBatch, schedule_signals, step_diagnostics
+from .diagnostics import StepBatch, UpdateStats, schedule_signals, step_diagnostics
 from .policy import PackedBatch, pack, response_logprobs
 
 HELDOUT = "heldout"  # curve-set name of the prompts' held-out split
@@ -86,9 +86,12 @@ class Trainer(CheckpointMixin):
         progress: bool = True,
         on_step: Callable[[int, dict[str, Any]], None] | None = None,
         curve_sets: Sequence[CurveSet] | None = None,
+        stacked: bool = False,
     ):
         """``curve_sets``: the benchmarks of the greedy test-accuracy curve (``eval_every``);
-        None = ``heldout_rows`` (spread to ``eval_prompts`` rows) as one set named "heldout"."""
+        None = ``heldout_rows`` (spread to ``eval_prompts`` rows) as one set named "heldout".
+        ``stacked``: a member of a :class:`~asymcli.training.bundle.Bundle`, which samples and
+        computes log-probs for it (no rollout engine of its own)."""
         self.cfg, self.run = cfg, run
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
@@ -137,8 +140,9 @@ class Trainer(CheckpointMixin):
         # AdamW + grad clipping, plain torch or DeepSpeed ZeRO (train.deepspeed), one interface.
         self.backend = dist.make_backend(run, self.model)
         self.model = self.backend.model
-        self.engine: RolloutEngine = make_engine(run.engine, self.model, self.tokenizer,
-                                                 **self._engine_kwargs())
+        self.stacked = stacked
+        self.engine: RolloutEngine | None = None if stacked else make_engine(
+            run.engine, self.model, self.tokenizer, **self._engine_kwargs())
         if grader is None:
             from ..grading import Grader
 
@@ -205,22 +209,45 @@ class Trainer(CheckpointMixin):
     def rollout(self, step: int) -> tuple[StepBatch, dict[str, Any]]:
         """One RL step's data: G responses per prompt, their rewards, the old (and reference)
         log-probs, and the advantages; this rank's share of the step's prompts."""
-        rows = dist.shard(self.prompt_indices(step))  # this rank's prompts (all of them on one process)
-        prompts = self.train_prompt_ids.take(rows)
+        rows, prompts = self.step_prompts(step)
         outs, rollout_s = self._generate(step, prompts)
         faults.maybe_fail("rollout", step)
+        rewards, group_ids, batch = self.collect(rows, prompts, outs)
+        old_logp, old_ent = self._logprobs_nograd(self.model, batch)
+        ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
+        sb = self.step_batch(step, rows, outs, rewards, group_ids, batch, old_logp, old_ent, ref_logp)
+        return sb, {"rollout_s": rollout_s}
+
+    def step_prompts(self, step: int) -> tuple[list[int], list[list[int]]]:
+        """This rank's prompt rows of step ``step`` (all of them on one process) and their ids."""
+        rows = dist.shard(self.prompt_indices(step))
+        return rows, self.train_prompt_ids.take(rows)
+
+    def sampling(self, step: int, shard: int = 0) -> SamplingParams:
+        """The sampling settings of step ``step``'s rollout chunk ``shard`` (its own seed)."""
+        run = self.run
+        return SamplingParams(temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
+                              n=run.group_size, seed=_step_seed(run.seed, step, 1) + shard)
+
+    def collect(self, rows: list[int], prompts: list[list[int]], outs: list[Any]
+                ) -> tuple[torch.Tensor, torch.Tensor, PackedBatch]:
+        """Rewards [N], group ids [N] and the packed prompt+response batch of the rollouts."""
         rewards = self.rewards(rows, outs)
         group_ids = torch.tensor([o.prompt_index for o in outs], dtype=torch.long)
         batch = pack([prompts[o.prompt_index] for o in outs], [o.token_ids for o in outs], self.pad_id)
-        old_logp, old_ent = self._logprobs_nograd(self.model, batch)
-        ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
+        return rewards, group_ids, batch
+
+    def step_batch(self, step: int, rows: list[int], outs: list[Any], rewards: torch.Tensor, group_ids: torch.Tensor,
+                   batch: PackedBatch, old_logp: torch.Tensor, old_ent: torch.Tensor,
+                   ref_logp: torch.Tensor | None) -> StepBatch:
+        """The step's :class:`StepBatch`: the schedule's betas (if any) and the advantages."""
         sb = StepBatch(rows, group_ids, rewards, batch, old_logp, old_ent, ref_logp, torch.empty(0),
                        [o.finish_reason for o in outs])
         if self.schedule is not None:  # this step's betas from this step's rollouts
             self.schedule = schedule_step(self.schedule, ScheduleSettings(**dataclasses.asdict(self.run.schedule)),
                                           **schedule_signals(sb, self.run.group_size))
         sb.advantages = self.advantages(step, rewards, group_ids)
-        return sb, {"rollout_s": rollout_s}
+        return sb
 
     def _generate(self, step: int, prompts: list[list[int]]) -> tuple[list[Any], float]:
         """Sample G responses per prompt, shard by shard (seeded per shard), and the seconds it took."""
@@ -233,9 +260,8 @@ class Trainer(CheckpointMixin):
         outs = []
         with torch.no_grad(), self.backend.compute(), self.autocast():
             for j in range(local_shards):
-                chunk = self.engine.generate(prompts[j * per_shard : (j + 1) * per_shard], SamplingParams(
-                    temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
-                    n=run.group_size, seed=_step_seed(run.seed, step, 1) + first_shard + j))
+                chunk = self.engine.generate(prompts[j * per_shard : (j + 1) * per_shard],
+                                             self.sampling(step, first_shard + j))
                 outs += [dataclasses.replace(o, prompt_index=o.prompt_index + j * per_shard) for o in chunk]
         return outs, time.perf_counter() - t0
 
@@ -294,60 +320,66 @@ class Trainer(CheckpointMixin):
     def update(self, step: int, sb: StepBatch) -> dict[str, Any]:
         run = self.run
         self.model.train()
-        lr = run.lr * min(1.0, step / max(1, run.warmup_steps))
-        self.backend.set_lr(lr)
+        lr = self.set_step_lr(step)
         micro = run.micro_batch_seqs or len(sb.group_ids)
-        stats: dict[str, list[float]] = {"loss": [], "clipfrac_low": [], "clipfrac_high": [],
-                                         "approx_kl": [], "grad_norm": []}
+        stats = UpdateStats()
         for _epoch in range(run.epochs):
             for rows in self.mini_batches(len(sb.prompt_rows)):
-                mask_all = sb.batch.resp_mask[rows]
-                # The whole mini-batch's denominator (over ranks), so that the micro-batch losses
-                # of every rank add up to the unsplit mini-batch loss.
-                local = float(mask_all.sum()) if run.loss_agg == "token-mean" else float(len(rows))
-                denom = max(1.0, dist.all_reduce_sum({"d": local})["d"])
+                denom = self.agg_denom(sb, rows)
                 self.backend.zero_grad()
-                # Sums over this rank's tokens; after the all-reduce, over the whole mini-batch.
-                sums: dict[str, float] = {"loss": 0.0, "clipfrac_low": 0.0, "clipfrac_high": 0.0,
-                                          "approx_kl": 0.0, "tokens": 0.0}
+                stats.start_mini_batch()
                 starts = list(range(0, len(rows), micro))
                 for u0 in starts:
                     idx = rows[u0 : u0 + micro]
                     sub = sb.batch.select(idx).to(self.device)
-                    T = sub.resp_ids.shape[1]
                     with self.backend.compute():
                         with self.autocast():
                             logp, ent = response_logprobs(self.model, sub, temperature=run.temperature or 1.0)
-                        loss, mstats = policy_loss(
-                            logp.float(), sb.old_logp[idx, :T].to(self.device), sb.advantages[idx].to(self.device),
-                            sub.resp_mask, clip_eps_low=run.clip_eps_low, clip_eps_high=run.clip_eps_high,
-                            dual_clip_c=run.dual_clip_c, loss_agg=run.loss_agg,
-                            entropy=ent.float() if run.entropy_coef else None, entropy_coef=run.entropy_coef,
-                            ref_logp=sb.ref_logp[idx, :T].to(self.device) if sb.ref_logp is not None else None,
-                            kl_coef=run.kl_coef, agg_denom=denom, max_len=run.max_new_tokens,
-                        )
+                        loss, mstats = self.micro_loss(sb, idx, logp, ent, sub.resp_mask, denom)
                         self._check_finite(step, "loss", loss.detach())
                         self.backend.backward(loss, last=u0 == starts[-1])
-                    n_tok = float(sub.resp_mask.sum())
-                    sums["loss"] += float(loss.detach())  # the losses of micro-batches and ranks add up
-                    sums["tokens"] += n_tok
-                    for k in ("clipfrac_low", "clipfrac_high", "approx_kl"):
-                        v = float(mstats.get(k, 0.0))
-                        sums[k] += n_tok * v if n_tok else 0.0  # token-weighted, NaN of an empty micro-batch skipped
-                grad_norm = self.backend.step()  # skipped when the norm is not finite
-                self._check_finite(step, "gradients", torch.tensor([grad_norm]))
-                faults.maybe_fail("update", step)
-                sums = dist.all_reduce_sum(sums)
-                tokens = sums.pop("tokens")
-                stats["loss"].append(sums.pop("loss"))
-                for k, v in sums.items():
-                    stats[k].append(v / tokens if tokens else float("nan"))
-                stats["grad_norm"].append(float(grad_norm))
+                    stats.add_micro_batch(loss, mstats, float(sub.resp_mask.sum()))
+                stats.end_mini_batch(self.optimizer_step(step))
         self._check_weights(step)  # a checkpoint of this step must never hold inf/NaN weights
-        self.engine.update_weights(self.model, weights=self.backend.full_weights)
-        out = {k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()}
-        out["lr"] = lr
-        return out
+        if self.engine is not None:
+            self.engine.update_weights(self.model, weights=self.backend.full_weights)
+        return stats.result(lr)
+
+    def set_step_lr(self, step: int) -> float:
+        """Set and return the learning rate of step ``step`` (linear warm-up)."""
+        lr = self.run.lr * min(1.0, step / max(1, self.run.warmup_steps))
+        self.backend.set_lr(lr)
+        return lr
+
+    def agg_denom(self, sb: StepBatch, rows: torch.Tensor) -> float:
+        """The whole mini-batch's loss denominator (over ranks), so that the micro-batch losses
+        of every rank add up to the unsplit mini-batch loss."""
+        local = float(sb.batch.resp_mask[rows].sum()) if self.run.loss_agg == "token-mean" else float(len(rows))
+        return max(1.0, dist.all_reduce_sum({"d": local})["d"])
+
+    def optimizer_step(self, step: int) -> float:
+        """Clip + AdamW; the pre-clip grad norm (a non-finite one stops the run)."""
+        grad_norm = self.backend.step()  # skipped when the norm is not finite
+        self._check_finite(step, "gradients", torch.tensor([grad_norm]))
+        faults.maybe_fail("update", step)
+        return grad_norm
+
+    def micro_loss(self, sb: StepBatch, idx: torch.Tensor, logp: torch.Tensor, ent: torch.Tensor,
+                   mask: torch.Tensor, denom: float) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The PPO-clip loss of micro-batch rows ``idx`` (logp, ent, mask [b, T]) with the run's
+        settings and the mini-batch-wide aggregation denominator ``denom``."""
+        run, T = self.run, mask.shape[1]
+
+        def cols(t: torch.Tensor) -> torch.Tensor:  # [b, T]: the stored batch may be narrower
+            t = t[idx, :T]
+            return torch.nn.functional.pad(t, (0, T - t.shape[1])).to(self.device)
+
+        return policy_loss(
+            logp.float(), cols(sb.old_logp), sb.advantages[idx].to(self.device), mask,
+            clip_eps_low=run.clip_eps_low, clip_eps_high=run.clip_eps_high, dual_clip_c=run.dual_clip_c,
+            loss_agg=run.loss_agg, entropy=ent.float() if run.entropy_coef else None,
+            entropy_coef=run.entropy_coef, ref_logp=cols(sb.ref_logp) if sb.ref_logp is not None else None,
+            kl_coef=run.kl_coef, agg_denom=denom, max_len=run.max_new_tokens)
 
     # ------------------------------------------------------------------ eval
 
@@ -367,24 +399,36 @@ class Trainer(CheckpointMixin):
             with torch.no_grad(), self.backend.compute(), self.autocast():  # collective under ZeRO-3
                 outs = self.engine.generate(mine, SamplingParams(
                     temperature=0.0, max_new_tokens=cset.max_new_tokens, n=1)) if mine else []
-            texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
-            verdicts = self.grader.grade_many(texts, [rows[o.prompt_index]["answer"] for o in outs])
-            counts[f"{cset.name}/correct"] = float(sum(v.correct for v in verdicts))
-            counts[f"{cset.name}/n"] = float(len(outs))
-        counts = dist.all_reduce_sum(counts)
+            counts.update(self.eval_counts(cset.name, rows, outs))
+        return self.eval_result(dist.all_reduce_sum(counts), time.perf_counter() - t0)
+
+    def eval_due(self, step: int) -> bool:
+        """Whether step ``step`` measures the greedy test accuracy (``train.eval_every``, and the last step)."""
+        run = self.run
+        return bool(run.eval_every) and (step % run.eval_every == 0 or step == run.steps)
+
+    def eval_result(self, counts: dict[str, float], seconds: float) -> dict[str, Any]:
+        """The evaluation columns from the correct / n counts of every curve set."""
         bench = [{"benchmark": c.name, "n": int(counts[f"{c.name}/n"]),
                   "acc": counts[f"{c.name}/correct"] / counts[f"{c.name}/n"]} for c in self.curve_sets]
         return {"eval_greedy_acc": float(np.mean([b["acc"] for b in bench])) if bench else float("nan"),
-                "eval_bench": bench, "eval_s": time.perf_counter() - t0}
+                "eval_bench": bench, "eval_s": seconds}
 
-    def _evaluate(self, step: int, row: dict[str, Any]) -> None:
-        """Fill ``row``'s evaluation columns and print the result and its cost to the run log."""
-        res = self.eval_greedy()
+    def _evaluate(self, step: int, row: dict[str, Any], res: dict[str, Any] | None = None) -> None:
+        """Fill ``row``'s evaluation columns (``res``, else measured here) and print the result
+        and its cost to the run log."""
+        res = self.eval_greedy() if res is None else res
         row.update(res)
         if dist.is_main() and res["eval_bench"]:
             per = "  ".join(f"{b['benchmark']} {b['acc']:.3f} (n={b['n']})" for b in res["eval_bench"])
             self._log(f"{self.out_dir.name} step {step}: greedy test accuracy {res['eval_greedy_acc']:.4f}"
                       f" = mean of [{per}]; eval took {res['eval_s']:.1f} s")
+
+    def eval_counts(self, name: str, rows: list[dict[str, Any]], outs: list[Any]) -> dict[str, float]:
+        """``{name/correct, name/n}`` of greedy responses ``outs`` to curve-set rows ``rows``."""
+        texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
+        verdicts = self.grader.grade_many(texts, [rows[o.prompt_index]["answer"] for o in outs])
+        return {f"{name}/correct": float(sum(v.correct for v in verdicts)), f"{name}/n": float(len(outs))}
 
     def _log(self, msg: str) -> None:
         """One line of the run log (stderr; above the live progress bar when there is one).
@@ -397,17 +441,23 @@ class Trainer(CheckpointMixin):
     # ------------------------------------------------------------------ one step
 
     def train_step(self, step: int) -> dict[str, Any]:
-        run = self.run
         t_start = time.perf_counter()
         self._check_weights(step)
         sb, timing = self.rollout(step)
         t_update = time.perf_counter()
         upd = self.update(step, sb)
         new_logp, _ = self._logprobs_nograd(self.model, sb.batch)
-        update_s = time.perf_counter() - t_update
+        row = self.step_row(step, sb, upd, new_logp, timing["rollout_s"], time.perf_counter() - t_update, t_start)
+        if self.eval_due(step):
+            self._evaluate(step, row)
+        return row
+
+    def step_row(self, step: int, sb: StepBatch, upd: dict[str, Any], new_logp: torch.Tensor, rollout_s: float,
+                 update_s: float, t_start: float) -> dict[str, Any]:
+        """The step's metrics row (evaluation columns NaN until :meth:`_evaluate` fills them)."""
         diag = self.diagnostics(sb, new_logp)
         tokens = diag.pop("_tokens")
-        row = {
+        return {
             "step": step,
             **diag,
             "clipfrac_low": upd["clipfrac_low"],
@@ -416,7 +466,7 @@ class Trainer(CheckpointMixin):
             "loss": upd["loss"],
             "grad_norm": upd["grad_norm"],
             "lr": upd["lr"],
-            "rollout_s": timing["rollout_s"],
+            "rollout_s": rollout_s,
             "update_s": update_s,
             "tokens_per_s": tokens / max(1e-9, time.perf_counter() - t_start),
             "eval_greedy_acc": float("nan"),
@@ -424,9 +474,6 @@ class Trainer(CheckpointMixin):
             "eval_s": float("nan"),
             **self._beta_columns(),
         }
-        if run.eval_every and (step % run.eval_every == 0 or step == run.steps):
-            self._evaluate(step, row)
-        return row
 
     def _beta_columns(self) -> dict[str, float]:
         """The betas the step's advantages used (NaN for estimators without betas), and the
@@ -441,13 +488,39 @@ class Trainer(CheckpointMixin):
 
     # ------------------------------------------------------------------ loop
 
-    def train(self) -> Path:
-        run = self.run
+    def begin(self) -> bool:
+        """Write run.json; whether step 0 (the starting policy's test accuracy, which anchors
+        the accuracy curves) is still to be measured."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if dist.is_main():
             artifacts.write_json(self.out_dir / "run.json", self.config_dict())
-        if self.start_step == 1 and not self.metrics_rows and run.eval_every:
-            # Step 0: the starting policy's test accuracy anchors the accuracy curves.
+        return self.start_step == 1 and not self.metrics_rows and bool(self.run.eval_every)
+
+    def end_step(self, step: int, row: dict[str, Any]) -> None:
+        """Keep step ``step``'s row, checkpoint when due, call the step hook."""
+        run = self.run
+        self.metrics_rows.append(row)
+        if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.steps:
+            self.save_checkpoint(step)
+        if self.on_step is not None:
+            self.on_step(step, row)
+
+    def finish(self) -> Path:
+        """Write metrics.parquet (the run's declared output, last) and close the engine."""
+        path = self.out_dir / "metrics.parquet"
+        if dist.is_main():
+            artifacts.write_parquet(path, self.metrics_rows, artifacts.METRICS,
+                                    artifacts.provenance(self.config_dict(), run_id=self.out_dir.name))
+        dist.barrier()
+        if self.engine is not None:
+            self.engine.close()
+        return path
+
+    def train(self) -> Path:
+        run = self.run
+        if self.stacked:
+            raise RuntimeError("a stacked trainer is trained by its Bundle (asymcli.training.bundle)")
+        if self.begin():
             row0 = self._eval_row(0)
             self._evaluate(0, row0)
             self.metrics_rows.append(row0)
@@ -457,20 +530,10 @@ class Trainer(CheckpointMixin):
         with bar:
             for step in range(self.start_step, run.steps + 1):
                 row = self.train_step(step)
-                self.metrics_rows.append(row)
                 if bar.enabled:
                     bar.update(step, _bar_info(row))
-                if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.steps:
-                    self.save_checkpoint(step)
-                if self.on_step is not None:
-                    self.on_step(step, row)
-        path = self.out_dir / "metrics.parquet"
-        if dist.is_main():
-            artifacts.write_parquet(path, self.metrics_rows, artifacts.METRICS,
-                                    artifacts.provenance(self.config_dict(), run_id=self.out_dir.name))
-        dist.barrier()
-        self.engine.close()
-        return path
+                self.end_step(step, row)
+        return self.finish()
 
     def _eval_row(self, step: int) -> dict[str, Any]:
         row: dict[str, Any] = {name: float("nan") for name in artifacts.METRICS.names}

@@ -1,12 +1,12 @@
-"""K runs' Qwen2/Qwen3 decoders as one stacked computation (bundled training on the CPU).
+"""K runs' Qwen2/Qwen3 decoders sampled as one stacked computation (bundles on the CPU).
 
 A bundle trains K runs that share a base and every tensor shape (different seeds, methods
-that differ in the advantage, ...). The testbed's model is tiny (hidden 64, 2 layers), so a
-run's step is dominated by per-op dispatch and by matrix products too small to use the core:
-one op over K runs costs about what it costs over one. Here every weight is stacked along a
-leading run axis ``[K, ...]`` and every activation is laid out run-major (``[K * rows, ...]``,
-run k's rows contiguous), so each linear layer is one ``bmm`` over the K runs and every other
-op (norms, rope, SDPA, sampling) is one op over all rows.
+that differ in the advantage, ...). The testbed's model is tiny (hidden 64, 2 layers): a
+decode step of one run is a few hundred rows, dominated by per-op dispatch and by matrix
+products too small to use the core, so one op over K runs costs little more than over one.
+Here every weight is stacked along a leading run axis ``[K, ...]`` and every activation is
+laid out run-major (``[K * rows, ...]``, run k's rows contiguous), so each linear layer is one
+``bmm`` over the K runs and every other op (norms, rope, SDPA, sampling) one op over all rows.
 
 Why a run's numbers do not depend on its bundle (tests/test_bundle.py checks it bit for bit):
 - every per-row op (norms, softmax, SDPA, sampling) computes a row from that row alone;
@@ -14,10 +14,9 @@ Why a run's numbers do not depend on its bundle (tests/test_bundle.py checks it 
   thread, for every shape used here; at several threads MKL may split one product but not a
   batched one, so the stacked path runs at ``train.threads`` = 1 for its guarantee);
 - every shape a run sees is *canonical*, a function of its config and data alone, never of
-  the other runs: prompt width = the longest prompt of the split, sequence width = that plus
-  ``max_new_tokens``, rows = prompts x G. A reduction over a padded axis (a weight gradient
-  over tokens, a softmax sum over cache slots) changes its summation order when the padding
-  moves, so the padding never depends on the bundle;
+  the other runs: the prompt width (the caller's: the longest prompt of the split), rows =
+  prompts x G. A reduction over a padded axis (a softmax sum over cache slots) changes its
+  summation order when the padding moves, so the padding never depends on the bundle;
 - each run draws its sampling noise from its own generator, seeded as it would be alone.
 
 So a run alone is a bundle of one through this same code: :class:`asymcli.training.bundle.Bundle`.
@@ -36,7 +35,7 @@ from . import qwen_forward as qf
 from .base import Rollout, SamplingParams
 from .static import GREEDY, _round_rows, sample_tokens, sampling_mode
 
-__all__ = ["StackedWeights", "stack_weights", "stacked_hidden", "stacked_head_logp", "generate_stacked"]
+__all__ = ["StackedWeights", "stack_weights", "generate_stacked"]
 
 
 @dataclass
@@ -115,28 +114,6 @@ def after_attention(x: Tensor, att: Tensor, lw: qf.LayerWeights, geo: qf.Geometr
     x = x + linear(att, lw.wo, lw.bo, K)
     h = rms_norm(x, lw.ln2, geo.eps, K)
     return x + linear(F.silu(linear(h, lw.w_gate, None, K)) * linear(h, lw.w_up, None, K), lw.w_down, None, K)
-
-
-def stacked_hidden(w: StackedWeights, geo: qf.Geometry, ids: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Final-norm hidden states [K*b, L, hidden] of right-padded ids [K*b, L] (causal, no mask:
-    with right padding a real token never attends to padding)."""
-    K = w.K
-    x = embed(w, geo, ids)
-    for lw in w.w.layers:
-        q, k, v = qkv(x, lw, geo, cos, sin, K)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=geo.scaling, enable_gqa=geo.group > 1)
-        x = after_attention(x, a.transpose(1, 2).reshape(*x.shape[:-1], -1), lw, geo, K)
-    return rms_norm(x, w.w.norm, geo.eps, K)
-
-
-def stacked_head_logp(w: StackedWeights, hidden: Tensor, targets: Tensor, inv_temp: float) -> tuple[Tensor, Tensor]:
-    """hidden [K*b, T, H], targets [K*b, T] -> (log-prob of target, entropy), each [K*b, T] fp32."""
-    logits = linear(hidden, w.w.lm_head, w.w.lm_head_bias, w.K).float()
-    if inv_temp != 1.0:
-        logits = logits * inv_temp
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return logp, -(logp_all.exp() * logp_all).sum(-1)  # Eq. (7)
 
 
 # ---------------------------------------------------------------------------- generation

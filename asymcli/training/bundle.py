@@ -1,22 +1,23 @@
-"""Bundles: K runs trained in lockstep in one process, each step one stacked computation.
+"""Bundles: K runs trained in lockstep in one process, sampling through one stacked decoder.
 
 On the CPU with the ``static`` engine every run is trained through a :class:`Bundle`; a run
-alone is a bundle of one. Each step, the bundle samples every run's rollouts in one stacked
-generate call, computes the old log-probs, the PPO update's forward and backward and the
-post-update log-probs in one stacked pass (:mod:`asymcli.engines.stacked`), and evaluates the
-greedy curve the same way. Everything else stays the run's own :class:`Trainer`: its data
-order and sampling seeds, rewards, advantages (and beta schedule), loss settings, AdamW
-state, gradient clipping, checkpoints, ``run.json`` and ``metrics.parquet``, in the layout of
-a run trained alone. So the DAG, ``asym status``, resume, reruns and ``asym claims`` see runs.
+alone is a bundle of one. Each step the bundle samples every run's rollouts in one stacked
+generate call (:mod:`asymcli.engines.stacked`) and evaluates the greedy curve the same way;
+the rest of the step is each run's own :class:`Trainer`: data order and sampling seeds,
+rewards, old log-probs, advantages (and beta schedule), the PPO update with its AdamW state
+and clipping, checkpoints, ``run.json`` and ``metrics.parquet``, in the layout of a run
+trained alone. So the DAG, ``asym status``, resume, reruns and ``asym claims`` see runs.
 
-Why stacking: the testbed's model is tiny (hidden 64, 2 layers), so one run's step is mostly
-per-op overhead; one op over K runs costs little more than over one (docs/benchmarks.md).
+Why only the decoding is stacked (measured, docs/benchmarks.md): a decode step of one run is
+a few hundred rows through a model of hidden size 64, mostly per-op overhead, so K runs'
+steps cost little more than one; the training forward and backward over a whole batch are
+bound by compute and memory, and stacking them made each run slower, not faster. What a
+bundle saves besides: one process start, import, grader and prompt encoding for K runs.
 
 A run's numbers do not depend on its bundle (tests/test_bundle.py): see
-:mod:`asymcli.engines.stacked` for why; the shapes a run sees are canonical (prompt width =
-the longest prompt of the training split, sequence width = that + ``max_new_tokens``). Runs
-may join at different steps (a resumed run next to a fresh one) and have different lengths:
-each step trains the runs that are at it.
+:mod:`asymcli.engines.stacked` for why; the prompt width it decodes at is canonical (the
+longest prompt of the training split). Runs may join at different steps (a resumed run next
+to a fresh one) and have different lengths: each step trains the runs that are at it.
 """
 
 from __future__ import annotations
@@ -36,9 +37,7 @@ from ..engines.base import SamplingParams
 from ..errors import ConfigError
 from ..progress import ProgressBar
 from . import distributed as dist
-from .diagnostics import StepBatch, UpdateStats
 from .modeling import pick_device, resolve_dtype
-from .policy import PackedBatch
 from .trainer import Trainer
 
 # What runs of one bundle must share: every tensor shape and the sampling distribution.
@@ -143,97 +142,24 @@ class Bundle:
                                    eos_ids=self.eos_ids, pad_id=self.pad_id)
         faults.maybe_fail("rollout", step)
         collected = [t.collect(rows, prompts, o) for t, (rows, prompts), o in zip(ts, data, outs)]
-        olds = self.logprobs(ts, [c[2] for c in collected])
-        sbs = [t.step_batch(step, rows, o, rw, gid, batch, lp, ent, None)
-               for t, (rows, _), o, (rw, gid, batch), (lp, ent) in zip(ts, data, outs, collected, olds)]
-        t_update = time.perf_counter()
-        rollout_s = t_update - t_start
-        upds = self.update(step, ts, sbs)
-        news = self.logprobs(ts, [sb.batch for sb in sbs])
-        update_s = time.perf_counter() - t_update
-        # A bundle's time is shared: each run's row carries its share, so that summing the
-        # timing columns over the runs gives the bundle's wall time.
-        share = 1.0 / len(ts)
-        rows = {id(t): t.step_row(step, sb, upd, new[0], rollout_s * share, update_s * share, t_start)
-                for t, sb, upd, new in zip(ts, sbs, upds, news)}
+        rollout_s = (time.perf_counter() - t_start) / len(ts)
+        rows: dict[int, dict[str, Any]] = {}
+        # The rest is each run's own: at these sizes the forward and backward are bound by
+        # compute and memory, not by per-op overhead, so stacking them gains nothing
+        # (docs/benchmarks.md), and each run keeps its own length-bucketed shapes.
+        for t, (prows, _), o, (rw, gid, batch) in zip(ts, data, outs, collected):
+            t0 = time.perf_counter()
+            old_logp, old_ent = t._logprobs_nograd(t.model, batch)
+            sb = t.step_batch(step, prows, o, rw, gid, batch, old_logp, old_ent, None)
+            rollout_s_k = rollout_s + time.perf_counter() - t0
+            t1 = time.perf_counter()
+            upd = t.update(step, sb)
+            new_logp = t.logprobs_after_update(sb)
+            rows[id(t)] = t.step_row(step, sb, upd, new_logp, rollout_s_k, time.perf_counter() - t1, t_start)
         due = [t for t in ts if t.eval_due(step)]
         if due:
             self._evaluate(step, due, rows)
         return rows
-
-    # ------------------------------------------------------------------ tensors
-
-    def canonical(self, batch: PackedBatch) -> PackedBatch:
-        """``batch`` padded to the canonical widths (sequence: prompt width + max_new_tokens;
-        response: max_new_tokens), so that its shapes never depend on the bundle."""
-        L, T = self.seq_width, self.trainers[0].run.max_new_tokens
-
-        def pad(t: torch.Tensor, width: int, value: float = 0) -> torch.Tensor:
-            return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
-
-        return PackedBatch(pad(batch.input_ids, L, self.pad_id), pad(batch.attention_mask, L),
-                           pad(batch.resp_pos, T), pad(batch.resp_ids, T, self.pad_id), pad(batch.resp_mask, T))
-
-    def forward(self, ts: list[Trainer], batches: list[PackedBatch]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Stacked log-probs and entropies of the runs' canonical batches: ``(logp, ent, mask)``,
-        each ``[K, b, T]`` (zero where masked); differentiable when grad is enabled."""
-        K = len(ts)
-        cb = [self.canonical(b) for b in batches]
-        ids = torch.cat([b.input_ids for b in cb])
-        pos = torch.cat([b.resp_pos for b in cb])
-        tgt = torch.cat([b.resp_ids for b in cb])
-        mask = torch.stack([b.resp_mask for b in cb])
-        sw = sk.stack_weights([t.model for t in ts])
-        hidden = sk.stacked_hidden(sw, self.geo, ids, self.cos, self.sin)
-        h = hidden[torch.arange(hidden.shape[0])[:, None], pos]  # [K*b, T, H]: response positions only
-        temperature = ts[0].run.temperature or 1.0
-        logp, ent = sk.stacked_head_logp(sw, h, tgt, 1.0 / temperature if temperature > 0 else 1.0)
-        keep = mask.reshape(logp.shape) > 0
-        zero = torch.zeros((), dtype=logp.dtype)
-        shape = (K, -1, logp.shape[-1])
-        return (torch.where(keep, logp, zero).reshape(shape), torch.where(keep, ent, zero).reshape(shape), mask)
-
-    @torch.no_grad()
-    def logprobs(self, ts: list[Trainer], batches: list[PackedBatch]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each run's ``(logp, entropy)`` [N, T] of its batch (T its own response width)."""
-        for t in ts:
-            t.model.eval()
-        logp, ent, _ = self.forward(ts, batches)
-        return [(logp[k, :, :b.resp_ids.shape[1]].contiguous(), ent[k, :, :b.resp_ids.shape[1]].contiguous())
-                for k, b in enumerate(batches)]
-
-    def update(self, step: int, ts: list[Trainer], sbs: list[StepBatch]) -> list[dict[str, Any]]:
-        """The PPO update of every run: each mini-batch's forward and backward stacked over the
-        runs, then each run's own clip + AdamW step."""
-        run = ts[0].run
-        lrs = []
-        for t in ts:
-            t.model.train()
-            lrs.append(t.set_step_lr(step))
-        micro = run.micro_batch_seqs or len(sbs[0].group_ids)
-        stats = [UpdateStats() for _ in ts]
-        for _epoch in range(run.epochs):
-            for rows in ts[0].mini_batches(len(sbs[0].prompt_rows)):
-                denoms = [t.agg_denom(sb, rows) for t, sb in zip(ts, sbs)]
-                for t, st in zip(ts, stats):
-                    t.backend.zero_grad()
-                    st.start_mini_batch()
-                for u0 in range(0, len(rows), micro):
-                    idx = rows[u0 : u0 + micro]
-                    logp, ent, mask = self.forward(ts, [sb.batch.select(idx) for sb in sbs])
-                    losses = []
-                    for k, (t, sb, st) in enumerate(zip(ts, sbs, stats)):
-                        loss, mstats = t.micro_loss(sb, idx, logp[k], ent[k], mask[k], denoms[k])
-                        t._check_finite(step, "loss", loss.detach())
-                        st.add_micro_batch(loss, mstats, float(mask[k].sum()))
-                        losses.append(loss)
-                    # d(sum)/d(loss_k) = 1: each run's gradient is its own loss's, as alone.
-                    torch.stack(losses).sum().backward()
-                for t, st in zip(ts, stats):
-                    st.end_mini_batch(t.optimizer_step(step))
-        for t in ts:
-            t._check_weights(step)  # a checkpoint of this step must never hold inf/NaN weights
-        return [st.result(lr) for st, lr in zip(stats, lrs)]
 
     # ------------------------------------------------------------------ eval
 

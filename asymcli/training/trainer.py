@@ -303,6 +303,17 @@ class Trainer(CheckpointMixin):
             out.append(torch.tensor([p * G + g for p in prompts for g in range(G)], dtype=torch.long))
         return out
 
+    def logprobs_after_update(self, sb: StepBatch) -> torch.Tensor:
+        """Log-probs [N, T] of the step's responses under the updated policy, for the log-prob
+        gain on correct rollouts (Fig. 2 d, h), its only reader: computed on the correct rows
+        alone (zero elsewhere), so a step at accuracy p pays p of a full forward."""
+        out = torch.zeros_like(sb.old_logp)
+        correct = (sb.rewards > 0.5).nonzero().flatten()
+        if len(correct):
+            lp = self._logprobs_nograd(self.model, sb.batch.select(correct))[0]  # trimmed to these rows' width
+            out[correct, : lp.shape[1]] = lp
+        return out
+
     def _logprobs_nograd(self, model: Any, batch: PackedBatch, chunk_rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         model.eval()
         lps, ents = [], []
@@ -446,7 +457,7 @@ class Trainer(CheckpointMixin):
         sb, timing = self.rollout(step)
         t_update = time.perf_counter()
         upd = self.update(step, sb)
-        new_logp, _ = self._logprobs_nograd(self.model, sb.batch)
+        new_logp = self.logprobs_after_update(sb)
         row = self.step_row(step, sb, upd, new_logp, timing["rollout_s"], time.perf_counter() - t_update, t_start)
         if self.eval_due(step):
             self._evaluate(step, row)

@@ -212,6 +212,7 @@ class ResourcesConfig:
     """Per-rule resources for Snakemake (cluster executors read them)."""
 
     train_threads: int = 1
+    train_bundle: int = 1  # runs trained together in one process (asymcli/training/bundle.py: runs on the CPU static path that share a base and shapes, split evenly); 1 = one run per job. A run's numbers do not depend on it
     train_gpus: int = 0
     train_mem_mb: int = 4000
     train_runtime_min: int = 60
@@ -410,6 +411,8 @@ def validate(cfg: Config, where: str = "config") -> Config:
         if cfg.model.kind != "tiny":
             bad("grid.bases", "builds several warmed-up bases of the tiny model; with model.kind 'hf' the "
                 "checkpoint is the one base")
+    if cfg.resources.train_bundle < 1:
+        bad("resources.train_bundle", f"must be >= 1 (1 = one run per job), got {cfg.resources.train_bundle}")
     if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():
         bad("report.checkpoint", f"must be 'final' or a step number, got {cfg.report.checkpoint!r}")
     if cfg.model.kind == "hf" and not cfg.model.path:

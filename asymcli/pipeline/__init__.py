@@ -35,7 +35,7 @@ from .layout import (AGG_PARTS, BASE_RUN, DEFAULT_CONFIG, REPO_ROOT, REPORT_PART
                      SNAKEFILE, Layout, model_path)
 from .runs import (all_runs, base_run_id, base_run_ids, fingerprint, grid_overrides, grid_pair_runs, ids,
                    parse_grid, parse_methods, parse_pair, parse_seeds, Run, run_id_regex, run_seed,
-                   table_runs, train_args)
+                   table_runs, train_args, train_bundles)
 from .schema import (SCHEMA_FILE, resolved_config_text, schema_text, workflow_config,
                      write_resolved_config, write_schema)
 from .status import (agg_names, collect_status, complete_checkpoints, disk_usage, human_bytes, render_status,
@@ -51,5 +51,5 @@ __all__ = [
     "plan_grid", "rebuild_targets", "release_stale_lock", "render_status", "resolved_config_text",
     "results_lock", "rule_resources", "run_grid", "run_id_regex", "run_seed", "schema_text",
     "set_aside_damage", "snakemake_command", "snakemake_processes", "summary_lines", "table_runs",
-    "train_args", "workflow_config", "write_resolved_config", "write_schema",
+    "train_args", "train_bundles", "workflow_config", "write_resolved_config", "write_schema",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -49,11 +50,47 @@ def ids(runs: Iterable[Run]) -> list[str]:
     return [run_id(*r) for r in runs]
 
 
-def run_id_regex() -> str:
-    """Regex of a run id (a Snakemake wildcard constraint); never matches ``base``."""
+def train_bundles(cfg: Config) -> dict[str, list[str]]:
+    """The config's runs that train together, ``{bundle name: [run ids]}`` (bundles of 2 or more).
+
+    With ``resources.train_bundle`` > 1, the runs on the stacked path (asymcli/training/bundle.py)
+    that share a base, every tensor shape and a target (Table 2's runs apart from the grid's,
+    so that ``table2`` never trains a grid-only run) are split into as few bundles of at most
+    that many runs as possible, of near-equal size. A name is ``{k}of{n}_{first run id}``.
+    A run's numbers do not depend on its bundle, so regrouping retrains nothing.
+    """
+    size = cfg.resources.train_bundle
+    if size <= 1:
+        return {}
+    from ..training.bundle import shape_key, stacked_reason  # defers torch to configs that bundle
+
+    table = set(ids(table_runs(cfg)))
+    groups: dict[Any, list[str]] = {}
+    for r in all_runs(cfg):
+        tc = resolve_run(cfg, *r)
+        if stacked_reason(tc, cfg.model.dtype) is not None:
+            continue
+        rid = run_id(*r)
+        key = (rid in table, base_of(cfg, r[3]), shape_key(tc))
+        groups.setdefault(key, []).append(rid)
+    out: dict[str, list[str]] = {}
+    for rids in groups.values():
+        n = -(-len(rids) // size)
+        for k in range(n):
+            chunk = rids[k * len(rids) // n:(k + 1) * len(rids) // n]
+            if len(chunk) > 1:
+                out[f"{k + 1}of{n}_{chunk[0]}"] = chunk
+    return out
+
+
+def run_id_regex(exclude: Iterable[str] = ()) -> str:
+    """Regex of a run id (a Snakemake wildcard constraint); never matches ``base``, nor the ids
+    in ``exclude`` (the runs a bundle rule trains)."""
     named = "|".join(sorted((m for m in METHODS if m != "asym"), key=len, reverse=True))
     num = r"[0-9][0-9.e+-]*"
-    return rf"(?:asym_bp{num}_bn{num}|{named})_s[0-9]+"
+    rx = rf"(?:asym_bp{num}_bn{num}|{named})_s[0-9]+"
+    skip = "|".join(re.escape(r) for r in sorted(exclude))
+    return rf"(?!(?:{skip})$){rx}" if skip else rx
 
 
 def run_seed(rid: str) -> int:

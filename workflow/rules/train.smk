@@ -3,9 +3,21 @@
 # declared output, metrics.parquet, is written last. When the run's config slice changed
 # (the fingerprint param), --fresh-on-change moves the old checkpoints to
 # runs/{run}/previous/ and the run trains from scratch (asymcli/training/reruns.py).
+#
+# Bundles (resources.train_bundle > 1): runs that share a base and every tensor shape train
+# together in one job, `asym train --runs a,b,...` (asymcli/training/bundle.py); each keeps its
+# own folder, checkpoints and metrics, bit-identical to the run trained alone. One rule per
+# bundle (pipeline.train_bundles decides the grouping), and the per-run rule never matches a
+# bundled run. When one member's config slice changed, the bundle job runs again: the others
+# resume from their final checkpoint and only rewrite their metrics.parquet.
+
+BUNDLES = pipeline.train_bundles(CFG)
+BUNDLED = [rid for rids in BUNDLES.values() for rid in rids]
 
 
 rule train:
+    wildcard_constraints:
+        run=pipeline.run_id_regex(BUNDLED),
     input:
         prompts=rules.prep.output.prompts,
         **MODEL_INPUT,
@@ -31,3 +43,29 @@ rule train:
     shell:
         "{params.launcher} train --config {params.config} {params.run} --prompts {input.prompts}"
         " --model {params.model} --out {params.out} --no-progress --fresh-on-change > {log} 2>&1"
+
+
+for _name, _rids in BUNDLES.items():
+
+    rule:
+        name:
+            f"train_bundle_{_name}"
+        input:
+            prompts=rules.prep.output.prompts,
+            **({"model": pipeline.model_path(CFG, pipeline.run_seed(_rids[0]))} if MODEL_INPUT else {}),
+        output:
+            metrics=[f"{R}/runs/{rid}/metrics.parquet" for rid in _rids],
+        log:
+            f"{R}/logs/train/bundle_{_name}.log",
+        benchmark:
+            f"{R}/benchmarks/train/bundle_{_name}.tsv"
+        params:
+            config=CONFIG_FILE,
+            runs=",".join(_rids),
+            fingerprint=[pipeline.fingerprint(CFG, "train", rid) for rid in _rids],
+        threads: CFG.resources.train_threads
+        resources:
+            **TRAIN_RESOURCES,
+        shell:
+            "asym train --config {params.config} --runs {params.runs} --prompts {input.prompts}"
+            " --no-progress --fresh-on-change > {log} 2>&1"

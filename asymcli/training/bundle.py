@@ -149,7 +149,7 @@ class Bundle:
         # (docs/benchmarks.md), and each run keeps its own length-bucketed shapes.
         for t, (prows, _), o, (rw, gid, batch) in zip(ts, data, outs, collected):
             t0 = time.perf_counter()
-            old_logp, old_ent = t._logprobs_nograd(t.model, batch)
+            old_logp, old_ent = t.old_logprobs(batch)
             sb = t.step_batch(step, prows, o, rw, gid, batch, old_logp, old_ent, None)
             rollout_s_k = rollout_s + time.perf_counter() - t0
             t1 = time.perf_counter()

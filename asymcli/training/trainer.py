@@ -5,12 +5,12 @@ Each step (Appendix G/H):
    after epoch — a pure function of (seed, step), so resuming needs no data-loader state);
 2. sample G rollouts per prompt through the rollout-engine interface;
 3. grade them with the shared grader (reward 1 if correct, else 0);
-4. compute old-policy log-probs (and the Appendix E kappa_B from them, before any update);
+4. old-policy log-probs (kappa_B, App. E); the first mini-batch's come from its own update forward;
 5. advantages from the estimator registry;
 6. PPO-clip updates: ``epochs`` passes over mini-batches of ``mini_batch_prompts`` prompts,
    gradient accumulation over micro-batches with the mini-batch-wide aggregation
    denominator, AdamW, grad clipping;
-7. log-prob gain on correct rollouts (a forward after the update), metrics row: every
+7. log-prob gain on correct rollouts (a forward over them after the update), metrics row: every
    diagnostic over the whole batch, all ranks' shares (sums and counts all-reduced);
 8. every ``eval_every`` steps, greedy (T = 0) test accuracy per benchmark and its mean
    (Appendix G): the held-out split, or the config's eval benchmarks for a benchmark task.
@@ -18,19 +18,10 @@ Each step (Appendix G/H):
 Precision: fp32 master weights (AdamW, gradients) at any ``model.dtype``, which sets the
 compute precision through autocast (:meth:`Trainer.autocast`).
 
-Checkpoints (HF folder + optimizer/RNG/metrics state; asymcli/training/checkpointing.py) are written atomically every
-``checkpoint_every`` steps and at the end; a restarted run resumes from the latest complete
-one and reproduces the uninterrupted run's metrics (all randomness is derived from
-(seed, step)). NaN/inf in a training quantity stops the run naming step and quantity; the
-last good checkpoint stays.
-
-Integrity (tests/test_faults.py): a checkpoint's COMPLETE marker records the size and
-sha256 of each of its files (size only above ``artifacts.HASH_MAX_BYTES``); resuming and
-evaluation verify them first. A truncated or corrupted file is never loaded and never
-silently skipped: the run refuses with an ArtifactError naming the file and the folder to
-delete to resume from the previous checkpoint. Resuming also refuses when the run config
-differs from the checkpoint's in anything but the RESUME_FREE_KEYS (how long / where it
-runs), so a changed config never continues an old run under the new name.
+Checkpoints, resume and their integrity checks: asymcli/training/checkpointing.py (a restarted
+run reproduces the uninterrupted run's metrics: all randomness derives from (seed, step)).
+NaN/inf in a training quantity stops the run naming step and quantity; the last good
+checkpoint stays. Bundles (several runs in one process): asymcli/training/bundle.py.
 """
 
 from __future__ import annotations
@@ -152,6 +143,7 @@ class Trainer(CheckpointMixin):
         # beta_schedule "entropy" (method asym_adaptive): the betas move every step (rollout())
         self.schedule = (ScheduleState(beta_pos=run.beta_pos, beta_neg=run.beta_neg)
                          if run.beta_schedule == "entropy" else None)
+        self._pending: torch.Tensor | None = None  # rows whose old log-probs the update fills in
         self.start_step = 1
         self.last_good_step = 0
         if resume is not None:
@@ -213,7 +205,7 @@ class Trainer(CheckpointMixin):
         outs, rollout_s = self._generate(step, prompts)
         faults.maybe_fail("rollout", step)
         rewards, group_ids, batch = self.collect(rows, prompts, outs)
-        old_logp, old_ent = self._logprobs_nograd(self.model, batch)
+        old_logp, old_ent = self.old_logprobs(batch)
         ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
         sb = self.step_batch(step, rows, outs, rewards, group_ids, batch, old_logp, old_ent, ref_logp)
         return sb, {"rollout_s": rollout_s}
@@ -303,6 +295,30 @@ class Trainer(CheckpointMixin):
             out.append(torch.tensor([p * G + g for p in prompts for g in range(G)], dtype=torch.long))
         return out
 
+    def old_logprobs(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Old-policy ``(logp, entropy)`` [N, T] of the step's rollouts.
+
+        The first mini-batch's rows are left to the update: before its first optimizer step
+        the policy is the old one, so its forward's own (detached) values are these, to the
+        bit (a row's log-probs do not depend on the rows beside it); :meth:`update` fills
+        them in (``self._pending``). That saves a 1/M share of a forward over the batch. Not
+        with the entropy schedule, whose betas need every row's entropy before the update.
+        """
+        first = self.mini_batches(batch.resp_ids.shape[0] // self.run.group_size)[0] if self.schedule is None else None
+        self._pending = first
+        if first is None or len(first) == batch.resp_ids.shape[0]:
+            self._pending = None
+            return self._logprobs_nograd(self.model, batch)
+        later = torch.ones(batch.resp_ids.shape[0], dtype=torch.bool)
+        later[first] = False
+        rows = later.nonzero().flatten()
+        lp, ent = self._logprobs_nograd(self.model, batch.select(rows))
+        T = batch.resp_ids.shape[1]
+        out_lp, out_ent = torch.zeros((len(later), T)), torch.zeros((len(later), T))
+        out_lp[rows, : lp.shape[1]] = lp
+        out_ent[rows, : ent.shape[1]] = ent
+        return out_lp, out_ent
+
     def logprobs_after_update(self, sb: StepBatch) -> torch.Tensor:
         """Log-probs [N, T] of the step's responses under the updated policy, for the log-prob
         gain on correct rollouts (Fig. 2 d, h), its only reader: computed on the correct rows
@@ -334,8 +350,10 @@ class Trainer(CheckpointMixin):
         lr = self.set_step_lr(step)
         micro = run.micro_batch_seqs or len(sb.group_ids)
         stats = UpdateStats()
+        batches = self.mini_batches(len(sb.prompt_rows))
+        first_rows = batches[0]
         for _epoch in range(run.epochs):
-            for rows in self.mini_batches(len(sb.prompt_rows)):
+            for rows in batches:
                 denom = self.agg_denom(sb, rows)
                 self.backend.zero_grad()
                 stats.start_mini_batch()
@@ -346,6 +364,11 @@ class Trainer(CheckpointMixin):
                     with self.backend.compute():
                         with self.autocast():
                             logp, ent = response_logprobs(self.model, sub, temperature=run.temperature or 1.0)
+                        if self._pending is not None and _epoch == 0 and rows is first_rows:
+                            # The first mini-batch's old log-probs: this forward's, before any step.
+                            w = logp.shape[1]
+                            sb.old_logp[idx, :w] = logp.detach().float().cpu()
+                            sb.old_entropy[idx, :w] = ent.detach().float().cpu()
                         loss, mstats = self.micro_loss(sb, idx, logp, ent, sub.resp_mask, denom)
                         self._check_finite(step, "loss", loss.detach())
                         self.backend.backward(loss, last=u0 == starts[-1])

@@ -97,7 +97,10 @@ def test_dry_run_plans_table2(path, tmp_path):
     counts = job_counts(res.stdout + res.stderr)
     cfg = load_config(path)
     n = len(pipeline.table_runs(cfg))
-    assert counts["train"] == n and counts["eval_run"] == n
+    bundles = pipeline.train_bundles(cfg)  # one job per bundle, one per unbundled run
+    bundled = sum(len(v) for v in bundles.values())
+    assert counts.get("train", 0) == n - bundled and counts["eval_run"] == n
+    assert sum(v for k, v in counts.items() if k.startswith("train_bundle_")) == len(bundles)
     bases = len(cfg.grid.bases) or 1
     assert counts["eval_base"] == bases and counts["prep"] == 1
     assert counts.get("base", 0) == (bases if cfg.model.kind == "tiny" else 0)

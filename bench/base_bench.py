@@ -99,7 +99,7 @@ def main() -> None:
 
     from asymcli.engines.base import SamplingParams, make_engine
     from asymcli.grading import Grader
-    from asymcli.training.modeling import decode_responses, encode_prompts, load_policy
+    from asymcli.sampling.models import decode_responses, encode_prompts, load_policy
     from stages import base, prep
 
     out = Path(args.out or tempfile.mkdtemp(prefix="asym-base-bench-"))

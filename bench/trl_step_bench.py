@@ -64,7 +64,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     from asymcli.config import load_config, resolve_run
     from asymcli.embedded.prebuilt import PREBUILT_DIR
     from asymcli.grading import Grader
-    from asymcli.training.modeling import encode_prompts
+    from asymcli.sampling.models import encode_prompts
     from asymcli.training.trainer import Trainer
     from stages.prep import build_prompts
 
@@ -102,7 +102,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     if P % tc.mini_batch_prompts or tc.epochs != 1 or tc.micro_batch_seqs not in (0, tc.mini_batch_prompts * G):
         raise SystemExit("this bench mirrors one epoch of whole mini-batches (the default config's train section)")
     n_mb = P // tc.mini_batch_prompts
-    grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
+    grader = Grader.from_config(cfg.grading)
 
     trl_lens: list[float] = []  # mean completion length of each TRL generation
 

@@ -70,7 +70,8 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
     """counts[k] = number of prompts with k of ``train.group_size`` samples correct."""
     from asymcli.engines.base import SamplingParams, make_engine
     from asymcli.grading import Grader
-    from asymcli.training.modeling import decode_responses, encode_prompts
+    from asymcli.sampling.grade import decode_and_grade
+    from asymcli.sampling.models import encode_prompts
 
     G = cfg.train.group_size
     ids = encode_prompts(tokenizer, [r["prompt"] for r in rows], cfg.model)
@@ -78,8 +79,7 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
     params = SamplingParams(temperature=cfg.train.temperature, top_p=cfg.train.top_p,
                             max_new_tokens=cfg.train.max_new_tokens, n=G, seed=seed)
     rollouts = engine.generate(ids, params)
-    texts = decode_responses(tokenizer, [r.token_ids for r in rollouts])
-    verdicts = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol).grade_many(texts, [rows[r.prompt_index]["answer"] for r in rollouts])
+    _, verdicts = decode_and_grade(tokenizer, Grader.from_config(cfg.grading), rollouts, [r["answer"] for r in rows])
     correct = [0] * len(rows)
     for r, v in zip(rollouts, verdicts):
         correct[r.prompt_index] += bool(v.correct)
@@ -99,7 +99,7 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     import torch
 
     from asymcli.embedded import prebuilt, sft, tiny
-    from asymcli.training.modeling import encode_prompts, load_policy
+    from asymcli.sampling.models import encode_prompts, load_policy
 
     paths = default_paths(cfg)
     prompts = Path(prompts) if prompts else paths["prompts"]

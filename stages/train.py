@@ -19,7 +19,7 @@ from asymcli.training import distributed as dist
 from asymcli.config import Config, TrainConfig, config_to_dict, parse_run_id, resolve_run, run_description, run_id
 from asymcli.errors import ConfigError, DataError
 from asymcli.pipeline.layout import Layout
-from asymcli.evaluation.evaluate import CurveSet
+from asymcli.sampling.curves import CurveSet
 from asymcli.progress import PROGRESS_FILE, TrainProgress
 from asymcli.trackers import open_trackers
 from asymcli.training.reruns import RESUME_FREE_KEYS

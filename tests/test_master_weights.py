@@ -98,7 +98,7 @@ def test_torch_backend_steps_fp32_masters_of_a_bf16_module():
 
 def test_trainer_keeps_fp32_masters_and_computes_at_model_dtype(tiny_policy_dir, arith_rows, tmp_path):
     from asymcli.config import load_config, resolve_run
-    from asymcli.training.modeling import load_policy
+    from asymcli.sampling.models import load_policy
     from asymcli.training.trainer import Trainer
     from tests.test_trainer import ParityGrader, split
 

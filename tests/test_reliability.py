@@ -165,7 +165,7 @@ def test_resume_refuses_a_changed_config_but_allows_more_steps(ws, tiny_policy_d
 
 def test_eval_parts_are_redone_when_the_model_changes(ws, tiny_policy_dir):
     from asymcli.embedded.tiny import build_tokenizer, save_policy
-    from asymcli.training.modeling import load_policy
+    from asymcli.sampling.models import load_policy
 
     root, prompts = ws
     model = root / "changing_model"

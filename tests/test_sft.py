@@ -10,7 +10,7 @@ import torch
 from asymcli.embedded import sft, tiny
 from asymcli.config import BaseConfig, ModelConfig
 from asymcli.errors import ConfigError
-from asymcli.training.modeling import encode_prompts
+from asymcli.sampling.models import encode_prompts
 from asymcli.embedded.tasks import generate_arithmetic
 
 SMALL = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, max_position=128)

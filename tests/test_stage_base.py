@@ -13,7 +13,7 @@ from asymcli import artifacts
 from asymcli.cli import app
 from asymcli.config import config_from_dict, config_to_dict
 from asymcli.errors import ArtifactError, DataError
-from asymcli.training.modeling import load_policy
+from asymcli.sampling.models import load_policy
 from stages import base, prep
 
 pytest.importorskip("asymcli.grading")

@@ -12,7 +12,7 @@ import torch
 from asymcli.embedded import tiny
 from asymcli.config import ModelConfig
 from asymcli.errors import ConfigError
-from asymcli.training.modeling import decode_responses, encode_prompts, load_policy, resolve_dtype
+from asymcli.sampling.models import decode_responses, encode_prompts, load_policy, resolve_dtype
 
 SMALL = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64, max_position=128)
 PROMPT = "Compute 7*12+5. Put the final answer in \\boxed{}."

@@ -127,7 +127,7 @@ def test_nan_stops_run_naming_step_and_quantity(tiny_policy_dir, arith_rows, tmp
 
 
 def test_greedy_eval_prompts_spread_over_tiers():
-    from asymcli.evaluation.evaluate import spread_rows
+    from asymcli.sampling.curves import spread_rows
 
     rows = [{"difficulty": t, "i": i} for t in ("t1", "t2", "t3", "t4") for i in range(150)]
     picked = spread_rows(rows, 200)

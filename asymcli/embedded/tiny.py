@@ -6,7 +6,7 @@ model is a real ``Qwen3ForCausalLM`` (shape from ``ModelConfig``) and the tokeni
 ``tokenizers`` tokenizer wrapped for ``transformers``, with a ChatML chat template like
 Qwen's. Both are saved as one standard HF folder that ``AutoModelForCausalLM`` /
 ``AutoTokenizer.from_pretrained`` reload exactly, and are then loaded through
-:func:`asymcli.training.modeling.load_policy` like any other model.
+:func:`asymcli.sampling.models.load_policy` like any other model.
 
 Departures from a Qwen checkpoint: one token per character (a fixed vocabulary of the
 printable ASCII characters plus four special tokens, so ids are stable across machines and

@@ -3,5 +3,6 @@
 - :mod:`.evaluate`: samples per (checkpoint, benchmark), resumable parts, the curve sets;
 - :mod:`.benchmarks`: the benchmark registry and loaders (PROMPTS-schema tables).
 
-May import grading, engines, artifacts and the model loader (:mod:`asymcli.training.modeling`).
+May import sampling (model loading, engine settings, decode-and-grade, curve sets), grading,
+engines and the root; never training.
 """

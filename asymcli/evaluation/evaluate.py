@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from .. import artifacts, faults
@@ -25,7 +24,11 @@ from ..config import BenchmarkSpec, Config, config_to_dict, is_base_run, parse_r
 from ..engines.base import SamplingParams, make_engine
 from ..artifacts import checkpoint_fingerprint, verify_checkpoint
 from ..errors import ArtifactError, ConfigError
+from ..grading import Grader
 from ..progress import ProgressBar
+from ..sampling.curves import CurveSet, spread_rows
+from ..sampling.engine import engine_kwargs
+from ..sampling.grade import decode_and_grade
 
 PARTS = "parts"
 
@@ -84,6 +87,12 @@ def spec_key(spec: BenchmarkSpec, max_new_tokens: int, seed: int) -> str:
     return artifacts.config_hash(d)
 
 
+def part_key(spec: BenchmarkSpec, max_new_tokens: int, seed: int, model_key: str) -> str:
+    """The key a finished part carries: its spec's :func:`spec_key` and the checkpoint's
+    fingerprint (a retrained checkpoint's parts are redone)."""
+    return f"{spec_key(spec, max_new_tokens, seed)}-{model_key}"
+
+
 def part_done(path: Path, key: str) -> bool:
     """A part counts as finished if it is a readable SAMPLES file made with the same spec."""
     if not path.exists():
@@ -116,7 +125,7 @@ def evaluate(
     graded (asymcli.progress.EvalProgress writes it where `asym run-grid` shows it).
     """
     from .benchmarks import load_benchmark
-    from ..training.modeling import encode_prompts, load_policy, pick_device
+    from ..sampling.models import encode_prompts, load_policy, pick_device
 
     info = run_info(run_id, run_json)
     specs = list(cfg.eval.benchmarks)
@@ -129,29 +138,25 @@ def evaluate(
     out = Path(out)
     out_dir = out.parent
     tables = {s.name: load_benchmark(s, prompts_path=str(prompts_path) if prompts_path else None) for s in specs}
-    if grader is None:
-        from ..grading import Grader
-
-        grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
+    grader = Grader.from_config(cfg.grading) if grader is None else grader
     default_max_new = cfg.train.max_new_tokens
     parts: list[Path] = []
-    n_todo = sum(not part_done(part_path(out_dir, step, spec.name),
-                               f"{spec_key(spec, spec.max_new_tokens or default_max_new, cfg.eval.seed)}-"
-                               f"{checkpoint_fingerprint(folder)}")
-                 for step, folder in checkpoints for spec in specs) if on_progress else 0
-    n_started = 0
+    plan = []  # (step, folder, the parts still to sample), each part's key computed once
     for step, folder in checkpoints:
         todo = []
-        model_key = checkpoint_fingerprint(folder)  # a retrained checkpoint's parts are redone
+        model_key = checkpoint_fingerprint(folder)
         for spec in specs:
             max_new = spec.max_new_tokens or default_max_new
-            key = f"{spec_key(spec, max_new, cfg.eval.seed)}-{model_key}"
+            key = part_key(spec, max_new, cfg.eval.seed, model_key)
             path = part_path(out_dir, step, spec.name)
             parts.append(path)
             if not part_done(path, key):
                 todo.append((spec, max_new, key, path))
-        if not todo:
-            continue
+        if todo:
+            plan.append((step, folder, todo))
+    n_todo = sum(len(todo) for _, _, todo in plan) if on_progress else 0
+    n_started = 0
+    for step, folder, todo in plan:
         device = pick_device(cfg.train.device)
         verify_checkpoint(folder)
         model, tok = load_policy(str(folder), cfg.model, device=str(device))
@@ -180,19 +185,12 @@ def evaluate(
 
 def _eval_engine(cfg: Config, model: Any, tok: Any, folder: Path, device: Any) -> Any:
     """The engine that samples a checkpoint: ``train.engine``, but HF for vLLM on the CPU."""
-    from ..training.modeling import resolve_dtype
+    from ..sampling.models import resolve_dtype
 
     name = "hf" if cfg.train.engine == "vllm" and device.type == "cpu" else cfg.train.engine
-    kwargs: dict[str, Any] = {}
-    if name == "hf":
-        kwargs = {"batch_size": cfg.eval.batch_size}
-    elif name == "vllm":  # same settings as the trainer's engine (Trainer._engine_kwargs)
-        # The compute dtype, explicitly: checkpoints hold fp32 master weights, which vLLM's
-        # "auto" would run in fp16.
-        dtype = str(resolve_dtype(cfg.model.dtype, device)).removeprefix("torch.")
-        kwargs = {"gpu_memory_utilization": cfg.train.vllm_gpu_memory_utilization, "model_path": str(folder),
-                  "dtype": dtype}
-    return make_engine(name, model, tok, **kwargs)
+    return make_engine(name, model, tok, **engine_kwargs(
+        name, cfg.train, model_path=str(folder), dtype=resolve_dtype(cfg.model.dtype, device),
+        batch_size=cfg.eval.batch_size, static_dtype=False))
 
 
 def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, Any]], ids: list[list[int]],
@@ -212,8 +210,7 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
                                     n=spec.k, seed=int(ecfg.seed) + c0)
             with torch.no_grad():
                 rolls = engine.generate(sub_ids, params)
-            texts = tok.batch_decode([r.token_ids for r in rolls], skip_special_tokens=True)
-            verdicts = grader.grade_many(texts, [sub_rows[r.prompt_index]["answer"] for r in rolls])
+            texts, verdicts = decode_and_grade(tok, grader, rolls, [r["answer"] for r in sub_rows])
             for r, text, v in zip(rolls, texts, verdicts):
                 row = sub_rows[r.prompt_index]
                 out.append({
@@ -228,27 +225,6 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
             if report is not None:
                 report(min(c0 + chunk, len(rows)), len(rows))
     return out
-
-
-def spread_rows(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    """``n`` rows evenly spaced over ``rows``, in order.
-
-    Held-out rows come grouped by tier; the first ``n`` would measure the easy tiers only.
-    """
-    if n >= len(rows):
-        return rows
-    idx = sorted(set(np.linspace(0, len(rows) - 1, n).round().astype(int).tolist()))
-    return [rows[i] for i in idx]
-
-
-@dataclasses.dataclass
-class CurveSet:
-    """One benchmark of the trainer's greedy test-accuracy curve (Appendix G: T = 0 every
-    ``train.eval_every`` steps). ``rows`` are PROMPTS rows (``prompt``, ``answer``)."""
-
-    name: str
-    rows: list[dict[str, Any]]
-    max_new_tokens: int
 
 
 def curve_sets(cfg: Config, *, prompts_path: Path | None = None) -> list[CurveSet]:

@@ -37,7 +37,7 @@ from ..engines.base import SamplingParams
 from ..errors import ConfigError
 from ..progress import ProgressBar
 from . import distributed as dist
-from .modeling import pick_device, resolve_dtype
+from ..sampling.models import pick_device, resolve_dtype
 from .trainer import Trainer
 
 # What runs of one bundle must share: every tensor shape and the sampling distribution.

@@ -46,10 +46,13 @@ from ..algorithm.objective import policy_loss
 from ..algorithm.schedule import ScheduleSettings, ScheduleState, schedule_step
 from ..config import Config, TrainConfig, run_description
 from ..engines.base import RolloutEngine, SamplingParams, make_engine
-from ..evaluation.evaluate import CurveSet, spread_rows
 from ..errors import ConfigError, NumericalError
 from ..progress import ProgressBar
-from .modeling import PromptIds, encode_prompts, load_policy, pick_device, resolve_dtype
+from ..grading import Grader
+from ..sampling.curves import CurveSet, spread_rows
+from ..sampling.engine import engine_kwargs
+from ..sampling.grade import decode_and_grade
+from ..sampling.models import PromptIds, encode_prompts, load_policy, pick_device, resolve_dtype
 from .diagnostics import StepBatch, UpdateStats, schedule_signals, step_diagnostics
 from .policy import PackedBatch, pack, response_logprobs
 
@@ -133,12 +136,9 @@ class Trainer(CheckpointMixin):
         self.model = self.backend.model
         self.stacked = stacked
         self.engine: RolloutEngine | None = None if stacked else make_engine(
-            run.engine, self.model, self.tokenizer, **self._engine_kwargs())
-        if grader is None:
-            from ..grading import Grader
-
-            grader = Grader(multi_box=cfg.grading.multi_box, rel_tol=cfg.grading.rel_tol)
-        self.grader = grader
+            run.engine, self.model, self.tokenizer,
+            **engine_kwargs(run.engine, run, model_path=self.model_path, dtype=self.compute_dtype))
+        self.grader = Grader.from_config(cfg.grading) if grader is None else grader
         self.metrics_rows: list[dict[str, Any]] = []
         # beta_schedule "entropy" (method asym_adaptive): the betas move every step (rollout())
         self.schedule = (ScheduleState(beta_pos=run.beta_pos, beta_neg=run.beta_neg)
@@ -150,17 +150,6 @@ class Trainer(CheckpointMixin):
             self._load_state(resume)
 
     # ------------------------------------------------------------------ setup
-
-    def _engine_kwargs(self) -> dict[str, Any]:
-        # The engines sample at the compute precision, not the fp32 masters': vLLM would
-        # otherwise read the dtype from the checkpoint's config (fp32 -> fp16 under "auto").
-        dtype = str(self.compute_dtype).removeprefix("torch.")
-        if self.run.engine == "vllm":
-            return {"gpu_memory_utilization": self.run.vllm_gpu_memory_utilization,
-                    "model_path": self.model_path, "dtype": dtype}
-        if self.run.engine == "static":
-            return {"dtype": dtype}
-        return {}
 
     def config_dict(self) -> dict[str, Any]:
         return dict(run_description(self.cfg, self.run), model_path=self.model_path)
@@ -259,9 +248,8 @@ class Trainer(CheckpointMixin):
 
     def rewards(self, rows: list[int], outs: list[Any]) -> torch.Tensor:
         """The verifiable reward: 1 when the grader accepts the response's answer, else 0."""
-        texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
-        golds = [self.train_rows[rows[o.prompt_index]]["answer"] for o in outs]
-        verdicts = self.grader.grade_many(texts, golds)
+        answers = [self.train_rows[i]["answer"] for i in rows]
+        _, verdicts = decode_and_grade(self.tokenizer, self.grader, outs, answers)
         return torch.tensor([1.0 if v.correct else 0.0 for v in verdicts])
 
     def advantages(self, step: int, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
@@ -460,8 +448,7 @@ class Trainer(CheckpointMixin):
 
     def eval_counts(self, name: str, rows: list[dict[str, Any]], outs: list[Any]) -> dict[str, float]:
         """``{name/correct, name/n}`` of greedy responses ``outs`` to curve-set rows ``rows``."""
-        texts = self.tokenizer.batch_decode([o.token_ids for o in outs], skip_special_tokens=True)
-        verdicts = self.grader.grade_many(texts, [rows[o.prompt_index]["answer"] for o in outs])
+        _, verdicts = decode_and_grade(self.tokenizer, self.grader, outs, [r["answer"] for r in rows])
         return {f"{name}/correct": float(sum(v.correct for v in verdicts)), f"{name}/n": float(len(outs))}
 
     def _log(self, msg: str) -> None:

@@ -74,6 +74,8 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     tc = resolve_run(cfg, a.method)
     tc.eval_every = 0
     tc.threads = a.threads
+    if a.engine:
+        tc.engine = a.engine
     rows = build_prompts(cfg)
     rows = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     train = [r for r in rows if r["split"] == "train"]
@@ -81,7 +83,11 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="asym-trl-bench-"))
 
     # ---- asym
-    asym = Trainer(cfg, tc, train, heldout, base, tmp / "asym", progress=False)
+    from asymcli.training.bundle import Bundle, stacked_reason
+
+    stacked = stacked_reason(tc, cfg.model.dtype) is None  # the static engine on the CPU: a bundle of one
+    asym = Trainer(cfg, tc, train, heldout, base, tmp / "asym", progress=False, stacked=stacked)
+    bundle = Bundle([asym]) if stacked else None
     torch.set_num_threads(a.threads)
     asym_times: list[float] = []
     asym_cpu: list[float] = []
@@ -90,7 +96,8 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
 
     def asym_step() -> float:
         t0, c0 = time.perf_counter(), time.process_time()
-        row = asym.train_step(asym_next[0])
+        row = (bundle.train_step(asym_next[0], [asym])[id(asym)] if bundle is not None
+               else asym.train_step(asym_next[0]))
         dt = time.perf_counter() - t0
         asym_cpu.append(time.process_time() - c0)
         asym_next[0] += 1
@@ -205,6 +212,8 @@ def main() -> None:
     p.add_argument("--method", default="grpo", help="asym's method (GRPO, as TRL's; the estimator does not change the cost)")
     p.add_argument("--threads", default="1,2", help="comma list; each in its own child process")
     p.add_argument("--steps", type=int, default=5, help="timed steps per side (after one warm-up step each)")
+    p.add_argument("--engine", choices=["hf", "static"], help="asym's rollout engine (default: the config's, hf for "
+                   "the default); static on the CPU is the stacked decoder of a bundle of one")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
@@ -217,7 +226,7 @@ def main() -> None:
     results = []
     for th in [int(x) for x in a.threads.split(",") if x]:
         cmd = [sys.executable, __file__, "--child", "--threads", str(th), "--steps", str(a.steps),
-               "--config", a.config, "--method", a.method]
+               "--config", a.config, "--method", a.method, *(["--engine", a.engine] if a.engine else [])]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not lines:

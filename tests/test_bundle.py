@@ -140,7 +140,7 @@ def test_grouping_and_the_per_run_rule():
 TRAIN = {"steps": 4, "prompts_per_step": 4, "mini_batch_prompts": 2, "group_size": 4, "max_new_tokens": 12,
          "eval_every": 2, "eval_prompts": 4, "checkpoint_every": 2, "keep_last": 2, "lr": 1e-3,
          "warmup_steps": 1, "entropy_coef": 0.05, "threads": 1, "engine": "static"}
-IDS = ["grpo_s0", "reinforce_s1", "asym_bp0.9_bn0.4_s2"]
+IDS = ["grpo_s0", "asym_bp0.9_bn0.4_s2"]
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +178,14 @@ def test_kill_inside_a_bundle_then_rerun_gives_the_uninterrupted_numbers(project
     assert asym(cmd, project / "logs" / "k2.log") == 0, (project / "logs" / "k2.log").read_text()[-2000:]
     for rid in IDS:
         assert_same_run(project / "whole" / "runs" / rid, project / "killed" / "runs" / rid)
+    # asym status sees bundled runs as runs: trained, their checkpoints, nothing stale or damaged
+    from asymcli.pipeline import collect_status
+
+    cfg = load_config(project / "killed.yaml", {"grid": {"methods": ["grpo", "reinforce"], "betas": [[0.9, 0.4]],
+                                                       "seeds": [0, 1, 2]}})
+    rows = {r.run_id: r for r in collect_status(cfg).runs}
+    for rid in IDS:
+        assert rows[rid].trained and rows[rid].checkpoints == [2, 4] and not rows[rid].damage, rows[rid]
 
 
 def test_a_changed_run_retrains_and_the_others_stay(project):

@@ -48,9 +48,9 @@ from torch import Tensor
 from trl import GRPOConfig, GRPOTrainer
 
 from asymcli.algorithm import metrics as M
-from asymcli.algorithm.advantages import compute_advantages, estimator_names, get_estimator, resolve_betas
+from asymcli.algorithm.advantages import estimator_names, get_estimator, resolve_betas
 
-from ._common import channel_diagnostics, is_binary, logprob_gain
+from ._common import channel_diagnostics, group_advantages, is_binary, logprob_gain
 
 __all__ = ["TRL_EPS", "AsymGRPOConfig", "AsymGRPOTrainer"]
 
@@ -95,10 +95,16 @@ class AsymGRPOConfig(GRPOConfig):
     def __post_init__(self) -> None:
         # Ours first: a misspelt estimator is reported before TRL's own checks.
         try:
-            get_estimator(self.advantage_estimator)
+            est = get_estimator(self.advantage_estimator)
             resolve_betas(self.advantage_estimator, self.beta_pos, self.beta_neg)
         except ValueError as e:
             raise ValueError(f"AsymGRPOConfig: {e}") from None
+        given = [f"{k}={v}" for k, v in (("beta_pos", self.beta_pos), ("beta_neg", self.beta_neg))
+                 if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        if est.beta_mode == "none" and given:
+            raise ValueError(
+                f"AsymGRPOConfig: advantage_estimator={self.advantage_estimator!r} has no betas, so "
+                f"{', '.join(given)} would not be used; drop it, or use advantage_estimator='asym'")
         if self.scale_rewards not in ("none", False):
             raise ValueError(
                 f"AsymGRPOConfig: scale_rewards={self.scale_rewards!r} would not be used: advantage_estimator "
@@ -168,8 +174,8 @@ class AsymGRPOTrainer(GRPOTrainer):
         """Registry advantages [N] of the scored completions; 0 for unscored ones."""
         out = torch.zeros_like(rewards)
         try:
-            out[scored] = compute_advantages(self.args.advantage_estimator, rewards[scored], group_ids[scored],
-                                             beta_pos=self.args.beta_pos, beta_neg=self.args.beta_neg, eps=TRL_EPS)
+            out[scored] = group_advantages(self.args.advantage_estimator, rewards[scored], group_ids[scored],
+                                           beta_pos=self.args.beta_pos, beta_neg=self.args.beta_neg, eps=TRL_EPS)
         except ValueError as e:
             raise ValueError(f"AsymGRPOTrainer (advantage_estimator={self.args.advantage_estimator!r}): {e}; "
                              f"the reward is the weighted sum of the reward functions") from None

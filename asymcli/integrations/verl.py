@@ -35,6 +35,7 @@ logs them through verl's own tracker by riding on the actor-update metrics.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +45,9 @@ from torch import Tensor
 from verl.trainer.ppo.core_algos import register_adv_est
 
 from asymcli.algorithm import metrics as M
-from asymcli.algorithm.advantages import compute_advantages, get_estimator, resolve_betas
+from asymcli.algorithm.advantages import get_estimator, resolve_betas
 
-from ._common import channel_diagnostics, group_ids_from_index, is_binary, logprob_gain
+from ._common import channel_diagnostics, group_advantages, group_ids_from_index, is_binary, logprob_gain
 
 __all__ = [
     "BETA_NEG_KEY",
@@ -102,8 +103,8 @@ def make_estimator(verl_name: str, registry_name: str) -> Callable[..., tuple[Te
             beta_pos, beta_neg = resolve_betas(est.name, *given)
             with torch.no_grad():
                 scores = token_level_rewards.sum(dim=-1)
-                adv = compute_advantages(est.name, scores, group_ids_from_index(index).to(scores.device),
-                                         beta_pos=beta_pos, beta_neg=beta_neg)
+                adv = group_advantages(est.name, scores, group_ids_from_index(index).to(scores.device),
+                                       beta_pos=beta_pos, beta_neg=beta_neg)
         except ValueError as e:
             raise ValueError(f"verl algorithm.adv_estimator={verl_name} (algorithm.{BETA_POS_KEY}="
                              f"{given[0]}, algorithm.{BETA_NEG_KEY}={given[1]}): {e}") from None
@@ -169,21 +170,31 @@ def batch_metrics(batch: Any, new_log_probs: Tensor | None = None) -> dict[str, 
 # Config keys
 # ---------------------------------------------------------------------------
 
-#: Every ``algorithm.asym_*`` key this module reads; any other ``asym_*`` key is an error
-#: (``+algorithm.asym_beta_postive=0.9`` composes in Hydra and would silently do nothing).
+#: Every ``algorithm.asym_*`` key this module reads. Any other key of verl's ``algorithm`` section
+#: that starts with ``asym`` or names a beta is an error: ``+algorithm.asym_beta_postive=0.9`` and
+#: ``+algorithm.beta_pos=0.5`` compose in Hydra and would silently leave the default betas.
 KNOWN_KEYS = (BETA_POS_KEY, BETA_NEG_KEY, LOG_PROB_GAIN_KEY)
 
 
+def _near_miss(key: str) -> bool:
+    k = key.lower()
+    return k not in KNOWN_KEYS and (k.startswith("asym") or "beta" in k)
+
+
 def check_keys(config: Any) -> None:
-    """Raise ValueError, in one line naming it, on an ``asym_*`` key of verl's ``algorithm``
-    section that is not one of :data:`KNOWN_KEYS`. config: DictConfig, dict, dataclass or None."""
+    """Raise ValueError, in one line naming it, on a key of verl's ``algorithm`` section that
+    starts with ``asym`` or contains ``beta`` and is not one of :data:`KNOWN_KEYS` (``beta_pos``,
+    ``beta_neg``, ``asym_betapos``...). config: DictConfig, dict, dataclass or None."""
     if config is None:
         return
     keys = config.keys() if hasattr(config, "keys") else vars(config).keys()
-    unknown = sorted(str(k) for k in keys if str(k).startswith("asym_") and k not in KNOWN_KEYS)
+    unknown = sorted(str(k) for k in keys if _near_miss(str(k)))
     if unknown:
-        raise ValueError(f"unknown key algorithm.{unknown[0]} (asymcli.integrations.verl reads "
-                         f"algorithm.{', algorithm.'.join(KNOWN_KEYS)})")
+        key = unknown[0]
+        guess = BETA_POS_KEY if "pos" in key.lower() else BETA_NEG_KEY if "neg" in key.lower() else None
+        hint = f"; did you mean algorithm.{guess}?" if guess else ""
+        raise ValueError(f"unknown key algorithm.{key} (asymcli.integrations.verl reads "
+                         f"algorithm.{', algorithm.'.join(KNOWN_KEYS)}{hint})")
 
 
 # ---------------------------------------------------------------------------
@@ -236,10 +247,11 @@ class AsymMetricsMixin:
 
     v1: importing this module registers ``asym_sync``, ``asym_colocate_async`` and
     ``asym_separate_async`` through verl's ``register_trainer``: select one with
-    ``trainer.v1.trainer_mode=asym_sync``. Each is verl's trainer of that mode with this mixin;
-    its constructor writes the base mode back into ``trainer.v1.trainer_mode`` so that every
-    mode-dependent branch of verl (replay buffer, ``trainer.v1.sync.*`` settings) is the base
-    mode's. ``_update_actor(batch, metrics)`` runs verl's update, then reads the step's rows from
+    ``trainer.v1.trainer_mode=asym_sync``. Each is verl's trainer of that mode with this mixin.
+    The config keeps ``trainer_mode: asym_sync`` (so verl's tracker records it), while the
+    trainer's ``trainer_mode`` attribute, on which every mode-dependent branch of verl reads
+    (replay buffer, ``trainer.v1.sync.*`` settings), is the base mode; ``trainer.v1.asym_sync``
+    is set to the base mode's section for code that looks settings up by the config's name. ``_update_actor(batch, metrics)`` runs verl's update, then reads the step's rows from
     the TransferQueue and adds the metrics to the step's ``metrics`` (padding rows left out;
     with multi-output agent loops, each session's final output).
 
@@ -256,9 +268,25 @@ class AsymMetricsMixin:
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
         check_keys(config.algorithm)
         v1 = config.trainer.get("v1", None) if hasattr(config.trainer, "get") else None
-        if self._asym_base_mode and v1 is not None and v1.get("trainer_mode") != self._asym_base_mode:
-            v1.trainer_mode = self._asym_base_mode  # verl branches on the mode's name
+        mode = v1.get("trainer_mode") if v1 is not None else None
+        if self._asym_base_mode and mode and mode != self._asym_base_mode and mode not in v1:
+            # The config keeps trainer_mode=asym_<mode> (what verl's tracker records); settings looked
+            # up by the mode's name (trainer.v1.<mode>.*) are the base mode's.
+            from omegaconf import open_dict
+
+            with open_dict(v1):
+                v1[mode] = v1.get(self._asym_base_mode, {})
         super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
+
+    @property
+    def trainer_mode(self) -> Any:
+        """verl's trainer mode, as verl's own code branches on it (replay buffer, ``!= "sync"``):
+        the base mode for an ``asym_<mode>`` trainer, whatever the config's name of it."""
+        return self._asym_base_mode or self.__dict__.get("_asym_trainer_mode")
+
+    @trainer_mode.setter
+    def trainer_mode(self, value: Any) -> None:  # verl's __init__: self.trainer_mode = config's name
+        self.__dict__["_asym_trainer_mode"] = value
 
     def _update_actor(self, batch: Any, metrics: dict | None = None) -> Any:
         if metrics is None:  # legacy RayPPOTrainer: DataProto in, actor output out
@@ -348,5 +376,9 @@ def register_trainers() -> list[str]:
 
 try:
     register_trainers()
-except ImportError:  # no v1 trainer here (e.g. no TransferQueue): the estimators still work
-    pass
+except Exception as _e:  # e.g. no TransferQueue, or hydra-core against math-verify's antlr4 4.13
+    # The estimators are registered; only the trainer modes are missing. Say why, once.
+    warnings.warn(f"asymcli.integrations.verl: verl's v1 trainer did not import ({type(_e).__name__}: {_e}), "
+                  f"so trainer.v1.trainer_mode=asym_sync/asym_colocate_async/asym_separate_async are not "
+                  f"registered (the advantage estimators are); see docs/integrations.md, 'Install'",
+                  RuntimeWarning, stacklevel=2)

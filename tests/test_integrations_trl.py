@@ -132,3 +132,45 @@ def test_trainer_needs_its_config_and_scores_unscored_rollouts_zero(tmp_path):
     g = r.view(-1, G)
     trl = ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + 1e-4)).reshape(-1)
     torch.testing.assert_close(got, trl)
+
+
+def test_a_beta_the_estimator_does_not_read_is_refused(tmp_path):
+    """The issue's case: advantage_estimator="dr_grpo", beta_pos=0.9 accepted the beta and ignored it."""
+    common = {"output_dir": str(tmp_path), "report_to": "none", "bf16": False}
+    for name in ("dr_grpo", "grpo_unbiased"):
+        with pytest.raises(ValueError, match=rf"advantage_estimator='{name}' has no betas, so beta_pos=0.9 would not"):
+            AsymGRPOConfig(advantage_estimator=name, beta_pos=0.9, **common)
+        with pytest.raises(ValueError, match="beta_neg=0.4 would not be used"):
+            AsymGRPOConfig(advantage_estimator=name, beta_neg=0.4, **common)
+        assert AsymGRPOConfig(advantage_estimator=name, **common).beta_pos is None
+    with pytest.raises(TypeError):  # a misspelt key is TRL's dataclass error
+        AsymGRPOConfig(beta_positive=0.9, **common)
+
+
+def test_a_group_of_one_gets_the_estimators_endpoint(tmp_path):
+    """A group reduced to one scored completion (the others unscored) no longer fails ent_*."""
+    ns = tiny_setup(tmp_path)
+    trainer = AsymGRPOTrainer(model=ns["model"], processing_class=ns["tokenizer"], reward_funcs=lambda **k: None,
+                              args=AsymGRPOConfig(advantage_estimator="ent_increase", output_dir=str(tmp_path),
+                                                  report_to="none", bf16=False, num_generations=G,
+                                                  per_device_train_batch_size=2 * G), train_dataset=ns["dataset"])
+    nan = float("nan")
+    rewards, scored = trainer._rewards(torch.tensor([[1.0], [0.0], [0.0], [1.0], [0.0], [nan], [nan], [nan]]))
+    adv = trainer._advantages(rewards, torch.arange(8) // G, scored)
+    from asymcli.algorithm.advantages import channel_values
+    assert adv[4] == pytest.approx(channel_values("ent_increase", G)[0][3])  # p = 0 at G = 4: the flip's endpoint
+    assert (adv[5:] == 0).all()
+
+
+def test_trl_example_script_trains_on_cpu(tmp_path):
+    """examples/trl/asym_grpo.py as a user runs it: the tiny prebuilt base, asym's task and grader."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, str(root / "examples" / "trl" / "asym_grpo.py"), "--output-dir",
+                          str(tmp_path), "--max-steps", "2"], capture_output=True, text=True, timeout=900, cwd=root)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    logged = [line for line in run.stdout.splitlines() if line.startswith("{") and "asym/mixed_frac" in line]
+    assert len(logged) == 2, run.stdout[-3000:]
+    assert (tmp_path / "model.safetensors").exists()

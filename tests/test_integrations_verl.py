@@ -326,7 +326,10 @@ class FakeTransferQueue:
             row = self.rows.setdefault(key, {})
             for name in fields.keys():
                 value = fields[name]
-                row[name] = value[i] if isinstance(value, list) else value.unbind(0)[i] if value.is_nested else value[i]
+                if isinstance(value, torch.Tensor):
+                    row[name] = value.unbind(0)[i] if value.is_nested else value[i]
+                else:  # a list, or the NonTensorStack of verl's list_of_dict_to_tensordict
+                    row[name] = value[i] if isinstance(value, list) else value.tolist()[i]
             if tags is not None:
                 self.tags[key] = tags[i]
         # As TransferQueue: the keys' stored tags (is_padding...) come back with them.
@@ -336,6 +339,10 @@ class FakeTransferQueue:
         from tensordict import TensorDict
 
         out = {}
+        if select_fields is None:  # every field (verl's padding reads its template row so)
+            from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+            return list_of_dict_to_tensordict([dict(self.rows[k]) for k in keys])
         for name in select_fields:
             values = [self.rows[k][name] for k in keys if name in self.rows[k]]
             if len(values) < len(keys):
@@ -379,8 +386,13 @@ def test_v1_trainer_mode_logs_diagnostics_through_verls_own_step(monkeypatch):
     trainer_cls = v1.get_trainer_cls(cfg.trainer.v1.trainer_mode)  # what verl's TaskRunnerV1 does
     assert issubclass(trainer_cls, integ.AsymMetricsMixin) and issubclass(trainer_cls, v1.get_trainer_cls("sync"))
     trainer = trainer_cls(config=cfg)  # verl's own constructor (workers start later, in init())
-    assert trainer.trainer_mode == cfg.trainer.v1.trainer_mode == "sync"  # verl's sync branches apply
+    assert trainer.trainer_mode == "sync"  # verl's sync branches apply
     assert type(trainer.replay_buffer).__name__ == "ReplayBuffer"
+    # What verl's fit() hands its tracker (Tracking(config=OmegaConf.to_container(self.config,
+    # resolve=True))): the asym mode, so a logged run shows that asym_sync ran.
+    logged = OmegaConf.to_container(trainer.config, resolve=True)
+    assert logged["trainer"]["v1"]["trainer_mode"] == "asym_sync"
+    assert logged["trainer"]["v1"]["asym_sync"] == logged["trainer"]["v1"]["sync"]
 
     # Two prompts: 'a' is the multi-output case of session_batch, 'b' four one-output sessions.
     keys_a, rewards_a, mask_a, _ = session_batch()
@@ -438,3 +450,205 @@ def test_v1_trainer_mode_logs_diagnostics_through_verls_own_step(monkeypatch):
     assert metrics["asym/kappa_batch"] == pytest.approx(M.kappa_batch(old, pad_mask, s, ids))
     assert metrics["asym/logprob_gain_correct_tok"] == pytest.approx(0.25)
     assert all(isinstance(v, float) and math.isfinite(v) for k, v in metrics.items() if k.startswith("asym/"))
+
+
+# ---------------------------------------------------------------------------
+# Padding rows, near-miss keys, registration (issue 29)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verl_name", ["ent_decrease", "ent_increase", "asym_grpo", "neg_only"])
+def test_verls_padding_rows_get_the_estimators_value(verl_name, monkeypatch):
+    """verl's upsample_batch_to_divisible_size pads with rows sharing one uid: one padding row is a
+    group of one, which ent_* refused ("needs groups of at least 2 rollouts"). Through verl's own
+    padding function and verl's v1 _compute_advantage: no error, 0 on the padding row (its response
+    mask is 0), the registry's values on the real rows."""
+    v1 = import_verl_v1()
+    import transfer_queue
+    from transfer_queue import KVBatchMeta
+    from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
+
+    config_dir = Path(core_algos.__file__).resolve().parents[1] / "config"
+    cfg = apply_overrides(OmegaConf.load(config_dir / "_generated_ppo_trainer.yaml"),
+                          [f"algorithm.adv_estimator={verl_name}", "actor_rollout_ref.rollout.n=4",
+                           "trainer.v1.trainer_mode=asym_sync"])
+    trainer = v1.get_trainer_cls("asym_sync")(config=cfg)
+    store = FakeTransferQueue()
+    monkeypatch.setattr(transfer_queue, "kv_batch_get", store.kv_batch_get)
+    monkeypatch.setattr(transfer_queue, "kv_batch_put", store.kv_batch_put)
+    # 7 rollouts (prompt b lost one, as to a filter): a batch multiple of 8 needs one padding row.
+    scores = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    uids = ["a"] * 4 + ["b"] * 3
+    keys = [f"{u}_{i}_0" for i, u in enumerate(uids)]
+    for key, uid, score in zip(keys, uids, scores, strict=True):
+        rm = torch.zeros(3)
+        rm[-1] = score
+        store.rows[key] = {"uid": uid, "prompts": torch.tensor([5, 6]), "responses": torch.tensor([7, 8, 2]),
+                           "input_ids": torch.tensor([5, 6, 7, 8, 2]), "attention_mask": torch.ones(5, dtype=torch.int64),
+                           "position_ids": torch.arange(5), "response_mask": torch.ones(3, dtype=torch.int64),
+                           "rm_scores": rm}
+    tags = [{"is_padding": False, "prompt_len": 2, "response_len": 3, "seq_len": 5} for _ in keys]
+    store.tags.update(zip(keys, tags, strict=True))
+    batch = upsample_batch_to_divisible_size(KVBatchMeta(keys=keys, tags=tags, partition_id="train"), 8, 2)
+    assert len(batch.keys) == 8 and batch.tags[-1]["is_padding"]
+    pad = store.rows[batch.keys[-1]]
+    assert pad["uid"].startswith("pad") and float(pad["response_mask"].sum()) == 0
+
+    batch = trainer._compute_advantage(batch, metrics={})
+    adv = [store.rows[k]["advantages"] for k in batch.keys]
+    assert torch.equal(adv[-1], torch.zeros_like(adv[-1]))
+    want = compute_advantages(integ.VERL_ESTIMATORS[verl_name], torch.tensor(scores),
+                              torch.tensor([0] * 4 + [1] * 3))
+    for got, value in zip(adv[:-1], want, strict=True):
+        torch.testing.assert_close(got, torch.full_like(got, float(value)))
+
+
+def test_a_group_of_one_is_the_uniform_group_at_its_reward():
+    """The estimator called directly (verl's registry) on a batch with groups of one: the value the
+    registry gives a uniform group at p = 0 or 1 with G = the batch's largest group."""
+    from asymcli.algorithm.advantages import channel_values
+
+    rewards = torch.zeros(7, 3)
+    scores = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0])  # a group of 4, then three singles
+    rewards[:, -1] = scores
+    index = np.array(["a"] * 4 + ["s1", "s2", "s3"], dtype=object)
+    mask = torch.ones(7, 3)
+    for verl_name in integ.VERL_ESTIMATORS:
+        betas = BETAS[verl_name]
+        adv, _ = core_algos.get_adv_estimator_fn(verl_name)(rewards, mask, index, config={
+            "asym_beta_pos": betas[0], "asym_beta_neg": betas[1]})
+        table = {k: (pos, neg) for k, _, pos, neg in channel_values(integ.VERL_ESTIMATORS[verl_name], 4, *betas)}
+        assert adv[4, 0] == pytest.approx(table[4][0]) and adv[6, 0] == pytest.approx(table[4][0])  # p = 1
+        assert adv[5, 0] == pytest.approx(table[0][1])  # p = 0
+    # Where the registry accepts groups of one, the value is the registry's own.
+    adv, _ = core_algos.get_adv_estimator_fn("asym_grpo")(rewards, mask, index)
+    torch.testing.assert_close(adv[:, 0], compute_advantages("asym", scores, torch.tensor([0, 0, 0, 0, 1, 2, 3])))
+
+
+@pytest.mark.parametrize("key", ["beta_pos", "beta_neg", "asym_betapos", "asym_beta", "betas", "asym_beta_positive"])
+def test_near_miss_keys_are_refused(key):
+    rewards, mask, index, _, _ = make_batch(2, 4, 0)
+    fn = core_algos.get_adv_estimator_fn("asym_grpo")
+    with pytest.raises(ValueError, match=rf"^unknown key algorithm\.{key} \(asymcli") as err:
+        fn(rewards, mask, index, config=OmegaConf.create({"adv_estimator": "asym_grpo", key: 0.5}))
+    assert "\n" not in str(err.value)
+    if "pos" in key:
+        assert "did you mean algorithm.asym_beta_pos?" in str(err.value)
+    # The issue's command line: '+algorithm.beta_pos=0.5' composes, the trainer refuses it.
+    cfg = hydra_like(["algorithm.adv_estimator=asym_grpo", f"+algorithm.{key}=0.5"])
+    with pytest.raises(ValueError, match=f"algorithm.{key}"):
+        integ.check_keys(cfg.algorithm)
+    # verl's own algorithm keys pass.
+    integ.check_keys(hydra_like(["algorithm.adv_estimator=asym_grpo"]).algorithm)
+
+
+def _python(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_the_verl_plugins_entry_point_registers_without_the_environment_variable():
+    """`import verl` alone (no VERL_USE_EXTERNAL_MODULES) loads asym through the entry point of
+    pyproject.toml: estimators and, where verl's v1 trainer imports, the asym_* trainer modes."""
+    from importlib.metadata import entry_points
+
+    assert [ep.value for ep in entry_points(group="verl.plugins") if ep.name == "asym"] == ["asymcli.integrations.verl"]
+    env = {k: v for k, v in os.environ.items() if k not in ("VERL_USE_EXTERNAL_MODULES", "VERL_USE_EXTERNAL_PLUGINS")}
+    probe = ("import sys, verl\n"
+             "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY as R\n"
+             "print('estimators', all(n in R for n in %r))\n"
+             "try:\n"
+             "    from verl.trainer.ppo.v1 import get_trainer_cls\n"
+             "except Exception as e:\n"
+             "    print('no-v1', type(e).__name__)\n"
+             "else:\n"
+             "    print('trainer', get_trainer_cls('asym_sync').__name__)\n") % (list(integ.VERL_ESTIMATORS),)
+    run = _python(probe, env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "estimators True" in run.stdout
+    try:
+        import hydra  # noqa: F401
+        import transfer_queue  # noqa: F401
+    except Exception:  # verl's v1 trainer cannot import here: the warning says why
+        assert "no-v1" in run.stdout and "verl's v1 trainer did not import" in run.stderr
+    else:
+        assert "trainer AsymPPOTrainerSync" in run.stdout, run.stdout + run.stderr[-3000:]
+
+
+def test_a_failing_v1_import_warns_with_its_reason():
+    env = {k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_MODULES"}
+    run = _python("import sys; sys.modules['transfer_queue'] = None\n"
+                  "import asymcli.integrations.verl as v; print(sorted(v.VERL_ESTIMATORS))", env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "RuntimeWarning: asymcli.integrations.verl: verl's v1 trainer did not import (" in run.stderr
+    assert "transfer_queue" in run.stderr and "asym_sync" in run.stderr
+
+
+# ---------------------------------------------------------------------------
+# examples/verl
+# ---------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "verl"
+
+
+def script_overrides(path: Path, env: dict[str, str]) -> list[str]:
+    """The Hydra overrides of an example script's main_ppo call, its shell variables expanded."""
+    text = path.read_text().replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if "--config-name=" in ln)
+    words = shlex.split(line)
+    words = words[words.index(next(w for w in words if w.startswith("--config-name="))) + 1:]
+    out = []
+    for w in words:
+        if w == "$@":
+            continue
+        for name, value in env.items():
+            w = w.replace("${" + name + "}", value).replace("$" + name, value)
+        out.append(w)
+    return out
+
+
+def test_gpu_example_composes_in_verls_config_and_passes_verls_checks():
+    """run_qwen3-4b_math_asym_grpo.sh's overrides, composed by Hydra with the example's YAML on
+    verl's ppo_trainer (the search path finds the installed verl's), pass verl's validate_config:
+    every key exists (no '+' for the asym keys) and the paper's batch sizes divide."""
+    hydra = pytest.importorskip("hydra")
+    from hydra import compose, initialize_config_dir
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    overrides = script_overrides(EXAMPLES / "run_qwen3-4b_math_asym_grpo.sh",
+                                 {"HERE": str(EXAMPLES), "DATA": "/data/math", "MODEL": "Qwen/Qwen3-4B", "NGPUS": "4"})
+    assert "algorithm.asym_beta_pos=0.9" in overrides and not any(o.startswith("+algorithm") for o in overrides)
+    with initialize_config_dir(config_dir=str(EXAMPLES / "config"), version_base=None):
+        cfg = compose(config_name="asym_grpo", overrides=overrides)
+    assert hydra.__version__
+    algo = cfg.algorithm
+    assert (algo.adv_estimator, algo.asym_beta_pos, algo.asym_beta_neg) == ("asym_grpo", 0.9, 0.4)
+    assert cfg.trainer.v1.trainer_mode == "asym_sync" and algo.use_kl_in_reward is False
+    assert (cfg.data.train_batch_size, cfg.actor_rollout_ref.actor.ppo_mini_batch_size,
+            cfg.actor_rollout_ref.rollout.n, cfg.data.max_response_length) == (128, 64, 8, 4096)
+    assert cfg.actor_rollout_ref.actor.optim.lr == 2e-6 and cfg.actor_rollout_ref.actor.loss_agg_mode == "token-mean"
+    validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    integ.check_keys(cfg.algorithm)
+
+
+def test_cpu_example_runs_through_verls_main_ppo(tmp_path):
+    """examples/verl/run_tiny_asym_grpo_cpu.sh as a user runs it: verl's Hydra entry, the asym_sync
+    trainer built by verl, real rollouts of the tiny model graded by asym, verl's padding and
+    _compute_advantage. One rollout is dropped so verl pads the batch."""
+    pytest.importorskip("hydra")
+    env = {**{k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_MODULES"},
+           "OUT": str(tmp_path), "ASYM_CPU_DROP_ROLLOUTS": "1", "PYTHONPATH": str(EXAMPLES.parents[1])}
+    run = subprocess.run(["bash", str(EXAMPLES / "run_tiny_asym_grpo_cpu.sh")], env=env, capture_output=True,
+                         text=True, timeout=900)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "trainer: asymcli.integrations.verl.AsymPPOTrainerSync (trainer.v1.trainer_mode=asym_sync" in out
+    assert "OK: 31 rollouts and 1 padding rows through verl's _compute_advantage" in out
+    # The printed advantages are the registry's for the printed rewards.
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("  p") and " advantage " in ln]
+    assert len(rows) == 31
+    rewards = torch.tensor([float(r[2]) for r in rows])
+    groups = torch.tensor([int(r[0].split("_")[0][1:]) for r in rows])
+    want = compute_advantages("asym", rewards, groups, beta_pos=0.9, beta_neg=0.4)
+    torch.testing.assert_close(torch.tensor([float(r[4]) for r in rows]), want.float(), atol=1e-4, rtol=0)

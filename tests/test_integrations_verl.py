@@ -646,8 +646,9 @@ def test_cpu_example_runs_through_verls_main_ppo(tmp_path):
     assert "trainer: asymcli.integrations.verl.AsymPPOTrainerSync (trainer.v1.trainer_mode=asym_sync" in out
     assert "OK: 31 rollouts and 1 padding rows through verl's _compute_advantage" in out
     # The printed advantages are the registry's for the printed rewards.
-    rows = [ln.split() for ln in out.splitlines() if ln.startswith("  p") and " advantage " in ln]
-    assert len(rows) == 31
+    lines = [ln for ln in out.splitlines() if ln.startswith("  p") and " advantage " in ln]
+    rows = [ln.split() for ln in lines if "(padding)" not in ln]
+    assert len(rows) == 31 and len(lines) == 32 and lines[-1].split()[4] == "+0.0000"
     rewards = torch.tensor([float(r[2]) for r in rows])
     groups = torch.tensor([int(r[0].split("_")[0][1:]) for r in rows])
     want = compute_advantages("asym", rewards, groups, beta_pos=0.9, beta_neg=0.4)

@@ -128,20 +128,40 @@ def apply_overrides(cfg, overrides: list[str]):
     return cfg
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "verl"
+
+
+def example_overrides() -> list[str]:
+    """The Hydra overrides of docs/integrations.md's verl command, checked to be a plain
+    ``python -m verl.trainer.main_ppo`` (no environment variable) on examples/verl/config."""
+    words = shlex.split(example_block("bash").replace("\\\n", " "))
+    assert words[:3] == ["python", "-m", "verl.trainer.main_ppo"], words[:3]
+    assert words[3:5] == ["--config-path=$PWD/examples/verl/config", "--config-name=asym_grpo"], words[3:5]
+    return words[5:]
+
+
+def example_config(extra: list[str] | None = None):
+    """The docs command's config as verl's Hydra entry composes it: examples/verl/config/asym_grpo.yaml
+    on the installed verl's ppo_trainer (search path), then the overrides (plain keys must exist)."""
+    pytest.importorskip("hydra")
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(EXAMPLES / "config"), version_base=None):
+        return compose(config_name="asym_grpo", overrides=example_overrides() + list(extra or []))
+
+
 def test_readme_verl_command_runs_through_verls_compute_advantage():
     ray_trainer = pytest.importorskip("verl.trainer.ppo.ray_trainer")  # needs torchdata and peft too
-    words = shlex.split(example_block("bash").replace("\\\n", " "))
-    env = dict(w.split("=", 1) for w in words[:words.index("python")])
-    assert words[words.index("python"):][:3] == ["python", "-m", "verl.trainer.main_ppo"]
-    overrides = words[words.index("verl.trainer.main_ppo") + 1:]
-    # The variable makes verl import the module whenever verl itself is imported (a fresh
-    # interpreter: this one imported it already).
+    overrides = example_overrides()
+    assert "algorithm.asym_beta_pos=0.9" in overrides and not any(o.startswith("+") for o in overrides)
+    # The entry point makes verl import the module whenever verl itself is imported (a fresh
+    # interpreter, without VERL_USE_EXTERNAL_MODULES: this one imported it already).
     probe = "import sys, verl; from verl.trainer.ppo.core_algos import get_adv_estimator_fn as f; " \
             "assert 'asymcli.integrations.verl' in sys.modules; print(f('asym_grpo').__name__)"
-    run = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, capture_output=True,
-                         text=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_MODULES"}
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0 and run.stdout.split() == ["compute_asym_grpo_advantage"], run.stderr[-2000:]
-    cfg = hydra_like(overrides)
+    cfg = example_config()
     algorithm = cfg.algorithm
     assert algorithm.adv_estimator == "asym_grpo" and algorithm.use_kl_in_reward is False
 
@@ -376,13 +396,9 @@ def test_v1_trainer_mode_logs_diagnostics_through_verls_own_step(monkeypatch):
     v1 = import_verl_v1()
     import transfer_queue
 
-    words = shlex.split(example_block("bash").replace("\\\n", " "))
-    overrides = words[words.index("verl.trainer.main_ppo") + 1:]
-    assert "trainer.v1.trainer_mode=asym_sync" in overrides
-    # verl's fully composed ppo_trainer (the file verl generates from its Hydra defaults).
-    config_dir = Path(core_algos.__file__).resolve().parents[1] / "config"
-    cfg = apply_overrides(OmegaConf.load(config_dir / "_generated_ppo_trainer.yaml"),
-                          overrides + ["actor_rollout_ref.rollout.n=4", "+algorithm.asym_log_prob_gain=true"])
+    assert "trainer.v1.trainer_mode=asym_sync" in example_overrides()
+    # The docs command's config, composed by Hydra as verl's main_ppo does.
+    cfg = example_config(["actor_rollout_ref.rollout.n=4", "algorithm.asym_log_prob_gain=true"])
     trainer_cls = v1.get_trainer_cls(cfg.trainer.v1.trainer_mode)  # what verl's TaskRunnerV1 does
     assert issubclass(trainer_cls, integ.AsymMetricsMixin) and issubclass(trainer_cls, v1.get_trainer_cls("sync"))
     trainer = trainer_cls(config=cfg)  # verl's own constructor (workers start later, in init())
@@ -587,9 +603,6 @@ def test_a_failing_v1_import_warns_with_its_reason():
 # ---------------------------------------------------------------------------
 # examples/verl
 # ---------------------------------------------------------------------------
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "verl"
-
 
 def script_overrides(path: Path, env: dict[str, str]) -> list[str]:
     """The Hydra overrides of an example script's main_ppo call, its shell variables expanded."""

@@ -85,10 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     trainer = AsymGRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=correct, args=config,
                               train_dataset=load_prompts(args.train_file, max(n_prompts, 64)))
     trainer.train()
-    for entry in trainer.state.log_history:
+    for entry in trainer.state.log_history:  # TRL's log, asym's diagnostics in it
         if "asym/mixed_frac" in entry:
-            print({k: round(v, 4) for k, v in entry.items() if k.startswith(("asym/", "reward", "loss", "step"))
-                   and isinstance(v, float | int)})
+            print(f"asym step {entry['step']}:", {k: round(v, 4) for k, v in entry.items()
+                                                   if k.startswith(("asym/", "reward", "loss"))
+                                                   and isinstance(v, float | int)})
     trainer.save_model(args.output_dir)
 
 

@@ -9,13 +9,16 @@ Importing this module registers, through verl's own ``register_adv_est`` (so ver
   free, default (0.5, 0.5).
 
 The betas are read from verl's ``algorithm`` section as ``asym_beta_pos`` /
-``asym_beta_neg`` (method-prefixed flat keys, as verl names ``gdpo_reward_keys``); they
-are not in verl's schema, so Hydra needs ``+algorithm.asym_beta_pos=0.9``. Absent keys
-mean the estimator's own defaults; a fixed-beta estimator rejects a different value.
+``asym_beta_neg`` (method-prefixed flat keys, as verl names ``gdpo_reward_keys``). verl's
+``ppo_trainer.yaml`` lacks them (``+algorithm.asym_beta_pos=0.9`` there);
+``examples/verl/config/asym_grpo.yaml`` declares them. Absent keys mean the estimator's own
+defaults; a fixed-beta estimator rejects a different value; near misses (``beta_pos``,
+``asym_betapos``...) are refused (:func:`check_keys`).
 
-How verl gets this module: ``VERL_USE_EXTERNAL_MODULES=asymcli.integrations.verl`` (verl
-imports it whenever ``verl`` is imported, so also in its Ray task runner, which computes
-the advantages), or an ``import asymcli.integrations.verl`` in your own entry script.
+How verl gets this module: asym's ``verl.plugins`` entry point (pyproject.toml), which verl
+loads whenever ``verl`` is imported, in the driver and in its Ray workers (the task runner
+computes the advantages); no environment variable. Where verl's v1 trainer cannot be imported
+the estimators still register and a RuntimeWarning names the reason.
 
 Departures from verl's ``grpo`` (``compute_grpo_outcome_advantage``), the estimator this
 one replaces:
@@ -24,8 +27,9 @@ one replaces:
   grpo) and must be 0 or 1: the beta family is defined on group accuracy. Keep
   ``algorithm.use_kl_in_reward=False`` (use the actor's KL loss) or rewards stop being 0/1;
 - ``norm_adv_by_std_in_grpo`` and ``epsilon`` are not used (no std division);
-- a group of one rollout follows the estimator (``asym``: p in {0, 1}, advantage 0 with
-  beta > 0), where verl's grpo gives score / (1 + eps).
+- a group of one rollout (one of verl's padding rows, which share a uid) gets the estimator's
+  value at p in {0, 1} (``asym``: 0 with beta > 0; the ``ent_*`` flips: their endpoint for the
+  batch's largest group size), where verl's grpo gives score / (1 + eps).
 
 Diagnostics: :func:`batch_metrics` computes the solved fractions, kappa_B and, given the
 updated policy's log-probs, the log-prob gain of a verl batch; :class:`AsymMetricsMixin`
@@ -251,8 +255,9 @@ class AsymMetricsMixin:
     The config keeps ``trainer_mode: asym_sync`` (so verl's tracker records it), while the
     trainer's ``trainer_mode`` attribute, on which every mode-dependent branch of verl reads
     (replay buffer, ``trainer.v1.sync.*`` settings), is the base mode; ``trainer.v1.asym_sync``
-    is set to the base mode's section for code that looks settings up by the config's name. ``_update_actor(batch, metrics)`` runs verl's update, then reads the step's rows from
-    the TransferQueue and adds the metrics to the step's ``metrics`` (padding rows left out;
+    is set to the base mode's section for code that looks settings up by the config's name.
+    ``_update_actor(batch, metrics)`` runs verl's update, then reads the step's rows from the
+    TransferQueue and adds the metrics to the step's ``metrics`` (padding rows left out;
     with multi-output agent loops, each session's final output).
 
     Legacy: ``class Trainer(AsymMetricsMixin, RayPPOTrainer)`` in your own entry script (verl's

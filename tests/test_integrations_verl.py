@@ -653,9 +653,10 @@ def test_cpu_example_runs_through_verls_main_ppo(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_MODULES"},
            "OUT": str(tmp_path), "ASYM_CPU_DROP_ROLLOUTS": "1", "PYTHONPATH": str(EXAMPLES.parents[1])}
     run = subprocess.run(["bash", str(EXAMPLES / "run_tiny_asym_grpo_cpu.sh")], env=env, capture_output=True,
-                         text=True, timeout=900)
+                         text=True, timeout=900, cwd=tmp_path)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
+    assert (tmp_path / "hydra").is_dir() and not (tmp_path / "outputs").exists()  # Hydra's run dir under OUT
     assert "trainer: asymcli.integrations.verl.AsymPPOTrainerSync (trainer.v1.trainer_mode=asym_sync" in out
     assert "OK: 31 rollouts and 1 padding rows through verl's _compute_advantage" in out
     # The printed advantages are the registry's for the printed rewards.

@@ -42,4 +42,5 @@ python3 "$HERE/cpu_main_ppo.py" \
     trainer.experiment_name=tiny_cpu_asym_grpo \
     trainer.n_gpus_per_node=1 \
     trainer.nnodes=1 \
-    trainer.total_training_steps=1 "$@"
+    trainer.total_training_steps=1 \
+    hydra.run.dir="$OUT/hydra" "$@"

@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paper", action="store_true", help="the paper's Qwen3-4B sizes (GPUs)")
     args = parser.parse_args(argv)
 
-    if args.paper:  # Appendix G; per_device x processes x accumulation = 128 prompts x 8 = 1024 rollouts
-        sizes = dict(num_generations=8, per_device_train_batch_size=32, gradient_accumulation_steps=8,
-                     steps_per_generation=8, learning_rate=2e-6, max_completion_length=4096,
+    if args.paper:  # Appendix G on 4 processes: 8 x 4 x 32 = 1024 completions (128 prompts x 8) per
+        # generation, optimizer steps of 8 x 4 x 16 = 512 (the 64-prompt mini-batch), so 2 per generation
+        sizes = dict(num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=16,
+                     steps_per_generation=32, learning_rate=2e-6, max_completion_length=4096,
                      loss_type="dapo", bf16=True, use_vllm=True, vllm_mode="colocate",
                      chat_template_kwargs={"enable_thinking": False}, max_steps=300, logging_steps=1,
                      save_steps=50, report_to="wandb")

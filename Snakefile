@@ -32,6 +32,7 @@ from snakemake.utils import min_version, validate
 
 from asymcli import pipeline
 from asymcli.errors import ConfigError
+from asymcli.platform import apply_numerics
 
 min_version("8.0")
 
@@ -48,6 +49,9 @@ try:
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
 validate(config, "workflow/schemas/config.schema.json", set_default=False)
+# numerics.portable: pin the CPU kernels in this process's environment, which every job's
+# `asym <stage>` process inherits, before any of them loads torch (asymcli/platform.py).
+apply_numerics(CFG.numerics.portable)
 
 LAYOUT = pipeline.Layout.of(CFG)
 R = str(LAYOUT.root)  # results_dir

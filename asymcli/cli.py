@@ -111,6 +111,16 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def numerics(cfg: Any) -> Any:
+    """Apply the config's ``numerics`` section (asymcli/platform.py) before any stage runs a
+    torch operation: portable mode pins the CPU kernels here, and every process this one
+    starts (Snakemake and its jobs) inherits them. Returns ``cfg``."""
+    from .platform import apply_numerics
+
+    apply_numerics(cfg.numerics.portable, warn=lambda line: typer.echo(line, err=True))
+    return cfg
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(
@@ -184,7 +194,7 @@ def train(
         check_beta(beta_neg, "--beta-neg")
     if steps is not None and steps < 1:
         fail(f"--steps must be >= 1, got {steps}")
-    cfg = load_config(config)
+    cfg = numerics(load_config(config))
     path = stage.run(cfg, method, beta_pos, beta_neg, seed, prompts=prompts, model=model, out=out,
                      steps=steps, progress=progress, fresh_on_change=fresh_on_change)
     typer.echo(str(path))
@@ -217,7 +227,7 @@ def eval_(
                 step_sel = [int(x) for x in steps.split(",") if x.strip()]
             except ValueError:
                 fail(f"--steps must be 'final', 'all' or comma-separated integers, got '{steps}'")
-    cfg = load_config(config)
+    cfg = numerics(load_config(config))
     bench = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else None
     path = stage.run(cfg, run_dir=run, model=model, run_id=run_id, prompts=prompts, out=out,
                      benchmarks=bench, steps=step_sel, progress=progress)
@@ -315,6 +325,7 @@ def run_grid(
 
     plan = pipeline.plan_grid(config, betas=betas, grid=grid, methods=methods, seeds=seeds,
                               target=target, cores=cores)
+    numerics(plan.cfg)
     console = Console()
     pipeline.run_grid(plan, cores=cores, dry_run=dry_run, extra=list(ctx.args), echo=typer.echo,
                       console=console, verbose=VERBOSE)
@@ -374,7 +385,7 @@ def report(
     from .pipeline import load_workflow_config
 
     cfg, _ = load_workflow_config(config)
-    stage.run(cfg, part, aggregate=aggregate, console=Console())
+    stage.run(numerics(cfg), part, aggregate=aggregate, console=Console())
 
 
 # --- data and base model: prep, base (stages/prep.py, stages/base.py)
@@ -391,7 +402,7 @@ def prep(
 
     from .config import load_config
 
-    typer.echo(str(stage.run(load_config(config), out)))
+    typer.echo(str(stage.run(numerics(load_config(config)), out)))
 
 
 @app.command(rich_help_panel=STAGES)
@@ -415,7 +426,7 @@ def base(
 
     from .config import load_config
 
-    cfg = load_config(config)
+    cfg = numerics(load_config(config))
     if base_seed is not None:
         if base_seed < 0:
             raise typer.BadParameter(f"--base-seed must be >= 0, got {base_seed}")
@@ -495,6 +506,7 @@ def scan(
     if batches < 1:
         fail(f"--batches must be >= 1, got {batches}")
     cfg, _ = load_workflow_config(config)
+    numerics(cfg)
     pairs = stage.pairs_from(cfg, parse_methods(methods) if methods else None,
                              [tuple(parse_pair(b)) for b in betas or []], parse_grid(grid) if grid else [])
     src = config_source(config)

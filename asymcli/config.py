@@ -233,6 +233,13 @@ class GradingConfig:
 
 
 @dataclass
+class NumericsConfig:
+    """CPU numerics: the same numbers on any machine (asymcli/platform.py, docs/reliability.md)."""
+
+    portable: bool = True  # pin torch's, MKL's and oneDNN's CPU kernels to AVX2 in every stage (ATEN_CPU_CAPABILITY=avx2, MKL_CBWR=AVX2, ONEDNN_MAX_CPU_ISA=AVX2, set before torch loads), so that a config and seed give bit-identical artifacts on any x86-64 CPU with AVX2; false = each CPU's fastest kernels (results then depend on the CPU)
+
+
+@dataclass
 class Config:
     """A whole experiment."""
 
@@ -247,6 +254,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     grading: GradingConfig = field(default_factory=GradingConfig)
+    numerics: NumericsConfig = field(default_factory=NumericsConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method overrides of train fields
 
 

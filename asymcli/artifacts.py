@@ -166,13 +166,36 @@ def git_commit() -> str:
 
 
 def provenance(config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    """Footer metadata: config, its hash, package version, git commit, plus extras."""
-    meta: dict[str, Any] = {"asym_version": __version__, "git_commit": git_commit()}
+    """Footer metadata: config, its hash, package version, git commit, the platform (CPU,
+    torch's kernels, versions, threads: asymcli.platform.platform_info), plus extras."""
+    from .platform import platform_info
+
+    meta: dict[str, Any] = {"asym_version": __version__, "git_commit": git_commit(), "platform": platform_info()}
     if config is not None:
         meta["config"] = dict(config)
         meta["config_hash"] = config_hash(config)
     meta.update(extra)
     return meta
+
+
+def recorded_platform(*paths: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The platform (asymcli.platform.platform_info) recorded in the first of ``paths`` that
+    has one: a run.json (or any JSON object with a "platform" key) or a Parquet artifact's
+    footer; None when none does (made before asym recorded platforms, or missing)."""
+    for path in paths:
+        p = Path(path)
+        try:
+            if p.suffix == ".json":
+                found = json.loads(p.read_text(encoding="utf-8")).get("platform")
+            elif p.suffix == ".parquet":
+                found = read_metadata(p).get("platform")
+            else:
+                continue
+        except (OSError, ValueError, AttributeError, ArtifactError):
+            continue
+        if isinstance(found, dict):
+            return found
+    return None
 
 
 # ---------------------------------------------------------------------------

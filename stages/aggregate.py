@@ -16,6 +16,7 @@ from asymcli import artifacts
 from asymcli.config import Config, config_to_dict, is_base_run, parse_run_id
 from asymcli.errors import ArtifactError, ConfigError
 from asymcli.pipeline import AGG_PARTS, Layout
+from asymcli.platform import mixed_note
 
 
 def parse_runs(text: str) -> list[str]:
@@ -46,9 +47,19 @@ def discover(layout: Layout, kind: str) -> list[str]:
     return sorted(p.parent.name for p in d.glob(f"*/{name}"))
 
 
+def run_platforms(layout: Layout, runs: Sequence[str]) -> dict[str, dict | None]:
+    """{run id: the platform it was trained on (run.json), or evaluated on for the base}."""
+    return {r: artifacts.recorded_platform(layout.run_json(r), layout.metrics(r), layout.samples(r))
+            for r in runs}
+
+
 def _write(layout: Layout, name: str, table, cfg: Config, part: str, runs: list[str]) -> Path:
+    # the footer names each run's platform and, when they differ, says so (asymcli.platform)
+    platforms = run_platforms(layout, runs)
     return artifacts.write_parquet(layout.agg(name), table, agg.SCHEMAS[name],
-                                   artifacts.provenance(config_to_dict(cfg), part=part, runs=runs))
+                                   artifacts.provenance(config_to_dict(cfg), part=part, runs=runs,
+                                                        run_platforms=platforms,
+                                                        platform_note=mixed_note(platforms)))
 
 
 def run(cfg: Config, parts: Sequence[str] | None = None, runs: Sequence[str] | None = None) -> list[Path]:

@@ -26,6 +26,7 @@ from asymcli import artifacts
 from asymcli.config import Config, config_to_dict
 from asymcli.errors import ConfigError, DataError
 from asymcli.pipeline.layout import Layout
+from asymcli.platform import platform_info
 
 #: The supervised warm-up curve, one row per optimizer step.
 SFT_METRICS = pa.schema(
@@ -112,6 +113,7 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     if cfg.model.kind == "tiny":
         if cfg.base.threads:
             torch.set_num_threads(cfg.base.threads)
+        meta["platform"] = platform_info()  # with the warm-up's threads
         supervised = [r for r in rows if r["solution"]]
         if not supervised:
             raise DataError(f"{prompts}: no training row has a solution to warm the tiny model up on")
@@ -124,6 +126,7 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
             model, tokenizer = load_policy(model_path, cfg.model, device=device)
             metrics = artifacts.read_parquet(shipped / "sft_metrics.parquet", SFT_METRICS).to_pylist()
             meta["base_source"] = f"prebuilt {recipe[:12]} ({shipped})"
+            meta["warmup_platform"] = (prebuilt.manifest(shipped) or {}).get("platform")  # who warmed it up
             if log:
                 log(f"base: using the prebuilt warm-up shipped with asym (recipe {recipe[:12]}; "
                     f"`{prebuilt.REBUILD_COMMAND}` rebuilds it)")
@@ -168,5 +171,6 @@ def ship_prebuilt(cfg: Config, paths: dict[str, Path]) -> Path:
     meta = artifacts.read_metadata(paths["sft_metrics"])
     recipe = meta["base_recipe"]
     info = {"torch": torch.__version__, "threads": cfg.base.threads, "seed": cfg.base.seed,
-            "warmup_seconds": meta.get("seconds"), "git_commit": artifacts.git_commit()}
+            "warmup_seconds": meta.get("seconds"), "git_commit": artifacts.git_commit(),
+            "platform": meta.get("platform"), "numerics": config_to_dict(cfg.numerics)}
     return prebuilt.write(Path(paths["model"]).parent, recipe, info)

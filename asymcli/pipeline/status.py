@@ -93,6 +93,15 @@ class Status:
     runs: list[RunStatus] = field(default_factory=list)
     report: list[str] = field(default_factory=list)  # report files present
     damage: list[Any] = field(default_factory=list)  # reruns.Damage of prompts, base, aggregates
+    platforms: dict[str, Any] = field(default_factory=dict)  # run id -> platform it was trained (or evaluated) on
+
+    @property
+    def platform_note(self) -> str | None:
+        """One line when the runs come from more than one platform (asymcli.platform; a run made
+        before asym recorded platforms counts as "unrecorded")."""
+        from ..platform import mixed_note
+
+        return mixed_note(self.platforms)
 
     @property
     def all_damage(self) -> list[Any]:
@@ -144,6 +153,9 @@ def collect_status(cfg: Config) -> Status:
         runs=rows,
         report=report,
         damage=shared_damage(lay.root, agg_names()),
+        platforms={r.run_id: artifacts.recorded_platform(lay.run_json(r.run_id), lay.metrics(r.run_id),
+                                                         lay.samples(r.run_id))
+                   for r in rows if r.trained or r.evaluated},
     )
 
 
@@ -196,3 +208,5 @@ def render_status(st: Status, console: Any) -> None:
                   + (f"; pending: {', '.join(st.pending[:8])}{' ...' if len(st.pending) > 8 else ''}"
                      if st.pending else "")
                   + (f"; report: {len(st.report)} file(s) in {st.results_dir / 'report'}" if st.report else ""))
+    if st.platform_note:
+        console.print(f"[yellow]{escape(st.platform_note)}[/]", markup=True, highlight=False, soft_wrap=True)

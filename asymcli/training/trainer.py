@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .. import artifacts, faults
+from ..platform import platform_info
 from . import distributed as dist
 from .checkpointing import CheckpointMixin, _check_same_run  # noqa: F401 - _check_same_run: tests import it here
 from ..algorithm import advantages as adv_mod
@@ -514,7 +515,8 @@ class Trainer(CheckpointMixin):
         the accuracy curves) is still to be measured."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if dist.is_main():
-            artifacts.write_json(self.out_dir / "run.json", self.config_dict())
+            # the platform beside the run's description (not in it: resume compares the description)
+            artifacts.write_json(self.out_dir / "run.json", dict(self.config_dict(), platform=platform_info()))
         return self.start_step == 1 and not self.metrics_rows and bool(self.run.eval_every)
 
     def end_step(self, step: int, row: dict[str, Any]) -> None:

@@ -49,10 +49,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+from ... import artifacts
 from ...config import Config
 from ...errors import ConfigError
+from ...platform import label as platform_label, mixed_note
 from . import stats
 from .data import RunData, by_group, group_run_id, group_sort_key, load_runs, locate
 from .base import Claim, Inputs, RULE, run_grid_command
@@ -156,5 +159,18 @@ def check_results(cfg: Config, runs: Sequence[str] | None = None, *, config_path
     claims = evaluate(data, seeds=cfg.grid.seeds, kappa_steps=cfg.report.kappa_steps,
                       config_path=config_path, cartesian=cartesian,
                       equivalence_margin=cfg.report.equivalence_margin)
-    return payload(claims, data, results_dir=str(cfg.results_dir), skipped=src.skipped,
-                   config_path=config_path, cartesian=cartesian)
+    p = payload(claims, data, results_dir=str(cfg.results_dir), skipped=src.skipped,
+                config_path=config_path, cartesian=cartesian)
+    p["platforms"], note = run_platforms(src.metrics)
+    p["notes"] += [note] if note else []
+    return p
+
+
+def run_platforms(metrics: Mapping[str, Path]) -> tuple[dict[str, list[str]], str | None]:
+    """{platform label: run ids} of the runs (their run.json, else the metrics footer; see
+    asymcli.platform), and the one-line note when there is more than one platform."""
+    found = {rid: artifacts.recorded_platform(Path(m).parent / "run.json", m) for rid, m in metrics.items()}
+    groups: dict[str, list[str]] = {}
+    for rid, info in sorted(found.items()):
+        groups.setdefault(platform_label(info), []).append(rid)
+    return groups, mixed_note(found)

@@ -236,7 +236,7 @@ class GradingConfig:
 class NumericsConfig:
     """CPU numerics: the same numbers on any machine (asymcli/platform.py, docs/reliability.md)."""
 
-    portable: bool = True  # pin torch's, MKL's and oneDNN's CPU kernels to AVX2 in every stage (ATEN_CPU_CAPABILITY=avx2, MKL_CBWR=AVX2, ONEDNN_MAX_CPU_ISA=AVX2, set before torch loads), so that a config and seed give bit-identical artifacts on any x86-64 CPU with AVX2; false = each CPU's fastest kernels (results then depend on the CPU)
+    portable: bool = True  # pin torch's, MKL's and oneDNN's CPU kernels to AVX2 in every stage (ATEN_CPU_CAPABILITY=avx2, MKL_CBWR=AVX2, ONEDNN_MAX_CPU_ISA=AVX2, set before torch loads) and the evaluation's threads (resources.eval_threads), so that a config and seed give bit-identical artifacts on any x86-64 CPU with AVX2; false = each CPU's fastest kernels (results then depend on the CPU)
 
 
 @dataclass
@@ -423,6 +423,11 @@ def validate(cfg: Config, where: str = "config") -> Config:
         bad("resources.train_bundle", f"must be >= 1 (1 = one run per job), got {cfg.resources.train_bundle}")
     if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():
         bad("report.checkpoint", f"must be 'final' or a step number, got {cfg.report.checkpoint!r}")
+    if cfg.numerics.portable:
+        for key in ("train.threads", "base.threads"):
+            if getattr(getattr(cfg, key.split(".")[0]), "threads") == 0:
+                bad(key, "must be >= 1 with numerics.portable (0 = torch's default, every core: a reduction's "
+                    "order, so its bits, would depend on the machine)")
     if cfg.model.kind == "hf" and not cfg.model.path:
         bad("model.path", "is required when model.kind is 'hf'")
     return cfg

@@ -49,6 +49,12 @@ def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, 
         except (ValueError, OSError) as exc:
             raise ArtifactError(f"{rj}: unreadable run description ({exc}); rerun `asym train` for this run") from None
     out = Path(out) if out else layout.samples(rid)
+    if cfg.numerics.portable:
+        # a reduction split over more threads sums in another order: pin the count, as training
+        # does with train.threads (else torch takes every core of the machine)
+        import torch
+
+        torch.set_num_threads(max(1, cfg.resources.eval_threads))
     return evaluate(cfg, run_id=rid, checkpoints=ckpts, out=out, prompts_path=prompts,
                     benchmarks=benchmarks, progress=progress, run_json=run_json,
                     on_progress=EvalProgress(out.parent / PROGRESS_FILE, rid))  # for `asym run-grid`

@@ -43,6 +43,11 @@ def test_numerics_section_defaults_on_and_validates(tmp_path):
     bad.write_text("numerics:\n  isa: avx512\n")
     with pytest.raises(ConfigError, match=r"numerics\.isa"):
         load_config(bad)
+    # torch's default thread count is the machine's cores: not portable
+    bad.write_text("train:\n  threads: 0\n")
+    with pytest.raises(ConfigError, match=r"'train\.threads' must be >= 1 with numerics\.portable"):
+        load_config(bad)
+    assert load_config(None, {"base": {"threads": 0}, "numerics": {"portable": False}}).base.threads == 0
 
 
 def test_schema_documents_the_switch():

@@ -209,7 +209,7 @@ def mixed_note(platforms: Mapping[str, Mapping[str, Any] | None], what: str = "r
         return None
     shown = "; ".join(f"{lab} ({len(ids)}: {_few(ids)})" for lab, ids in
                       sorted(groups.items(), key=lambda kv: -len(kv[1])))
-    return f"note: these {what} come from {len(groups)} platforms, so their numbers need not match bit for bit: {shown}"
+    return f"these {what} come from {len(groups)} platforms, so their numbers need not match bit for bit: {shown}"
 
 
 def _few(ids: Iterable[str], n: int = 3) -> str:

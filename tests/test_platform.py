@@ -160,7 +160,7 @@ def test_mixed_note_only_when_platforms_differ():
     a = platform.platform_info()
     assert platform.mixed_note({"x": a, "y": dict(a)}) is None
     note = platform.mixed_note({"x": a, "y": other(a, torch_capability="AVX512"), "z": None})
-    assert note.startswith("note: these runs come from 3 platforms") and "AVX512" in note and "\n" not in note
+    assert note.startswith("these runs come from 3 platforms") and "AVX512" in note and "\n" not in note
 
 
 def _fake_run(results: Path, rid: str, info: dict | None) -> None:

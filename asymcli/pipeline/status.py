@@ -209,4 +209,4 @@ def render_status(st: Status, console: Any) -> None:
                      if st.pending else "")
                   + (f"; report: {len(st.report)} file(s) in {st.results_dir / 'report'}" if st.report else ""))
     if st.platform_note:
-        console.print(f"[yellow]{escape(st.platform_note)}[/]", markup=True, highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note: {escape(st.platform_note)}[/]", markup=True, highlight=False, soft_wrap=True)

@@ -449,10 +449,15 @@ def claims(
     runs: Optional[list[str]] = typer.Option(
         None, "--runs", help="Run folder, results folder, or comma-separated run ids (repeatable; "
         "default: every finished run under results_dir)."),
+    replication: Optional[list[str]] = typer.Option(
+        None, "--replication", help="An independent replication: a results folder, comma-separated run folders, "
+        "or a claims.json from an earlier `asym claims` (give 2 or more; the first is the original). Each is "
+        "reported at its own n, and pooled with replication as a stratum (fixed effect); writes "
+        "claims-pooled.md/json. Not with --runs."),
     format: str = typer.Option("table", "--format", help="table, json or md."),
 ) -> None:
     """Check the paper's claims (Tables 1-2, Props. 1-2, Figs. 2-3) on finished runs; writes
-    {results}/report/claims.md and claims.json."""
+    {results}/report/claims.md and claims.json (with --replication: claims-pooled.md and .json)."""
     import os
 
     from stages import claims as stage
@@ -465,7 +470,12 @@ def claims(
     cfg, _ = load_workflow_config(config)
     src = config_source(config)
     shown = None if src is None else (str(config) if config is not None else os.path.relpath(src))
-    result, paths = stage.run(cfg, runs, config_path=shown)
+    if replication and runs:
+        fail("--replication and --runs: give the runs of each replication as a --replication entry")
+    if replication:
+        result, paths = stage.run_replications(cfg, replication, config_path=shown)
+    else:
+        result, paths = stage.run(cfg, runs, config_path=shown)
     if format == "json":
         typer.echo(to_json(result), nl=False)
     elif format == "md":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -205,6 +206,7 @@ class ReportConfig:
     ema: float = 0.7  # EMA smoothing of accuracy curves (the paper's 0.7)
     kappa_steps: int = 20  # T of kappa-hat (Appendix E)
     equivalence_margin: float = 1.0  # asym claims: accuracy checks whose 90% CI of the paired difference lies inside +-this many accuracy points read "equivalent" (TOST at 0.05)
+    primary_endpoint: str | None = None  # asym claims: the one check declared primary before the runs, by id "{claim}.{check}" as claims.md lists them (e.g. "5a.1" = AsymGRPO (0.9, 0.4) - GRPO, test accuracy); it is tested alone at 0.05, every other check is labelled secondary and Holm-adjusted over the secondary ones; null = none declared (Holm over all checks)
 
 
 @dataclass
@@ -421,6 +423,10 @@ def validate(cfg: Config, where: str = "config") -> Config:
                 "checkpoint is the one base")
     if cfg.resources.train_bundle < 1:
         bad("resources.train_bundle", f"must be >= 1 (1 = one run per job), got {cfg.resources.train_bundle}")
+    pe = cfg.report.primary_endpoint
+    if pe is not None and not re.fullmatch(r"[1-9][0-9]*[a-z]?\.[1-9][0-9]*", str(pe)):
+        bad("report.primary_endpoint", f"must be a check id '{{claim}}.{{check}}' as claims.md lists them "
+            f"(e.g. '5a.1'), or null; got {pe!r}")
     if cfg.report.checkpoint != "final" and not cfg.report.checkpoint.isdigit():
         bad("report.checkpoint", f"must be 'final' or a step number, got {cfg.report.checkpoint!r}")
     if cfg.numerics.portable:

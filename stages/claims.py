@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asymcli.analysis.claims import check_results, write_files
+from asymcli.analysis.claims import check_replications, check_results, write_files
 from asymcli.config import Config
 from asymcli.pipeline.layout import Layout
 
@@ -27,3 +27,12 @@ def run(cfg: Config, runs: Sequence[str] | None = None,
     claims.md and claims.json. Returns (the claims payload, the paths written)."""
     result = check_results(cfg, runs, config_path=config_path)
     return result, write_files(result, default_paths(cfg)["md"].parent)
+
+
+def run_replications(cfg: Config, replications: Sequence[str],
+                     config_path: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Check the claims on each independent replication (a results folder, run folders, or a
+    claims.json), report each and their fixed-effect pooled estimate; write claims-pooled.md
+    and claims-pooled.json beside claims.md. Returns (the pooled payload, the paths written)."""
+    result = check_replications(cfg, replications, config_path=config_path)
+    return result, write_files(result, default_paths(cfg)["md"].parent, stem="claims-pooled")

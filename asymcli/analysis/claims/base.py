@@ -17,7 +17,8 @@ from .data import GroupKey, RunData, by_group, group_run_id
 RULE = (
     "Checks are paired by seed: the value per seed is a difference A − B (κ̂: the value itself). "
     "Test: one-sided paired t-test (n − 1 df) in the claimed direction; 95% CI: two-sided t interval "
-    "of the mean; the exact sign-flip (permutation) p is shown beside it; MDE: the true difference that "
+    "of the mean, with the 90% CI beside it (the interval a one-sided test at 0.05 matches: holds exactly when "
+    "the 90% CI excludes 0 on the claimed side; its claimed-side end is the one-sided 95% bound); the exact sign-flip (permutation) p is shown beside it; MDE: the true difference that "
     "test detects with 80% power at this n, taking the observed sd of the differences (noncentral t). "
     "Check verdict, first that applies: holds if p < 0.05; fails if the opposite direction has p < 0.05; "
     "equivalent (accuracy checks only) if both one-sided tests (TOST) of the stated margin ±m points "
@@ -28,7 +29,9 @@ RULE = (
     "opposite-direction p, Holm-adjusted over the claim's tested checks, is < 0.05; else insufficient if "
     "a check lacks seeds; else equivalent if a check is equivalent; else the weakest of inconclusive < "
     "trend (a check failing alone but not after Holm counts as inconclusive). Measurements (claim 6) "
-    "carry no verdict. Holm-adjusted p over all tested checks of the report is shown as p_holm."
+    "carry no verdict. With a primary endpoint declared (report.primary_endpoint), that one check is tested "
+    "at 0.05 alone and every other check is secondary: labelled so, with p_holm Holm-adjusted over the "
+    "secondary checks; without one, p_holm is Holm over all tested checks of the report."
 )
 
 
@@ -73,6 +76,11 @@ class Check:
     levels: dict[str, float | None] = field(default_factory=dict)  # what was compared, mean over seeds
     extra: dict[str, Any] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
+    ci90_low: float | None = None  # 90% two-sided t interval: matches the one-sided test at 0.05
+    ci90_high: float | None = None
+    df: int | None = None  # degrees of freedom of the t statistic
+    id: str = ""  # "{claim id}.{1-based position}", e.g. "5a.1" (set by evaluate; report.primary_endpoint)
+    endpoint: str | None = None  # "primary" / "secondary" once a primary endpoint is declared, else None
 
 
 def make_check(label: str, sign: int, per_seed: Mapping[str, float], *, unit: str = "",
@@ -89,7 +97,8 @@ def make_check(label: str, sign: int, per_seed: Mapping[str, float], *, unit: st
                  n=r.n, mean=r.mean, std=r.sd, se=r.se, ci_low=r.ci_low, ci_high=r.ci_high, t=r.t, p=r.p,
                  p_signflip=r.p_signflip, verdict=r.verdict, reason=reason, test=test, p_opposite=r.p_opposite,
                  mde=r.mde, margin=r.margin, p_tost=r.p_tost,
-                 levels=dict(levels or {}), extra=dict(extra or {}), runs=list(runs))
+                 levels=dict(levels or {}), extra=dict(extra or {}), runs=list(runs),
+                 ci90_low=r.ci90_low, ci90_high=r.ci90_high, df=r.df)
 
 
 combine = stats.combine

@@ -91,10 +91,12 @@ def seeds_for_claims(config_seeds: Iterable[int], found: Iterable[int]) -> list[
 
 def evaluate(runs: Mapping[str, RunData], *, seeds: Sequence[int] = (), kappa_steps: int = 20,
              config_path: str | None = None, cartesian: bool = False,
-             equivalence_margin: float = 1.0) -> list[Claim]:
+             equivalence_margin: float = 1.0, primary_endpoint: str | None = None) -> list[Claim]:
     """Every claim checked on ``runs``. ``seeds``: the seeds a complete set has (missing-run
     suggestions use them, with the seeds found). ``equivalence_margin``: the TOST margin of
-    the accuracy checks, in accuracy points (``report.equivalence_margin``)."""
+    the accuracy checks, in accuracy points (``report.equivalence_margin``).
+    ``primary_endpoint``: the id of the check declared primary (``report.primary_endpoint``,
+    e.g. "5a.1"; :func:`mark_endpoints`)."""
     if kappa_steps < 1:
         raise ConfigError(f"report.kappa_steps must be >= 1, got {kappa_steps}")
     if not (isinstance(equivalence_margin, (int, float)) and math.isfinite(equivalence_margin)
@@ -103,14 +105,51 @@ def evaluate(runs: Mapping[str, RunData], *, seeds: Sequence[int] = (), kappa_st
     all_seeds = seeds_for_claims(seeds, (r.seed for r in runs.values()))
     inp = Inputs(dict(runs), all_seeds, kappa_steps, config_path, cartesian, float(equivalence_margin))
     claims = [c for c in (fn(inp) for fn in CLAIMS) if c is not None]
-    checks = [c for claim in claims if claim.kind == "claim" for c in claim.checks]
-    for c, ph in zip(checks, stats.holm([c.p for c in checks])):
-        c.p_holm = ph
+    for claim in claims:
+        for i, c in enumerate(claim.checks, 1):
+            c.id = f"{claim.id}.{i}"
+    mark_endpoints(claims, primary_endpoint)
     return claims
 
 
+def mark_endpoints(claims: Sequence[Any], primary: str | None) -> None:
+    """Label each tested check primary / secondary and set its ``p_holm`` (objects with
+    ``.kind``, ``.checks``; checks with ``.id``, ``.p``, ``.endpoint``, ``.p_holm``).
+
+    No primary: every tested check of the report is one family, Holm over all of them (and
+    ``endpoint`` stays None). A primary: that check is the confirmatory test, judged at 0.05
+    alone (its p_holm = its p); every other tested check is *secondary*, Holm-adjusted over the
+    secondary checks only. A primary id that no check has (its claim did not apply, e.g.
+    claim 7 without adaptive runs) leaves every check secondary; the payload's notes say so."""
+    checks = [c for claim in claims if claim.kind == "claim" for c in claim.checks]
+    if primary:
+        for c in checks:
+            c.endpoint = "primary" if c.id == primary else "secondary"
+        for c in checks:
+            if c.endpoint == "primary":
+                c.p_holm = c.p
+        checks = [c for c in checks if c.endpoint == "secondary"]
+    for c, ph in zip(checks, stats.holm([c.p for c in checks])):
+        c.p_holm = ph
+
+
+def endpoint_notes(claims: Sequence[Mapping[str, Any]], primary: str | None) -> list[str]:
+    """The payload's note on the declared primary endpoint (claims as dicts)."""
+    if not primary:
+        return ["no primary endpoint declared (report.primary_endpoint): every check is one of many, "
+                "and p_holm is Holm over all tested checks of the report"]
+    found = next((k for c in claims for k in c["checks"] if k.get("id") == primary), None)
+    if found is None:
+        ids = ", ".join(k.get("id", "") for c in claims for k in c["checks"] if c.get("kind", "claim") == "claim")
+        return [f"primary endpoint {primary} (report.primary_endpoint) was not evaluated on these runs "
+                f"(checks here: {ids}); every check is secondary"]
+    return [f"primary endpoint (report.primary_endpoint = {primary}): {found['label']}, tested alone at 0.05; "
+            "every other check is secondary, its p_holm Holm-adjusted over the secondary checks"]
+
+
 def payload(claims: Sequence[Claim], runs: Mapping[str, RunData], *, results_dir: str = "",
-            skipped: Sequence[str] = (), config_path: str | None = None, cartesian: bool = False) -> dict[str, Any]:
+            skipped: Sequence[str] = (), config_path: str | None = None, cartesian: bool = False,
+            primary_endpoint: str | None = None) -> dict[str, Any]:
     """The JSON-able result (what claims.json holds and what the renderers read)."""
     margin = next((k.margin for c in claims for k in c.checks if k.margin is not None), None)
     missing = list(dict.fromkeys(m for c in claims for m in c.missing))  # claim order
@@ -123,15 +162,18 @@ def payload(claims: Sequence[Claim], runs: Mapping[str, RunData], *, results_dir
                                           for s in seeds_for_claims((), (r.seed for r in runs.values()))
                                           if group_run_id(g, s) not in runs],
                                          config_path=config_path, cartesian=cartesian) or ""))
+    claim_dicts = [asdict(c) for c in claims]
+    notes = endpoint_notes(claim_dicts, primary_endpoint) + notes
     return _clean({
         "rule": RULE,
+        "primary_endpoint": primary_endpoint,
         "equivalence_margin": margin,
         "results_dir": results_dir,
         "runs": [{"run_id": r.run_id, "method": r.method, "beta_pos": r.beta_pos, "beta_neg": r.beta_neg,
                   "seed": r.seed, "steps": len(r.rows), "samples": bool(r.scores)}
                  for r in sorted(runs.values(), key=lambda r: (group_sort_key(r.group), r.seed))],
         "skipped": list(skipped),
-        "claims": [asdict(c) for c in claims],
+        "claims": claim_dicts,
         "verdicts": {c.id: c.verdict for c in claims},
         "missing": missing,
         "command": run_grid_command(missing, config_path=config_path, cartesian=cartesian),
@@ -158,9 +200,10 @@ def check_results(cfg: Config, runs: Sequence[str] | None = None, *, config_path
     cartesian = bool(cfg.grid.grid)
     claims = evaluate(data, seeds=cfg.grid.seeds, kappa_steps=cfg.report.kappa_steps,
                       config_path=config_path, cartesian=cartesian,
-                      equivalence_margin=cfg.report.equivalence_margin)
+                      equivalence_margin=cfg.report.equivalence_margin,
+                      primary_endpoint=cfg.report.primary_endpoint)
     p = payload(claims, data, results_dir=str(cfg.results_dir), skipped=src.skipped,
-                config_path=config_path, cartesian=cartesian)
+                config_path=config_path, cartesian=cartesian, primary_endpoint=cfg.report.primary_endpoint)
     p["platforms"], note = run_platforms(src.metrics)
     p["notes"] += [note] if note else []
     return p

@@ -17,6 +17,10 @@ FORMATS = ("table", "json", "md")
 
 
 def _runs_text(p: Mapping[str, Any]) -> str:
+    if p.get("replications"):
+        return "; ".join(f"r{i + 1} = {rep['label']}: " + _runs_text({"runs": [r for r in p["runs"]
+                                                                        if r.get("replication") == rep["label"]]})
+                         for i, rep in enumerate(p["replications"]))
     groups: dict[str, list[int]] = {}
     for r in p["runs"]:
         g = group_of(r["method"], r["beta_pos"], r["beta_neg"])
@@ -34,6 +38,42 @@ def _ci(c: Mapping[str, Any]) -> str:
     if c.get("ci_low") is None:
         return "–"
     return f"[{_fmt(c['ci_low'], True)}, {_fmt(c['ci_high'], True)}]"
+
+
+def _ci90(c: Mapping[str, Any]) -> str:
+    """The 90% CI (the interval the one-sided test at 0.05 matches) with its claimed-side end
+    named as the one-sided 95% bound. Older claims.json files lack it: "–"."""
+    if c.get("ci90_low") is None:
+        return "–"
+    return f"[{_fmt(c['ci90_low'], True)}, {_fmt(c['ci90_high'], True)}]"
+
+
+def _bound(c: Mapping[str, Any]) -> str:
+    """"one-sided 95% bound > +0.14": the claimed-side end of the 90% CI."""
+    if c.get("ci90_low") is None or not c.get("claimed", "").startswith(("> 0", "< 0")):
+        return ""
+    if c["claimed"].startswith("> 0"):
+        return f" (one-sided 95% bound > {_fmt(c['ci90_low'], True)})"
+    return f" (one-sided 95% bound < {_fmt(c['ci90_high'], True)})"
+
+
+def _endpoint(c: Mapping[str, Any]) -> str:
+    """" [primary]" / " [secondary, Holm p=0.16]" once a primary endpoint is declared."""
+    if c.get("endpoint") == "primary":
+        return " [primary endpoint]"
+    if c.get("endpoint") == "secondary" and c.get("verdict") != "measured":
+        return f" [secondary, Holm p={_p(c.get('p_holm'))}]"
+    return ""
+
+
+def _rep_line(r: Mapping[str, Any]) -> str:
+    """One replication of a pooled check."""
+    if not r.get("n") or r.get("mean") is None:
+        return f"  {r['replication']}: – ({r.get('reason', 'no paired value')})"
+    if r["n"] < 2:
+        return f"  {r['replication']}: n={r['n']}, {_fmt(r['mean'], True)} → {r['verdict']}"
+    return (f"  {r['replication']}: n={r['n']}, mean {_fmt(r['mean'], True)}, 95% CI {_ci(r)}, 90% CI {_ci90(r)}, "
+            f"p={_p(r.get('p'))} → {r['verdict']}")
 
 
 def _mde(c: Mapping[str, Any]) -> str:
@@ -62,11 +102,20 @@ def _check_line(c: Mapping[str, Any]) -> str:
     signed = c["claimed"].startswith(("> 0", "< 0"))
     if c["n"] < 2:
         return f"{c['label']}: n={c['n']}, {_fmt(c['mean'], signed)}, claimed {c['claimed']} → {c['verdict']}"
+    pooled = " (pooled)" if c.get("replications") else ""
     if c["verdict"] == "measured":
-        return f"{c['label']}: n={c['n']}, mean {_fmt(c['mean'], signed)}, 95% CI {_ci(c)} (measured)"
-    return (f"{c['label']}: n={c['n']}, mean {_fmt(c['mean'], signed)}, 95% CI {_ci(c)}, "
-            f"p={_p(c['p'])} (sign-flip {_p(c['p_signflip'])}), MDE {_mde(c)}{_extras(c)}, "
-            f"claimed {c['claimed']} → {c['verdict']}")
+        return f"{c['label']}{pooled}: n={c['n']}, mean {_fmt(c['mean'], signed)}, 95% CI {_ci(c)} (measured)"
+    het = f", p_het={_p(c['p_heterogeneity'])}" if c.get("replications") else ""
+    return (f"{c['label']}{pooled}: n={c['n']}, mean {_fmt(c['mean'], signed)}, 95% CI {_ci(c)}, "
+            f"90% CI {_ci90(c)}{_bound(c)}, p={_p(c['p'])} (sign-flip {_p(c['p_signflip'])}), MDE {_mde(c)}"
+            f"{_extras(c)}{het}, claimed {c['claimed']} → {c['verdict']}{_endpoint(c)}")
+
+
+def _check_lines(c: Mapping[str, Any]) -> list[str]:
+    """A check's line, then (pooled checks) one line per replication."""
+    if not c.get("n"):
+        return [_check_line(c)]
+    return [_check_line(c)] + [_rep_line(r) for r in c.get("replications", [])]
 
 
 def to_markdown(p: Mapping[str, Any], level: int = 1, details: bool = True) -> str:
@@ -80,13 +129,15 @@ def to_markdown(p: Mapping[str, Any], level: int = 1, details: bool = True) -> s
     else:
         out.append(f"Runs: {_runs_text(p)}.\n")
     out.append(f"Rule: {p['rule']}\n")
+    if p.get("pooling"):
+        out.append(f"Replications pooled: {p['pooling']}.\n")
     if p.get("equivalence_margin") is not None:
         out.append(f"Equivalence margin of the accuracy checks: ±{p['equivalence_margin']:g} points "
                    "(`report.equivalence_margin`).\n")
     out.append("| # | Claim | Paper | Verdict | Evidence |")
     out.append("|---|---|---|---|---|")
     for c in p["claims"]:
-        ev = "<br>".join(_check_line(k).replace("|", "\\|") for k in c["checks"]) or "–"
+        ev = "<br>".join(x.replace("|", "\\|") for k in c["checks"] for x in _check_lines(k)) or "–"
         out.append(f"| {c['id']} | {c['title']} | {c['paper']} | **{c['verdict']}** | {ev} |")
     out.append("")
     for note in p["notes"]:
@@ -99,16 +150,20 @@ def to_markdown(p: Mapping[str, Any], level: int = 1, details: bool = True) -> s
         if c.get("verdict_reason") and c.get("kind", "claim") == "claim":
             out.append(f"Verdict: {c['verdict']} ({c['verdict_reason']}).\n")
         if c["checks"]:
-            out.append("| Check | Claimed | n | Mean | 95% CI | p (t) | p (sign-flip) | p (Holm) | MDE (80%) | "
-                       "TOST p (margin) | Std | Per seed | Verdict |")
-            out.append("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
+            out.append("| Id | Check | Endpoint | Claimed | n | Mean | 95% CI | 90% CI | p (t) | p (sign-flip) | p (Holm) | "
+                       "MDE (80%) | TOST p (margin) | Std | Per seed | Verdict |")
+            out.append("|---|---|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|")
             for k in c["checks"]:
                 signed = k["claimed"].startswith(("> 0", "< 0"))
                 tost = "–" if k.get("margin") is None else f"{_p(k.get('p_tost'))} (±{k['margin']:g})"
-                out.append(f"| {k['label']} | {k['claimed']} | {k['n']} | {_fmt(k['mean'], signed)} | {_ci(k)} | "
-                           f"{_p(k['p'])} | {_p(k['p_signflip'])} | {_p(k['p_holm'])} | {_mde(k)} | {tost} | "
+                out.append(f"| {k.get('id', '')} | {k['label']} | {k.get('endpoint') or '–'} | {k['claimed']} | "
+                           f"{k['n']} | {_fmt(k['mean'], signed)} | {_ci(k)} | {_ci90(k)} | {_p(k['p'])} | {_p(k['p_signflip'])} | {_p(k['p_holm'])} | {_mde(k)} | {tost} | "
                            f"{_fmt(k['std'])} | {_seed_text(k['per_seed'], signed)} | {k['verdict']}: {k['reason']} |")
             out.append("")
+            for k in c["checks"]:
+                if k.get("replications") and k.get("n"):
+                    out.append(f"- {k['label']}, each replication (p_het = {_p(k.get('p_heterogeneity'))}):")
+                    out.extend(f"  - {_rep_line(r).strip()}" for r in k["replications"])
             for k in c["checks"]:
                 levels = "; ".join(f"{name} = {_fmt(v)}" for name, v in k["levels"].items())
                 if levels:
@@ -155,10 +210,10 @@ def print_rich(p: Mapping[str, Any], console: Any) -> None:
     table.add_column("#", no_wrap=True)
     table.add_column("Claim (paper)", ratio=2)
     table.add_column("Verdict", no_wrap=True)
-    table.add_column("Evidence (paired over seeds: n, mean difference, 95% CI, one-sided p, MDE at 80% power)",
+    table.add_column("Evidence (paired over seeds: n, mean difference, 95% and 90% CI, one-sided p, MDE at 80% power)",
                      ratio=3)
     for c in p["claims"]:
-        lines = [_check_line(k) for k in c["checks"]]
+        lines = [x for k in c["checks"] for x in _check_lines(k)]
         if c["command"]:
             lines.append(f"to add: {c['command']}")
         table.add_row(c["id"], f"{c['title']} ({c['paper']})", Text(c["verdict"], style=VERDICT_STYLE[c["verdict"]]),
@@ -168,12 +223,14 @@ def print_rich(p: Mapping[str, Any], console: Any) -> None:
     for note in p["notes"]:
         console.print(f"note: {note}", highlight=False)
     console.print(f"rule: {p['rule']}", highlight=False)
+    if p.get("pooling"):
+        console.print(f"pooling: {p['pooling']}", highlight=False)
 
 
-def write_files(p: Mapping[str, Any], report_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``claims.md`` (with details) and ``claims.json`` atomically under ``report_dir``."""
+def write_files(p: Mapping[str, Any], report_dir: str | os.PathLike[str], stem: str = "claims") -> dict[str, Path]:
+    """Write ``{stem}.md`` (with details) and ``{stem}.json`` atomically under ``report_dir``."""
     d = Path(report_dir)
-    paths = {"md": d / "claims.md", "json": d / "claims.json"}
+    paths = {"md": d / f"{stem}.md", "json": d / f"{stem}.json"}
     artifacts.write_text(paths["md"], to_markdown(p, level=1))
     artifacts.write_json(paths["json"], p)
     return paths

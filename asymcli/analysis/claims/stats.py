@@ -56,7 +56,8 @@ from scipy import special as _sp
 from scipy import stats as _st
 
 __all__ = ["ALPHA", "MIN_SEEDS", "POWER", "TREND", "VERDICTS", "ClaimDecision", "PairedTest", "claim_decision",
-           "combine", "holm", "mde", "paired_test", "seeds_for", "signflip_p", "stdev", "tost_p"]
+           "combine", "heterogeneity_p", "holm", "mde", "paired_test", "seeds_for", "signflip_p", "stdev",
+           "stratified_test", "tost_p"]
 
 ALPHA = 0.05  # "holds" / "fails" / "equivalent" threshold (one-sided; TOST: each of its two tests)
 TREND = 0.2  # 0.05 <= p < TREND in the claimed direction: "trend"
@@ -99,21 +100,22 @@ def signflip_p(xs: Sequence[float], sign: int) -> float | None:
     return hits / 2 ** n
 
 
-def mde(sd: float | None, n: int, alpha: float = ALPHA, power: float = POWER) -> float | None:
+def mde(sd: float | None, n: int, alpha: float = ALPHA, power: float = POWER, df: int | None = None) -> float | None:
     """Minimum detectable effect of the one-sided paired t-test at level ``alpha`` with ``n``
     paired differences of standard deviation ``sd``: the true mean delta with
     P(T > t_{1-alpha, n-1} | T ~ noncentral t(n - 1, delta sqrt(n) / sd)) = ``power``, exact
     (scipy.stats.nct). In the unit of ``sd`` (proportional to it); 0 when sd = 0 (no spread:
-    any difference is seen); None when n < 2 or sd is unknown."""
+    any difference is seen); None when n < 2 or sd is unknown. ``df``: the t statistic's degrees
+    of freedom (default n - 1; a pooled test over R replications has n - R)."""
     if sd is None or n < 2 or not math.isfinite(sd):
         return None
-    return sd * _mde_unit(n, alpha, power)  # the MDE scales with sd: solve once per (n, alpha, power)
+    return sd * _mde_unit(n, alpha, power, n - 1 if df is None else df)  # the MDE scales with sd: solve once per (n, alpha, power)
 
 
 @functools.lru_cache(maxsize=4096)
-def _mde_unit(n: int, alpha: float, power: float) -> float:
+def _mde_unit(n: int, alpha: float, power: float, df: int | None = None) -> float:
     """:func:`mde` at sd = 1."""
-    df = n - 1
+    df = n - 1 if df is None else df
     tcrit = float(_st.t.ppf(1.0 - alpha, df))
     f = lambda ncp: float(_st.nct.sf(tcrit, df, ncp)) - power  # noqa: E731  (increasing in ncp)
     hi = max(1.0, tcrit + 2 * float(_st.norm.ppf(power)) + 2)
@@ -147,13 +149,14 @@ def seeds_for(sd: float, target_mde: float, alpha: float = ALPHA, power: float =
     return hi
 
 
-def tost_p(mean: float, se: float, n: int, margin: float) -> float:
+def tost_p(mean: float, se: float, n: int, margin: float, df: int | None = None) -> float:
     """Two one-sided tests of equivalence within [-margin, +margin]: the larger of the t-test
     p-values of H0: mean <= -margin and H0: mean >= +margin (n - 1 df). < alpha iff the
     two-sided (1 - 2 alpha) t interval lies inside the margin. se = 0: 0 if |mean| < margin, else 1."""
     if se == 0:
         return 0.0 if abs(mean) < margin else 1.0
-    return max(_t_sf((mean + margin) / se, n - 1), _t_sf((margin - mean) / se, n - 1))
+    df = n - 1 if df is None else df
+    return max(_t_sf((mean + margin) / se, df), _t_sf((margin - mean) / se, df))
 
 
 def _t_sf(x: float, df: int) -> float:
@@ -182,6 +185,9 @@ class PairedTest:
     mde: float | None = None  # minimum detectable effect at 80% power (:func:`mde`), unit of the values
     margin: float | None = None  # equivalence margin (None: no equivalence test)
     p_tost: float | None = None  # TOST p within [-margin, +margin]
+    ci90_low: float | None = None  # 90% two-sided t interval: the one a one-sided test at 0.05 matches
+    ci90_high: float | None = None  # (its claimed-side end is the one-sided 95% bound)
+    df: int | None = None  # degrees of freedom of the t statistic (n - 1; pooled: n - replications)
 
 
 def paired_test(values: Iterable[float | None], sign: int, *, alpha: float = ALPHA, trend: float = TREND,
@@ -189,29 +195,49 @@ def paired_test(values: Iterable[float | None], sign: int, *, alpha: float = ALP
     """One-sided paired t-test of per-seed differences ``values`` (NaN / None dropped) for a
     claimed sign ``sign`` (+1: mean > 0, -1: mean < 0), with the verdict of the module doc.
     ``margin``: equivalence margin (> 0) for the TOST ("equivalent"); None: no such verdict."""
+    return stratified_test([values], sign, alpha=alpha, trend=trend, min_n=min_n, margin=margin)
+
+
+def stratified_test(strata: Sequence[Iterable[float | None]], sign: int, *, alpha: float = ALPHA,
+                    trend: float = TREND, min_n: int = MIN_SEEDS, margin: float | None = None) -> PairedTest:
+    """The paired t-test of :func:`paired_test` over several independent replications (strata),
+    pooled as a **fixed-effect, stratified** test: each replication r has its own mean m_r of
+    its n_r paired differences; the pooled estimate is sum(n_r m_r) / N (each stratum weighted
+    by its inverse variance under a common within-replication variance, i.e. by n_r), its
+    standard error s_p / sqrt(N) with s_p^2 the pooled within-replication variance, and t has
+    N - R degrees of freedom (R non-empty replications). It assumes one common true difference
+    (no replication x effect interaction; :func:`heterogeneity_p` tests that); replication
+    differences in level are removed, not counted as noise. One stratum = the paired t-test."""
     if sign not in (1, -1):
         raise ValueError(f"sign must be +1 or -1, got {sign!r}")
     if margin is not None and not margin > 0:
         raise ValueError(f"the equivalence margin must be > 0, got {margin!r}")
-    xs = finite(values)
+    groups = [g for g in (finite(v) for v in strata) if g]
+    xs = [x for g in groups for x in g]
     n = len(xs)
     agree = sum(1 for x in xs if sign * x > 0)
     if n == 0:
         return PairedTest(0, None, None, None, None, None, None, None, None, 0, "insufficient", "no paired value",
                           margin=margin)
     mean = sum(xs) / n
-    if n < 2:
+    df = n - len(groups)
+    if df < 1:
         return PairedTest(n, mean, None, None, None, None, None, None, signflip_p(xs, sign), agree,
                           "insufficient", f"{n} paired seed: a direction, not a result (need >= {min_n})",
                           margin=margin)
-    sd = stdev(xs)
+    if len(groups) == 1:
+        sd = stdev(xs)
+    else:
+        ss = math.fsum((x - math.fsum(g) / len(g)) ** 2 for g in groups for x in g)
+        sd = math.sqrt(ss / df)
+        sd = 0.0 if sd <= 1e-12 * max(1.0, max(abs(x) for x in xs)) else sd
     se = sd / math.sqrt(n)
-    pf = signflip_p(xs, sign)
+    pf = signflip_p(xs, sign)  # flipping signs within strata = flipping them all (the sum is the statistic)
     if se == 0:
         # Every seed gave the same difference: no spread to test against. Exact ties are a
         # property of the setup (e.g. identical runs), so the verdict says so instead of p = 0.
         t = p = None
-        lo = hi = mean
+        lo = hi = lo90 = hi90 = mean
         p_opp = 0.0 if sign * mean < 0 else 1.0
         p_eq = None if margin is None else tost_p(mean, 0.0, n, margin)
         if mean == 0:
@@ -222,11 +248,13 @@ def paired_test(values: Iterable[float | None], sign: int, *, alpha: float = ALP
             reason = "every seed equal (no spread): the difference is deterministic"
     else:
         t = mean / se
-        p = _t_sf(sign * t, n - 1)  # one-sided, claimed direction
-        half = float(_sp.stdtrit(n - 1, 0.975)) * se
+        p = _t_sf(sign * t, df)  # one-sided, claimed direction
+        half = float(_sp.stdtrit(df, 0.975)) * se
         lo, hi = mean - half, mean + half
-        p_opp = _t_sf(-sign * t, n - 1)  # = 1 - p, without the cancellation near p = 1
-        p_eq = None if margin is None else tost_p(mean, se, n, margin)
+        half90 = float(_sp.stdtrit(df, 0.95)) * se
+        lo90, hi90 = mean - half90, mean + half90
+        p_opp = _t_sf(-sign * t, df)  # = 1 - p, without the cancellation near p = 1
+        p_eq = None if margin is None else tost_p(mean, se, n, margin, df=df)
         if p < alpha:
             verdict = "holds"
         elif p_opp < alpha:
@@ -244,8 +272,29 @@ def paired_test(values: Iterable[float | None], sign: int, *, alpha: float = ALP
         reason = f"{n} paired seeds (< {min_n}): {reason}; not a result"
         verdict = "insufficient"
     reason += f"; {agree}/{n} seeds on the claimed side"
-    return PairedTest(n, mean, sd, se, lo, hi, t, p, pf, agree, verdict, reason, p_opp, mde(sd, n, alpha), margin,
-                      p_eq)
+    if len(groups) > 1:
+        reason += f"; fixed-effect pooled over {len(groups)} replications ({df} df)"
+    return PairedTest(n, mean, sd, se, lo, hi, t, p, pf, agree, verdict, reason, p_opp,
+                      mde(sd, n, alpha, df=df), margin, p_eq, lo90, hi90, df)
+
+
+def heterogeneity_p(strata: Sequence[Iterable[float | None]]) -> float | None:
+    """p of the F test that every replication has the same mean difference (one-way ANOVA of
+    the paired differences on replication): small p = the replications disagree beyond their
+    within-replication noise, so a fixed-effect pooled estimate hides that. None with fewer
+    than 2 non-empty replications or no within-replication df or spread."""
+    groups = [g for g in (finite(v) for v in strata) if g]
+    n = sum(len(g) for g in groups)
+    r = len(groups)
+    if r < 2 or n - r < 1:
+        return None
+    grand = math.fsum(x for g in groups for x in g) / n
+    means = [math.fsum(g) / len(g) for g in groups]
+    between = math.fsum(len(g) * (m - grand) ** 2 for g, m in zip(groups, means)) / (r - 1)
+    within = math.fsum((x - m) ** 2 for g, m in zip(groups, means) for x in g) / (n - r)
+    if within <= 0:
+        return None
+    return float(_sp.fdtrc(r - 1, n - r, between / within))
 
 
 def _p(p: float) -> str:

@@ -286,10 +286,12 @@ def test_fig2_and_fig3_have_the_paired_difference_row(curves, monkeypatch):
     t2 = [ax.get_title() for ax in f2.axes]
     t3 = [ax.get_title() for ax in f3.axes]
     assert [t for t in t2 if t.startswith("Δ")] == [
-        "Δ(a) entropy − REINFORCE", "Δ(b) test accuracy − REINFORCE", "Δ(c) none-solved − REINFORCE",
+        "Δ(a) entropy − REINFORCE", "Δ(b) greedy test accuracy − REINFORCE", "Δ(c) none-solved − REINFORCE",
         "Δ(d) log-prob gain − REINFORCE"]
-    assert [t for t in t3 if t.startswith("Δ")] == ["Δ(a) entropy − GRPO", "Δ(b) test accuracy − GRPO"]
+    assert [t for t in t3 if t.startswith("Δ")] == ["Δ(a) entropy − GRPO", "Δ(b) greedy test accuracy − GRPO"]
     assert not any("EMA" in t for t in t2 + t3)
+    # accuracy panels say they are greedy, not the Avg@k the claims test
+    assert "greedy" in t2[1] and "greedy" in t3[1] and "Avg@k" in f2._suptitle.get_text()
 
 
 # ---------------------------------------------------------------------------
@@ -323,48 +325,98 @@ def _clim(fig):
     return fig.axes[0].images[0].get_clim()
 
 
-def test_grid_colour_scale_has_a_minimum_half_range():
+def test_grid_without_scores_colours_the_level_and_says_nothing_is_tested():
     """The mechanism testbed's cells (69.28, 67.98; seeds scatter 1-2 points): without scores
     the scale is centred on the grid's mean with half-range 3, so the cells are pale."""
     fig = figures.grid_figure(_grid([(0.9, 0.4, 69.28, 1.90), (0.7, 0.7, 67.98, 1.03)]))
     lo, hi = _clim(fig)
     centre = (69.28 + 67.98) / 2
     assert (lo, hi) == pytest.approx((centre - 3.0, centre + 3.0))
-    assert "half-range ≥ 3 points" in fig.axes[0].get_title()
-    # a wide grid widens the scale to its largest deviation, still centred
+    assert "nothing tested" in fig.axes[0].get_title()
     lo, hi = _clim(figures.grid_figure(_grid([(0.9, 0.4, 70.0, 1.0), (0.1, 0.1, 60.0, 1.0)])))
     assert (lo, hi) == pytest.approx((60.0, 70.0))
 
 
-def test_grid_is_centred_on_grpo_and_marks_significance():
+def _grid_world():
     grpo = {f"grpo_s{s}": 69.0 + d for s, d in enumerate((0.5, -0.8, 1.2, -0.3, 0.1))}
     rein = {f"reinforce_s{s}": 60.0 for s in range(5)}
     # (0.9, 0.4): +2 every seed with a little noise (significant); (0.7, 0.7): +-1.3 noise (n.s.)
     hi_cell = {f"asym_bp0.9_bn0.4_s{s}": grpo[f"grpo_s{s}"] + 2.0 + e
                for s, e in enumerate((0.1, -0.1, 0.2, 0.0, -0.2))}
     ns_cell = {f"asym_bp0.7_bn0.7_s{s}": grpo[f"grpo_s{s}"] + e for s, e in enumerate((1.3, -1.5, 1.1, -0.9, 0.4))}
-    scores = _scores({**grpo, **rein, **hi_cell, **ns_cell})
+    # (0.9, 0.1): 3 seeds only, each BELOW its GRPO seed, yet its level (mean over 3 seeds) is
+    # above GRPO's 5-seed mean: the old figure coloured the level (blue) against the paired sign
+    low_cell = {f"asym_bp0.9_bn0.1_s{s}": grpo[f"grpo_s{s}"] - 0.3 + e for s, e in ((0, 0.05), (2, -0.05), (4, 0.02))}
+    return grpo, rein, hi_cell, ns_cell, low_cell
+
+
+def test_grid_colour_is_the_paired_difference_with_holm():
+    grpo, rein, hi_cell, ns_cell, low_cell = _grid_world()
+    scores = _scores({**grpo, **rein, **hi_cell, **ns_cell, **low_cell})
     avgs = figures.run_avgs(scores)
     assert avgs[("grpo", None, None)]["s2"] == pytest.approx(70.2)
     assert avgs[("asym", 0.9, 0.4)]["s0"] == pytest.approx(71.6)
-    m_hi, m_ns = np.mean(list(hi_cell.values())), np.mean(list(ns_cell.values()))
-    fig = figures.grid_figure(_grid([(0.9, 0.4, m_hi, 1.0), (0.7, 0.7, m_ns, 1.0)]), scores)
-    centre = np.mean(list(grpo.values()))
-    lo, hi = _clim(fig)
-    assert (lo + hi) / 2 == pytest.approx(centre) and hi - lo == pytest.approx(6.0)
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    hi_text = next(t for t in texts if t.startswith(f"{m_hi:.2f}"))
-    ns_text = next(t for t in texts if t.startswith(f"{m_ns:.2f}"))
-    assert hi_text.endswith("vs GRPO *") and "Δ +2.00" in hi_text
-    assert ns_text.endswith("vs GRPO n.s.")
-    t = paired_test([ns_cell[f"asym_bp0.7_bn0.7_s{s}"] - grpo[f"grpo_s{s}"] for s in range(5)], +1)
-    assert min(1.0, 2 * min(t.p, 1 - t.p)) > 0.05
-    assert "GRPO" in fig.axes[0].get_title() and "p < 0.05" in fig.axes[0].get_title()
+    levels = [(0.9, 0.4, np.mean(list(hi_cell.values())), 1.0), (0.7, 0.7, np.mean(list(ns_cell.values())), 1.0),
+              (0.9, 0.1, np.mean(list(low_cell.values())), 0.5)]
+    assert levels[2][2] > np.mean(list(grpo.values()))  # the level is above GRPO's mean ...
+    fig = figures.grid_figure(_grid(levels), scores)
+    ax = fig.axes[0]
+    img = ax.images[0]
+    bps, bns = [0.9, 0.7], [0.1, 0.4, 0.7]
+    want = {}
+    for (bp, bn), cell in (((0.9, 0.4), hi_cell), ((0.7, 0.7), ns_cell), ((0.9, 0.1), low_cell)):
+        d = [v - grpo["grpo_" + k.rsplit("_", 1)[1]] for k, v in cell.items()]
+        want[bp, bn] = paired_test(d, +1)
+    data = img.get_array()
+    for (bp, bn), t in want.items():
+        i, j = bps.index(bp), bns.index(bn)
+        assert data[i, j] == pytest.approx(t.mean)  # the colour is the paired mean difference
+        rgb = img.cmap(img.norm(data[i, j]))[:3]
+        blue_side = rgb[2] > rgb[0]  # RdBu: above 0 blue, below red
+        assert blue_side == (t.mean > 0)  # ... but the paired difference is negative: red
+    filled = np.ma.filled(data.astype(float), np.nan)
+    assert math.isnan(filled[1, 0]) and math.isnan(filled[1, 1]) and math.isnan(filled[0, 2])
+    assert _clim(fig) == pytest.approx((-3.0, 3.0))  # centred on 0, half-range >= 3 points
+    cells, ref = figures.grid_cells(_grid(levels), scores)
+    assert ref == ("grpo", None, None)
+    ps = {(c["beta_pos"], c["beta_neg"]): c for c in cells}
+    two_sided = [min(1.0, 2 * min(want[k].p, want[k].p_opposite)) for k in ps]
+    from asymcli.analysis.claims.stats import holm
+    assert [ps[k]["p_holm"] for k in ps] == pytest.approx(holm(two_sided))
+    assert [ps[k]["d_n"] for k in ps] == [5, 5, 3]
+    texts = [t.get_text() for t in ax.texts]
+    hi_text = next(t for t in texts if t.startswith("Δ +2.00"))
+    assert hi_text.startswith("Δ +2.00 *\nn=5, p_Holm") and "± 1.0" in hi_text
+    assert any(t.startswith("Δ -0.") and "n=3" in t for t in texts)
+    assert texts.count("not run") == 3  # (0.7, 0.1), (0.7, 0.4), (0.9, 0.7): marked, hatched
+    assert sum(1 for p in ax.patches if p.get_hatch() == "///") == 3
+    title = ax.get_title()
+    assert "Holm over the 3 tested cells" in title and "± over seeds" not in title and "mean ± sd over seeds" in title
 
 
-def test_grid_mark_needs_three_seeds():
-    assert figures.grid_mark({"s0": 70.0, "s1": 71.0}, {"s0": 69.0, "s1": 69.5}, "GRPO") == "Δ +1.25 vs GRPO (n<3)"
-    assert figures.grid_mark({"s0": 70.0}, {"s1": 69.0}, "GRPO") == ""
+def test_grid_text_fits_its_cells():
+    grpo, rein, hi_cell, ns_cell, low_cell = _grid_world()
+    fig = figures.grid_figure(_grid([(0.9, 0.4, 71.0, 1.0), (0.7, 0.7, 69.0, 1.0), (0.9, 0.1, 69.5, 0.5)]),
+                              _scores({**grpo, **hi_cell, **ns_cell, **low_cell}))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    ax = fig.axes[0]
+    r = canvas.get_renderer()
+    for t in ax.texts:
+        x, y = t.get_position()
+        (x0, y0), (x1, y1) = ax.transData.transform([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)])
+        bb = t.get_window_extent(r)
+        assert min(x0, x1) <= bb.x0 and bb.x1 <= max(x0, x1) and min(y0, y1) <= bb.y0 and bb.y1 <= max(y0, y1), t
+
+
+def test_grid_from_claims_diffs():
+    """Redrawing from a claims.json: the per-seed differences given directly."""
+    diffs = {(0.9, 0.4): {"s0": -1.0, "s1": 0.5, "s2": 0.3}, (0.7, 0.7): {"s0": -2.0, "s1": -1.5, "s2": -1.8}}
+    fig = figures.grid_figure(_grid([(0.9, 0.4, 69.3, 1.9), (0.7, 0.7, 68.0, 1.0)]), diffs=diffs, ref=figures.GRPO)
+    data = np.ma.filled(fig.axes[0].images[0].get_array(), np.nan)
+    assert data[0, 0] == pytest.approx(np.mean([-1.0, 0.5, 0.3])) and data[1, 1] == pytest.approx(-1.7666666, rel=1e-5)
 
 
 def test_grid_heatmap_writes_a_png(tmp_path):
@@ -414,3 +466,160 @@ def test_fig_schedule_draws_the_betas_and_entropy_over_target(monkeypatch):
 def test_fig_schedule_only_with_scheduled_runs(monkeypatch):
     figs = _capture(monkeypatch)
     assert figures.fig_schedule(make_curves(), "s.png") is None and figs == []
+
+
+def test_fig_schedule_bands_stay_inside_0_1(monkeypatch):
+    """Betas near 1 with seed noise: the t interval runs past 1; the drawn band is cut to [0, 1]."""
+    figs = _capture(monkeypatch)
+    rows = schedule_curves().to_pylist()
+    for r in rows:
+        if r["method"] == "asym_adaptive" and r["step"] >= 1:
+            r["step_beta_pos"] = min(1.0, 0.97 + 0.01 * r["seed"])
+            r["step_beta_neg"] = max(0.0, 0.03 - 0.01 * r["seed"])
+    figures.fig_schedule(artifacts.to_table(rows, agg.CURVES), "s.png")
+    (fig,) = figs
+    a = fig.axes[0]
+    bands = [p for p in a.collections if isinstance(p, PolyCollection)]
+    assert bands
+    bp = [r["step_beta_pos"] for r in rows if r["method"] == "asym_adaptive" and r["step"] == STEPS]
+    from asymcli.analysis.plotting import t_interval
+
+    _, lo, hi = t_interval(bp)
+    assert hi > 1.0  # the raw interval leaves [0, 1] ...
+    for p in bands:  # ... the drawn one does not
+        y = p.get_paths()[0].vertices[:, 1]
+        assert y.min() >= 0.0 and y.max() <= 1.0
+    assert a.get_ylim()[0] >= -0.05 and a.get_ylim()[1] <= 1.05
+
+
+def test_fig2_panel_c_is_readable(curves, monkeypatch):
+    """Panel (c): one series per method (4 bands), not none- and all-solved (8)."""
+    figs = _capture(monkeypatch)
+    figures.fig2_channels(curves, "x.png")
+    (fig,) = figs
+    c = fig.axes[2]
+    assert c.get_title() == "(c) none-solved fraction"
+    assert len([p for p in c.collections if isinstance(p, PolyCollection)]) == len(figures.FIG2_METHODS)
+    runs = _runs(curves, "pos_only", "none_solved_frac")
+    x, y, lo, hi = drawn(c, figures.row_label("pos_only", None, None))
+    assert y[-1] == pytest.approx(np.mean([runs[s][STEPS] for s in SEEDS]))
+    assert lo.min() >= 0.0 and hi.max() <= 1.0
+
+
+def test_no_note_box_covers_data(monkeypatch):
+    """Missing methods are named in the figure title, not in a box over the panel's data."""
+    figs = _capture(monkeypatch)
+    c = make_curves(levels={"reinforce": (0.0, 0.0), "grpo": (0.0, 0.0)})
+    figures.fig4_dynamics(c, "x.png", pairs=((0.9, 0.4),))
+    figures.fig2_channels(c, "y.png")
+    for fig in figs:
+        for ax in fig.axes:
+            assert not [t for t in ax.texts if "missing runs" in t.get_text()]
+    title = figs[0]._suptitle.get_text()
+    assert "; not run: " in title and figures.spec_label(("asym", 0.9, 0.4)) in title and "Dr.GRPO" in title
+
+
+def _asym_world():
+    """CURVES and RUN_SCORES of REINFORCE, GRPO and AsymGRPO (0.9, 0.4), 5 seeds; Avg@k at steps
+    10 and 20 on two benchmarks, the asym runs +1.5 points above GRPO per seed (noisy)."""
+    levels = {"reinforce": (0.0, 0.0), "grpo": (0.0005, 0.01)}
+    c = make_curves(levels=levels).to_pylist()
+    asym = make_curves(levels={"asym": (0.001, 0.02)}, run_fmt="asym_bp0.9_bn0.4_s{s}").to_pylist()
+    for r in asym:
+        r.update(beta_pos=0.9, beta_neg=0.4)
+    curves = artifacts.to_table(c + asym, agg.CURVES)
+    rows = []
+    rng = np.random.default_rng(7)
+    for s in SEEDS:
+        seed_level = rng.normal(0, 0.05)
+        for rid, m, bp, bn, off in ((f"reinforce_s{s}", "reinforce", None, None, 0.0),
+                                    (f"grpo_s{s}", "grpo", None, None, 0.002),
+                                    (f"asym_bp0.9_bn0.4_s{s}", "asym", 0.9, 0.4, 0.017)):
+            for step in (10, 20):
+                for i, b in enumerate(("a", "b")):
+                    v = 0.6 + seed_level + off + 0.001 * step + rng.normal(0, 0.004) + 0.02 * i
+                    rows.append({"run_id": rid, "method": m, "beta_pos": bp, "beta_neg": bn, "seed": s,
+                                 "step": step, "benchmark": b, "n_problems": 10, "k_min": 4, "k": 4,
+                                 "temperature": 0.4, "avg_at_k": v, "pass_at_k": v, "maj_at_k": v})
+    return curves, artifacts.to_table(rows, agg.RUN_SCORES)
+
+
+def test_fig4_plots_avg_at_k_and_the_paired_test(monkeypatch):
+    figs = _capture(monkeypatch)
+    curves, scores = _asym_world()
+    figures.fig4_dynamics(curves, "x.png", pairs=((0.9, 0.4),), scores=scores)
+    (fig,) = figs
+    ax = fig.axes
+    assert "Avg@k" in ax[2].get_title() and "greedy" not in ax[2].get_title()
+    avg = figures.avg_curves(scores)
+    asym = ("asym", 0.9, 0.4)
+    # (c): the level is Avg@k x 100, mean over the benchmarks, per evaluated step
+    x, y, lo, hi = drawn(ax[2], figures.spec_label(asym))
+    assert list(x) == [10, 20]
+    tab = scores.to_pylist()
+    for i, st in enumerate((10, 20)):
+        per_seed = [100 * np.mean([r["avg_at_k"] for r in tab if r["run_id"] == f"asym_bp0.9_bn0.4_s{s}"
+                                   and r["step"] == st]) for s in SEEDS]
+        assert y[i] == pytest.approx(np.mean(per_seed))
+        assert per_seed == pytest.approx([avg[asym][f"s{s}"][st] for s in SEEDS])
+    # (e): Avg@k − GRPO per evaluation, paired
+    x, y, lo, hi = drawn(ax[4], figures.spec_label(asym))
+    d20 = [avg[asym][f"s{s}"][20] - avg[figures.GRPO][f"s{s}"][20] for s in SEEDS]
+    t = paired_test(d20, +1)
+    assert y[-1] == pytest.approx(t.mean) and (lo[-1], hi[-1]) == pytest.approx((t.ci_low, t.ci_high))
+    # (f): every seed's paired difference at the final step, its mean, 95% (thin) and 90% (thick) CI
+    f = ax[5]
+    row_labels = [tl.get_text() for tl in f.get_yticklabels()]
+    assert row_labels[::-1][0] == "AsymGRPO (0.9, 0.4)\n− GRPO"
+    y_row = len(row_labels) - 1
+    dots = [ln for ln in f.lines if ln.get_label() == figures.STRIP_LABELS[0]]
+    vs_grpo = next(ln for ln in dots if np.all(np.abs(np.asarray(ln.get_ydata()) - y_row) < 0.5))
+    assert sorted(vs_grpo.get_xdata()) == pytest.approx(sorted(d20))
+    mean = next(ln for ln in f.lines if ln.get_label() == figures.STRIP_LABELS[1] and ln.get_ydata()[0] == y_row)
+    assert mean.get_xdata()[0] == pytest.approx(t.mean)
+    segs = {c.get_label(): c.lines[2][0].get_segments()[0] for c in f.containers
+            if abs(c.lines[2][0].get_segments()[0][0, 1] - y_row) < 1e-9}
+    s95, s90 = segs[figures.STRIP_LABELS[2]], segs[figures.STRIP_LABELS[3]]
+    assert (s95[:, 0].min(), s95[:, 0].max()) == pytest.approx((t.ci_low, t.ci_high))
+    assert (s90[:, 0].min(), s90[:, 0].max()) == pytest.approx((t.ci90_low, t.ci90_high))
+    assert t.ci90_low > 0 and t.p < 0.05  # this world's gain holds, and the thick bar clears 0
+
+
+def test_fig4_without_scores_says_it_plots_greedy(curves, monkeypatch):
+    figs = _capture(monkeypatch)
+    figures.fig4_dynamics(curves, "x.png", pairs=())
+    (fig,) = figs
+    assert "greedy evaluations, not the Avg@k the claims test" in fig.axes[2].get_title()
+    assert "cannot be drawn" in " ".join(t.get_text() for t in fig.axes[5].texts)
+
+
+def test_claims_figure_draws_each_replication_and_the_pooled_test(monkeypatch):
+    import json
+    from pathlib import Path
+
+    from asymcli.analysis.claims import pool
+
+    figs = _capture(monkeypatch)
+    d = Path(__file__).resolve().parents[1] / "docs" / "results" / "headline"
+    a, b = json.loads((d / "claims-n24.json").read_text()), json.loads((d / "rerun-2026-12-03/claims.json").read_text())
+    p = pool([("first", a), ("rerun", b)], primary_endpoint="5a.1")
+    figures.claims_figure(p, "x.png", ids=["5a.1", "5a.2"])
+    (fig,) = figs
+    ax = fig.axes[0]
+    assert ax.get_title().startswith("5a.1") and "[primary]" in ax.get_title()
+    k = next(k for c in p["claims"] for k in c["checks"] if k["id"] == "5a.1")
+    rows = figures.claim_rows(k)
+    assert [r["label"] for r in rows] == ["r1: first", "r2: rerun", "pooled (fixed effect)"]
+    means = [ln for ln in ax.lines if ln.get_label() == figures.STRIP_LABELS[1]]
+    by_y = {round(ln.get_ydata()[0]): ln.get_xdata()[0] for ln in means}
+    assert by_y[0] == pytest.approx(k["mean"])  # the pooled row (bottom) is the stratified estimate
+    assert by_y[2] == pytest.approx(k["replications"][0]["mean"])
+    thick = {round(c.lines[2][0].get_segments()[0][0, 1]): c.lines[2][0].get_segments()[0][:, 0]
+             for c in ax.containers if c.get_label() == figures.STRIP_LABELS[3]}
+    assert (thick[0].min(), thick[0].max()) == pytest.approx((k["ci90_low"], k["ci90_high"]))
+    dots = [ln for ln in ax.lines if ln.get_label() == figures.STRIP_LABELS[0]]
+    assert sum(len(ln.get_xdata()) for ln in dots) == 2 * 48  # 24 + 24 per replication, 48 pooled
+    # colour = verdict: 5a.1 holds everywhere (green); 5a.2 is not "holds" (grey)
+    assert all(mcolors.to_hex(ln.get_color()) == figures.VERDICT_COLORS["holds"] for ln in means)
+    means2 = [ln for ln in fig.axes[1].lines if ln.get_label() == figures.STRIP_LABELS[1]]
+    assert all(mcolors.to_hex(ln.get_color()) == figures.OTHER_VERDICT for ln in means2)

@@ -169,9 +169,12 @@ def test_figures_with_missing_runs_still_render(tmp_path):
 
 
 def test_grid_cells_carry_spread_and_n(tmp_path):
-    """Figure 4d annotates mean ± std and n, so a small spread is not read off the colours alone."""
-    assert figures.grid_cell_text({"mean": 69.624, "std": 0.904, "n_seeds": 5}) == "69.62\n± 0.90\nn=5"
-    assert figures.grid_cell_text({"mean": 71.33, "std": None, "n_seeds": 1}) == "71.33\nn=1"
+    """Figure 4d annotates mean ± std and n, so a small spread is not read off the colours alone;
+    with a paired test, the tested difference first, with its n and Holm p."""
+    assert figures.grid_cell_text({"mean": 69.624, "std": 0.904, "n_seeds": 5}) == "69.6 ± 0.9\nn=5"
+    assert figures.grid_cell_text({"mean": 71.33, "std": None, "n_seeds": 1}) == "71.3\nn=1"
+    assert figures.grid_cell_text({"mean": 69.6, "std": 0.9, "n_seeds": 5, "d_mean": 0.712, "d_n": 3,
+                                   "p_holm": 0.41}) == "Δ +0.71\nn=3, p_Holm 0.41\n69.6 ± 0.9"
     grid = pa.Table.from_pylist(schema=agg.GRID, mapping=[
         {"beta_pos": 0.9, "beta_neg": 0.4, "mean": 69.6, "std": 0.9, "n_seeds": 5, "step_min": 60, "step_max": 60},
         {"beta_pos": 0.7, "beta_neg": 0.7, "mean": 69.3, "std": 0.9, "n_seeds": 5, "step_min": 60, "step_max": 60}])
@@ -192,7 +195,9 @@ def test_panel_reports_missing_methods():
     ax = Figure().subplots()
     missing = figures.panel(ax, curves, figures.FIG2_METHODS, "entropy", title="t", ylabel="y")
     assert missing == ["Pos-Only Modulation", "Neg-Only Modulation", "REINFORCE w/ Entro. Reg."]
-    assert any("missing runs" in t.get_text() for t in ax.texts)
+    # named by the figure's title (figures._not_run), never in a box over the panel's data
+    assert not ax.texts
+    assert figures._not_run(missing) == "; not run: Pos-Only Modulation, Neg-Only Modulation, REINFORCE w/ Entro. Reg."
     s = figures.series(curves, ("reinforce", None, None), "eval_greedy_acc_ema")
     assert s is not None and list(s[0]) == [2, 4] and s[3] == 1
 

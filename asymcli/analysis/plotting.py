@@ -200,10 +200,15 @@ def note(ax: Any, text: str, big: bool = False) -> None:
 SPARSE = 12  # at most this many steps: markers and error bars instead of a band
 
 
-def _draw_band(ax: Any, band: Band, label: str, style: dict[str, Any], slot: float = 0.0) -> None:
+def _draw_band(ax: Any, band: Band, label: str, style: dict[str, Any], slot: float = 0.0,
+               clip: tuple[float, float] | None = None) -> None:
     """Mean line with its 95% CI: error bars when there are few steps (shifted sideways by
     ``slot`` x 1.2% of the step range, so the bars of several methods do not overlap), else a
-    shaded band. The line carries the label; bars and band go with it."""
+    shaded band. The line carries the label; bars and band go with it. ``clip``: the range the
+    quantity can take (a beta in [0, 1], a fraction): the interval is cut to it, since a t
+    interval of a bounded quantity can run outside what is possible."""
+    if clip is not None:
+        band = Band(band.steps, band.mean, np.clip(band.lo, *clip), np.clip(band.hi, *clip), band.n)
     has_ci = bool(np.isfinite(band.lo).any())
     if len(band) <= SPARSE:
         span = float(band.steps.max() - band.steps.min()) if len(band) > 1 else 1.0
@@ -221,13 +226,15 @@ def _draw_band(ax: Any, band: Band, label: str, style: dict[str, Any], slot: flo
                             alpha=0.18, color=style.get("color"), linewidth=0)
 
 
-def draw_runs(ax: Any, runs: RunCurves, label: str, style: dict[str, Any]) -> None:
+def draw_runs(ax: Any, runs: RunCurves, label: str, style: dict[str, Any],
+              clip: tuple[float, float] | None = None) -> None:
     """Mean over runs with its 95% t CI (:func:`mean_band`) of already-derived curves, for
-    panels whose values are not a CURVES column (e.g. entropy relative to a run's target)."""
+    panels whose values are not a CURVES column (e.g. entropy relative to a run's target);
+    ``clip``: the possible range of the values (the CI is cut to it)."""
     runs = {k: {s: v for s, v in c.items() if math.isfinite(v)} for k, c in runs.items()}
     runs = {k: c for k, c in runs.items() if c}
     if runs:
-        _draw_band(ax, mean_band(runs), label, style)
+        _draw_band(ax, mean_band(runs), label, style, clip=clip)
 
 
 def spec_style(spec: Spec, asym_index: dict[tuple[Any, Any], int] | None = None) -> dict[str, Any]:
@@ -248,14 +255,17 @@ def _axes_style(ax: Any, title: str, ylabel: str) -> None:
 
 def panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], column: str, *, title: str, ylabel: str,
           asym_index: dict[tuple[Any, Any], int] | None = None, linestyle: str | None = None,
-          suffix: str = "", legend: bool = True, dodge: bool = False) -> list[str]:
-    """Draw ``column`` for each spec (mean over seeds with its 95% t CI); note the missing
-    ones. Returns them. ``dodge`` shifts each method's error bars sideways a little."""
+          suffix: str = "", legend: bool = True, dodge: bool = False, clip: tuple[float, float] | None = None,
+          runs_of: Any = None) -> list[str]:
+    """Draw ``column`` for each spec (mean over seeds with its 95% t CI, cut to ``clip``).
+    Returns the specs with no runs: the figure names them in its title (a note inside the
+    panel would cover data). ``dodge`` shifts each method's error bars sideways a little.
+    ``runs_of(spec)``: per-run curves to draw instead of the CURVES column (e.g. Avg@k)."""
     asym_index = {} if asym_index is None else asym_index
     missing = []
     drawn = 0
     for i, spec in enumerate(specs):
-        runs = run_curves(curves, spec, column)
+        runs = run_curves(curves, spec, column) if runs_of is None else runs_of(spec)
         if not runs:
             missing.append(spec_label(spec))
             continue
@@ -263,17 +273,14 @@ def panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], column: str, *, titl
         if linestyle:
             style["linestyle"] = linestyle
         _draw_band(ax, mean_band(runs), spec_label(spec) + suffix, style,
-                   slot=(i - (len(specs) - 1) / 2) if dodge else 0.0)
+                   slot=(i - (len(specs) - 1) / 2) if dodge else 0.0, clip=clip)
         drawn += 1
     _axes_style(ax, title, ylabel)
     if drawn == 0:
         note(ax, "no runs with this metric yet:\n" + "\n".join(missing)
               + "\n(add the methods to grid.methods)", big=True)
-    else:
-        if missing:
-            note(ax, "missing runs:\n" + "\n".join(missing))
-        if legend:
-            ax.legend(fontsize=7, frameon=False)
+    elif legend:
+        ax.legend(fontsize=7, frameon=False)
     return missing
 
 
@@ -283,19 +290,20 @@ def zero_label(ref: Spec) -> str:
 
 def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, column: str, *, title: str,
                ylabel: str, scale: float = 1.0, summary: bool = True,
-               asym_index: dict[tuple[Any, Any], int] | None = None) -> list[str]:
+               asym_index: dict[tuple[Any, Any], int] | None = None, runs_of: Any = None) -> list[str]:
     """Paired-difference panel: for each spec but ``ref``, (spec − ref) x ``scale`` per step,
     paired by seed (:func:`paired_diff`): mean with its 95% t CI over seeds, and the zero line.
     With ``summary`` (per-step metrics), the mean over steps with its paired 95% (thin) and 90% (thick) CIs (the value
     ``asym claims`` tests) is drawn at the right edge. Returns the labels not drawn."""
     asym_index = {} if asym_index is None else asym_index
-    base = run_curves(curves, ref, column)
+    get = (lambda sp: run_curves(curves, sp, column)) if runs_of is None else runs_of
+    base = get(ref)
     missing: list[str] = [] if base else [spec_label(ref)]
     drawn: list[tuple[Spec, RunCurves]] = []
     for i, spec in enumerate(specs):
         if spec == ref:
             continue
-        runs = run_curves(curves, spec, column)
+        runs = get(spec)
         if not runs:
             missing.append(spec_label(spec))
             continue
@@ -342,9 +350,71 @@ def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, colu
             if math.isfinite(lo90):
                 ax.errorbar([x], [mean], yerr=[[mean - lo90], [hi90 - mean]], marker="D", markersize=4,
                             linewidth=0, elinewidth=3.2, capsize=0, color=color, zorder=3, label=spec_label(spec))
-    if missing:
-        note(ax, "missing runs:\n" + "\n".join(missing))
     return missing
+
+
+#: Legend entries of :func:`seed_strip` (the same for every row; the rows are named on the y axis).
+STRIP_LABELS = ("one seed's paired difference", "mean paired difference", "95% CI (thin bar)",
+                "90% CI (thick bar; clear of 0 = one-sided p < 0.05)")
+
+
+def interval_row(ax: Any, y: float, values: Sequence[float], mean: float, ci95: tuple[float, float],
+                 ci90: tuple[float, float], color: Any, text: str = "") -> None:
+    """One row of a strip: every value as a dot (spread vertically so ties stay visible), the
+    mean (diamond), its 95% CI (thin bar) and 90% CI (thick bar); ``text`` at the right edge.
+    CIs that are NaN (one value) are not drawn."""
+    xs = np.asarray([v for v in values if v is not None and math.isfinite(v)], float)
+    if len(xs):
+        jitter = (np.arange(len(xs)) % 7 - 3) * 0.0225
+        ax.plot(xs, y + 0.22 + jitter, "o", markersize=3, alpha=0.55, color=color, label=STRIP_LABELS[0])
+    if math.isfinite(ci95[0]):
+        ax.errorbar([mean], [y], xerr=[[mean - ci95[0]], [ci95[1] - mean]], fmt="none", ecolor=color,
+                    elinewidth=1.0, capsize=3, label=STRIP_LABELS[2])
+    if math.isfinite(ci90[0]):
+        ax.errorbar([mean], [y], xerr=[[mean - ci90[0]], [ci90[1] - mean]], fmt="none", ecolor=color,
+                    elinewidth=3.2, capsize=0, label=STRIP_LABELS[3])
+    ax.plot([mean], [y], "D", markersize=5, color=color, label=STRIP_LABELS[1])
+    if text:
+        ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), xytext=(-2, -5), textcoords="offset points",
+                    ha="right", va="top", fontsize=6.5, color="#333333").set_in_layout(False)
+
+
+def strip_axes(ax: Any, labels: Sequence[str], *, title: str, xlabel: str) -> None:
+    """Axes of a strip: rows ``labels`` top to bottom, the zero line, x grid."""
+    ax.axvline(0.0, color="black", linewidth=0.9, zorder=1)
+    ax.set_yticks(range(len(labels)), list(labels)[::-1], fontsize=7)
+    ax.set_ylim(-0.6, len(labels) - 0.4)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3, axis="x")
+
+
+def seed_strip(ax: Any, rows: Sequence[tuple[str, Sequence[float], Any]], *, title: str, xlabel: str,
+               sign: int = 1) -> list[dict[str, Any]]:
+    """Per-seed paired differences, one row per comparison (``rows``: (label, values, colour),
+    top to bottom), drawn by :func:`interval_row` with the zero line. The thick bar (90% CI)
+    clears 0 on the ``sign`` side exactly when the one-sided paired t-test at 0.05 of
+    ``asym claims`` says "holds"; n and that p are written beside each row. Returns per row
+    {label, n, mean, lo95, hi95, lo90, hi90, p} (what was drawn)."""
+    from .claims.stats import paired_test
+
+    drawn = []
+    for i, (label, values, color) in enumerate(rows):
+        y = len(rows) - 1 - i
+        t = paired_test(values, sign)
+        if not t.n:
+            ax.text(0.0, y, "no paired seeds", ha="center", va="center", fontsize=7, color="#666666")
+            continue
+        nan = math.nan
+        ci95 = (nan, nan) if t.ci_low is None else (t.ci_low, t.ci_high)
+        ci90 = (nan, nan) if t.ci90_low is None else (t.ci90_low, t.ci90_high)
+        interval_row(ax, y, values, t.mean, ci95, ci90, color,  # type: ignore[arg-type]
+                     f"n={t.n}, p={t.p:.2g}" if t.p is not None else f"n={t.n}")
+        drawn.append({"label": label, "n": t.n, "mean": t.mean, "lo95": ci95[0], "hi95": ci95[1], "lo90": ci90[0],
+                      "hi90": ci90[1], "p": t.p})
+    strip_axes(ax, [r[0] for r in rows], title=title, xlabel=xlabel)
+    return drawn
 
 
 SUMMARY_LABEL = ("right of a Δ panel: mean over steps (the value `asym claims` tests), paired CI: "

@@ -422,28 +422,11 @@ def kappa_markdown(kappa: pa.Table, steps: int) -> str:
     return "\n".join(out) + "\n"
 
 
-FIGURE_CAPTIONS = {
-    "figures/fig1_advantages.png": "Figure 1: advantage per rollout vs group accuracy p, (a) correct and "
-                                   "(b) failed rollouts, for several β, with the flipped EntDecrease / "
-                                   "EntIncrease channels (G = 8). Computed by the advantage registry.",
-    "figures/fig2_channels.png": "Figure 2: entropy, test accuracy (greedy evaluations, 95% CI), "
-                                 "none/all-solved fractions and log-prob gain on correct rollouts for "
-                                 "REINFORCE, Pos-Only, Neg-Only and REINFORCE w/ entropy reg.; bottom row: "
-                                 "each method minus REINFORCE, paired by seed, mean and 95% CI.",
-    "figures/fig3_flip.png": "Figure 3: advantage flip test, entropy and test accuracy of GRPO, EntDecrease, "
-                             "EntIncrease; bottom row: each minus GRPO, paired by seed, mean and 95% CI.",
-    "figures/fig4_dynamics.png": "Figure 4 (a-c): training reward, entropy and test accuracy (greedy evaluations, 95% CI).",
-    "figures/fig_schedule.png": "Beta schedule: asym_adaptive's betas per step; entropy / the same seed's "
-                                "target for it, REINFORCE, GRPO, AsymGRPO (0.9, 0.4) (95% CI over seeds).",
-    "figures/fig4d_grid.png": "Figure 4d: Avg. benchmark accuracy over the (βpos, βneg) grid; colour "
-                              "diverges around GRPO's Avg. with a half-range of at least 3 points, "
-                              "* = paired difference to GRPO with p < 0.05.",
-}
-
-
 def index_markdown(ctx: ReportContext, extra_sections: Sequence[SectionFn] | None = None) -> str:
     """index.md: links to the tables and figures, Table 2 inline, kappa-hat, then the
     ``extra_sections`` (default: ``EXTRA_SECTIONS``, which holds the Claims placeholder)."""
+    from .figures import FIGURE_CAPTIONS
+
     cfg = ctx.cfg
     present = set(ctx.files)
     model = cfg.model.path if cfg.model.kind == "hf" else "the embedded tiny model"
@@ -531,6 +514,7 @@ def write_figures(cfg: Config, layout: Layout) -> list[Path]:
     from . import figures
 
     curves = _read(layout.agg("curves"), agg.CURVES)
+    scores = _read_optional(layout.agg("run_scores"), agg.RUN_SCORES)
     d = layout.report_dir / "figures"
     pairs = [tuple(float(x) for x in p) for p in cfg.grid.betas]
     schedule = figures.fig_schedule(curves, d / "fig_schedule.png")  # only with asym_adaptive runs
@@ -538,7 +522,8 @@ def write_figures(cfg: Config, layout: Layout) -> list[Path]:
         figures.fig1_advantages(d / "fig1_advantages.png", group_size=cfg.train.group_size),
         figures.fig2_channels(curves, d / "fig2_channels.png"),
         figures.fig3_flip(curves, d / "fig3_flip.png"),
-        figures.fig4_dynamics(curves, d / "fig4_dynamics.png", pairs=pairs),  # type: ignore[arg-type]
+        figures.fig4_dynamics(curves, d / "fig4_dynamics.png", pairs=pairs,  # type: ignore[arg-type]
+                              scores=scores, checkpoint=cfg.report.checkpoint),
     ] + ([schedule] if schedule is not None else [])
 
 

@@ -162,3 +162,6 @@ def test_cli_pools_results_folders(tmp_path):
     res = runner.invoke(app, ["claims", "--config", str(cfg), "--replication", str(FIRST), "--replication",
                               str(RERUN), "--format", "md"])
     assert res.exit_code == 0 and "(pooled): n=48" in res.stdout
+    res = runner.invoke(app, ["claims", "--config", str(cfg), "--replication", str(FIRST), "--replication",
+                              str(RERUN)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "[primary endpoint]" in res.stdout and "[secondary, Holm" in res.stdout

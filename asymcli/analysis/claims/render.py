@@ -217,7 +217,7 @@ def print_rich(p: Mapping[str, Any], console: Any) -> None:
         if c["command"]:
             lines.append(f"to add: {c['command']}")
         table.add_row(c["id"], f"{c['title']} ({c['paper']})", Text(c["verdict"], style=VERDICT_STYLE[c["verdict"]]),
-                      "\n".join(lines) or "–")
+                      Text("\n".join(lines) or "–"))  # Text: "[primary endpoint]" is not rich markup
     console.print(table)
     console.print(f"runs: {_runs_text(p) or 'none under ' + p['results_dir']}", highlight=False)
     for note in p["notes"]:

@@ -165,3 +165,17 @@ def test_cli_pools_results_folders(tmp_path):
     res = runner.invoke(app, ["claims", "--config", str(cfg), "--replication", str(FIRST), "--replication",
                               str(RERUN)], env={"COLUMNS": "250"})
     assert res.exit_code == 0 and "[primary endpoint]" in res.stdout and "[secondary, Holm" in res.stdout
+
+
+def test_pooling_says_when_replications_come_from_different_platforms():
+    a, b = json.loads(FIRST.read_text()), json.loads(RERUN.read_text())
+    p = replications.pool([("a", a), ("b", b)])
+    assert "platforms not recorded" in p["notes"][-1] and "r1: not recorded" in p["notes"][-1]
+    a2 = {**a, "platforms": {"Xeon 8480 / avx512": ["grpo_s0"]}}
+    b2 = {**b, "platforms": {"EPYC 7763 / avx2": ["grpo_s0"]}}
+    p = replications.pool([("a", a2), ("b", b2)])
+    assert p["notes"][-1] == ("the replications come from different platforms: r1: Xeon 8480 / avx512; "
+                              "r2: EPYC 7763 / avx2")
+    assert [r["platforms"] for r in p["replications"]] == [a2["platforms"], b2["platforms"]]
+    p = replications.pool([("a", a2), ("b", {**b, "platforms": a2["platforms"]})])
+    assert p["notes"][-1].startswith("platforms: r1: Xeon")

@@ -149,6 +149,7 @@ def pool(reps: Sequence[tuple[str, Mapping[str, Any]]], *, primary_endpoint: str
     notes.append("replications: " + "; ".join(f"r{i + 1} = {lab} ({len(p.get('runs', []))} runs)"
                                               for i, (lab, p) in enumerate(reps))
                  + ". Each is an independent experiment, reported at its own n beside the pooled estimate.")
+    notes.append(platform_note(reps))
     return _clean({
         "rule": RULE,
         "pooling": POOLING,
@@ -156,7 +157,7 @@ def pool(reps: Sequence[tuple[str, Mapping[str, Any]]], *, primary_endpoint: str
         "equivalence_margin": margin,
         "results_dir": " + ".join(labels),
         "replications": [{"label": lab, "results_dir": p.get("results_dir", ""), "runs": len(p.get("runs", [])),
-                          "verdicts": p.get("verdicts", {})} for lab, p in reps],
+                          "verdicts": p.get("verdicts", {}), "platforms": p.get("platforms")} for lab, p in reps],
         "runs": runs,
         "skipped": [f"{lab}: {s}" for lab, p in reps for s in p.get("skipped", [])],
         "claims": claims,
@@ -165,6 +166,23 @@ def pool(reps: Sequence[tuple[str, Mapping[str, Any]]], *, primary_endpoint: str
         "command": None,
         "notes": notes,
     })
+
+
+def platform_note(reps: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """Which platforms (CPU, torch kernel choice; asymcli.platform) each replication's runs came
+    from: a replication from another platform is expected to differ seed by seed (issue 30)."""
+    parts = []
+    labels: set[str] = set()
+    for i, (_, p) in enumerate(reps):
+        plats = p.get("platforms")
+        if not plats:
+            parts.append(f"r{i + 1}: not recorded")
+            continue
+        labels |= set(plats)
+        parts.append(f"r{i + 1}: " + " + ".join(sorted(plats)))
+    head = ("the replications come from different platforms" if len(labels) > 1 else
+            "platforms" if labels else "platforms not recorded (runs from before provenance)")
+    return f"{head}: {'; '.join(parts)}"
 
 
 def check_replications(cfg: Config, specs: Sequence[str], *, config_path: str | None = None) -> dict[str, Any]:

@@ -54,7 +54,6 @@ validate(config, "workflow/schemas/config.schema.json", set_default=False)
 apply_numerics(CFG.numerics.portable)
 
 LAYOUT = pipeline.Layout.of(CFG)
-R = str(LAYOUT.root)  # results_dir
 CONFIG_FILE = str(LAYOUT.resolved_config)  # what every rule passes to `asym <stage> --config`
 TABLE_RUNS = pipeline.ids(pipeline.table_runs(CFG))
 GRID_RUNS = pipeline.ids(pipeline.grid_pair_runs(CFG))

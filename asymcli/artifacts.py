@@ -497,6 +497,15 @@ def _short(exc: BaseException) -> str:
 # Checkpoint folders (written by the trainer; read by status, reruns and eval)
 # ---------------------------------------------------------------------------
 
+#: The names inside a run folder (runs/{run_id}/) and an eval folder (evals/{run_id}/): Layout
+#: builds its paths from these, and the trainer (which must not import the pipeline) and code
+#: handed a run folder name its files with them.
+RUN_JSON = "run.json"  # the resolved run config, written when training starts
+METRICS_FILE = "metrics.parquet"  # one row per step, written last
+CHECKPOINTS_DIR = "checkpoints"  # step_{N:06d}/ folders
+SAMPLES_FILE = "samples.parquet"  # an evaluation's samples, the concatenation of its parts
+EVAL_PARTS_DIR = "parts"  # one Parquet per finished (step, benchmark)
+
 CKPT_PREFIX = "step_"  # runs/{run_id}/checkpoints/step_000060/
 COMPLETE_MARKER = "COMPLETE"  # written last, before the atomic rename
 STATE_FILE = "trainer_state.pt"  # optimizer, RNG and metrics so far, beside the weights

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from asymcli.analysis import aggregate as agg
 from asymcli import artifacts
-from asymcli.config import Config, config_to_dict, is_base_run, parse_run_id
+from asymcli.config import METHODS, Config, config_to_dict, is_base_run, parse_run_id
 from asymcli.errors import ArtifactError, ConfigError
 from asymcli.pipeline import AGG_PARTS, Layout
 from asymcli.platform import mixed_note
@@ -40,11 +40,16 @@ def check_parts(parts: Sequence[str] | None, known: Sequence[str]) -> list[str]:
 def discover(layout: Layout, kind: str) -> list[str]:
     """Run ids with a finished artifact: ``samples`` (evals/*/samples.parquet) or
     ``metrics`` (runs/*/metrics.parquet)."""
-    sub, name = ("evals", "samples.parquet") if kind == "samples" else ("runs", "metrics.parquet")
-    d = layout.root / sub
+    d, file = (layout.evals_dir, layout.samples) if kind == "samples" else (layout.runs_dir, layout.metrics)
     if not d.is_dir():
         return []
-    return sorted(p.parent.name for p in d.glob(f"*/{name}"))
+    return sorted(p.parent.name for p in d.glob(str(file("*").relative_to(d))))
+
+
+def asym_runs(ids: Sequence[str]) -> list[str]:
+    """The AsymGRPO runs among ``ids`` (estimator ``asym``: fixed betas or ``asym_adaptive``),
+    the rows of the grid part; base evaluations are none."""
+    return [r for r in ids if not is_base_run(r) and METHODS[parse_run_id(r)[0]]["estimator"] == "asym"]
 
 
 def run_platforms(layout: Layout, runs: Sequence[str]) -> dict[str, dict | None]:
@@ -73,7 +78,7 @@ def run(cfg: Config, parts: Sequence[str] | None = None, runs: Sequence[str] | N
         if part in ("table2", "grid"):
             ids = list(runs) if runs is not None else discover(layout, "samples")
             if part == "grid":
-                ids = [r for r in ids if r.startswith("asym_")]
+                ids = asym_runs(ids)
             scores = agg.run_scores([layout.samples(r) for r in ids])
             check_k(scores, cfg, layout)
             check_reported_step(scores, cfg, layout)

@@ -16,7 +16,7 @@ from asymcli.errors import ArtifactError, ConfigError
 from asymcli.evaluation.evaluate import evaluate, select_steps
 from asymcli.pipeline.layout import Layout
 from asymcli.progress import PROGRESS_FILE, EvalProgress
-from asymcli.artifacts import list_checkpoints
+from asymcli.artifacts import CHECKPOINTS_DIR, RUN_JSON, list_checkpoints
 
 
 def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, run_id: str | None = None,
@@ -38,12 +38,12 @@ def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, 
         if not run_dir.is_dir():
             raise ArtifactError(f"{run_dir}: run folder does not exist")
         rid = run_id or run_dir.name
-        available = dict(list_checkpoints(run_dir / "checkpoints"))
+        available = dict(list_checkpoints(run_dir / CHECKPOINTS_DIR))
         if not available:
-            raise ArtifactError(f"{run_dir}: no complete checkpoint under {run_dir / 'checkpoints'}")
+            raise ArtifactError(f"{run_dir}: no complete checkpoint under {run_dir / CHECKPOINTS_DIR}")
         chosen = select_steps(list(available), steps if steps is not None else cfg.eval.steps)
         ckpts = [(s, available[s]) for s in chosen]
-        rj = run_dir / "run.json"
+        rj = run_dir / RUN_JSON
         try:
             run_json = json.loads(rj.read_text(encoding="utf-8")) if rj.exists() else None
         except (ValueError, OSError) as exc:

@@ -23,7 +23,7 @@ from asymcli.sampling.curves import CurveSet
 from asymcli.progress import PROGRESS_FILE, TrainProgress
 from asymcli.trackers import open_trackers
 from asymcli.training.reruns import RESUME_FREE_KEYS
-from asymcli.artifacts import list_checkpoints
+from asymcli.artifacts import CHECKPOINTS_DIR, list_checkpoints
 from asymcli.training import bundle
 from asymcli.training.trainer import Trainer
 
@@ -151,7 +151,7 @@ class _StepHooks:
 def _move_aside_if_changed(cfg: Config, tc: TrainConfig, model: Path, out: Path) -> None:
     """`--fresh-on-change`: when ``out`` holds checkpoints made with another config, move
     them (and run.json, metrics) to ``out/previous/`` so the run trains from scratch."""
-    ckpts = list_checkpoints(out / "checkpoints")
+    ckpts = list_checkpoints(out / CHECKPOINTS_DIR)
     if not ckpts:
         return
     now = run_description(cfg, tc)

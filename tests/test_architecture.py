@@ -192,3 +192,92 @@ def test_stages_take_results_paths_from_layout():
     for path in sorted((ROOT / "stages").glob("*.py")):
         bad = hand_built_paths(path.read_text(), folders)
         assert not bad, f"{path.name} builds results paths by hand (use asymcli.pipeline.layout.Layout): {bad}"
+
+
+RUN_FOLDER_FILES = ("run.json", "metrics.parquet", "checkpoints", "samples.parquet", "parts")
+
+
+def test_run_folder_files_are_named_once():
+    # The trainer cannot import the pipeline: it names a run folder's files with the constants of
+    # asymcli.artifacts that Layout builds its paths from, as does every stage handed a run folder.
+    for path in sorted([*(LIBRARY / "training").glob("*.py"), *(LIBRARY / "evaluation").glob("*.py"),
+                        *(LIBRARY / "pipeline").glob("*.py"), *(ROOT / "stages").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant):
+                assert node.right.value not in RUN_FOLDER_FILES, \
+                    f"{path.name} line {node.lineno}: / {node.right.value!r} (use asymcli.artifacts' constant)"
+
+
+def test_snakemake_rules_take_paths_from_layout():
+    # Every path of a rule comes from Layout through common.smk's path(): no hand-written
+    # "{R}/runs/..." strings (results folders named in a string, outside comments).
+    folders = results_folders()
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            bad = [d for d in folders if f"/{d}/" in code] + (["{R}"] if "{R}" in code else [])
+            assert not bad, f"{path.name} line {n} builds a results path by hand: {line.strip()}"
+
+
+def test_run_ids_are_parsed_only_by_parse_run_id():
+    # `startswith("asym_")` on a run id misses what parse_run_id knows (asym_adaptive, base runs).
+    for path in sorted([*LIBRARY.rglob("*.py"), *(ROOT / "stages").glob("*.py")]):
+        if "integrations" in path.parts or path.name == "methods.py":  # verl's asym_* are config keys
+            continue
+        assert 'startswith("asym_")' not in path.read_text(), f"{path}: parse run ids with parse_run_id"
+
+
+#: The library's layers, top first (docs/architecture.md): a wing imports only wings of a lower
+#: layer (and the root); wings of one layer import none of each other.
+LAYERS = (
+    ("analysis", "integrations"),
+    ("pipeline",),
+    ("training", "evaluation"),
+    ("sampling", "embedded"),
+    ("engines", "grading", "algorithm"),
+    ("root",),
+)
+#: The one declared exception: config defers torch to a function that asks the estimator
+#: registry about a name no method uses.
+UPWARD_OK = {("asymcli.config", "asymcli.algorithm.advantages"), ("asymcli.config", "asymcli.algorithm")}
+
+
+def wing_of(module: str) -> str:
+    """``asymcli.training.trainer`` -> ``training``; the root's modules (config, artifacts, ...) -> ``root``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and (LIBRARY / parts[1]).is_dir() else "root"
+
+
+def test_every_wing_has_a_layer():
+    wings = {wing_of(m) for m in library_modules() if m not in ("asymcli", "asymcli.cli")}
+    layered = {w for layer in LAYERS for w in layer}
+    assert wings == layered, f"wings without a layer: {sorted(wings - layered)}; gone: {sorted(layered - wings)}"
+
+
+def test_no_wing_imports_one_above_it_or_beside_it():
+    rank = {w: i for i, layer in enumerate(LAYERS) for w in layer}
+    graph = library_graph()
+    bad = []
+    for name, deps in graph.items():
+        if name in ("asymcli", "asymcli.cli"):
+            continue
+        for dep in deps:
+            a, b = wing_of(name), wing_of(dep)
+            if dep != "asymcli" and a != b and rank[b] <= rank[a] and (name, dep) not in UPWARD_OK:
+                bad.append(f"{name} ({a}) -> {dep} ({b})")
+    assert not bad, "imports up or sideways between wings:\n" + "\n".join(sorted(bad))
+
+
+def test_no_cycle_between_wings():
+    graph = library_graph()
+    wings: dict[str, set[str]] = {}
+    for name, deps in graph.items():
+        if name in ("asymcli", "asymcli.cli"):
+            continue
+        a = wing_of(name)
+        wings.setdefault(a, set()).update(
+            wing_of(d) for d in deps if d != "asymcli" and wing_of(d) != a and (name, d) not in UPWARD_OK)
+    for deps in wings.values():
+        deps &= wings.keys()
+    cycle = find_cycle(wings)
+    assert cycle is None, "wing circle: " + " -> ".join(cycle)

@@ -1,5 +1,5 @@
 """Damaged artifacts (issue 21, item 8): `asym status` names them, `asym run-grid` moves them
-into a ``damaged/`` folder beside them and reruns the jobs that make them (asymcli/training/reruns.py
+into a ``damaged/`` folder beside them and reruns the jobs that make them (asymcli/pipeline/damage.py
 ``run_damage`` / ``set_aside``, asymcli/pipeline/ ``set_aside_damage``).
 
 The end-to-end tests (slow) finish a tiny two-run grid through `asym run-grid`, then cut
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from asymcli import artifacts, pipeline
-from asymcli.training import reruns
+from asymcli.pipeline import damage
 from asymcli.config import Config, config_from_dict
 from asymcli.errors import AsymError
 from tests.test_pipeline_fakes import write_metrics, write_samples
@@ -82,22 +82,22 @@ def test_run_damage_says_what_rebuilds_each_artifact(tmp_path):
     last = _checkpoint(run_dir, 4)
     metrics = write_metrics(tmp_path, "grpo_s0", 0.5)
     samples = write_samples(tmp_path, "grpo_s0", 0.5)
-    assert reruns.run_damage(run_dir, eval_dir, "grpo_s0", 4) == []
+    assert damage.run_damage(run_dir, eval_dir, "grpo_s0", 4) == []
     truncate(metrics)
     truncate(samples)
-    (d_metrics, d_samples) = reruns.run_damage(run_dir, eval_dir, "grpo_s0", 4)
+    (d_metrics, d_samples) = damage.run_damage(run_dir, eval_dir, "grpo_s0", 4)
     assert d_metrics.kind == "metrics" and d_metrics.path == metrics and d_metrics.aside == run_dir / "damaged"
     assert "rebuilds it from checkpoint step 4" in d_metrics.then
     assert d_samples.kind == "samples" and d_samples.aside == eval_dir / "damaged"
     assert "evaluated again" in d_samples.describe() and str(samples) in d_samples.describe()
     # the final checkpoint damaged too: the run resumes from step 2, the metrics are retrained
     truncate(last / "model.safetensors")
-    (d_ck, d_metrics, _) = reruns.run_damage(run_dir, eval_dir, "grpo_s0", 4, hashes=False)
+    (d_ck, d_metrics, _) = damage.run_damage(run_dir, eval_dir, "grpo_s0", 4, hashes=False)
     assert d_ck.kind == "checkpoint" and d_ck.path == last and "resumes from its checkpoint step 2" in d_ck.then
     assert d_metrics.then == "the run retrains: it resumes from its checkpoint step 2"
     # a damaged final checkpoint beside intact metrics: the metrics go with it (the train job must rerun)
     write_metrics(tmp_path, "grpo_s0", 0.5)
-    (d_ck, _) = reruns.run_damage(run_dir, eval_dir, "grpo_s0", 4)
+    (d_ck, _) = damage.run_damage(run_dir, eval_dir, "grpo_s0", 4)
     assert d_ck.also == [metrics] and "metrics.parquet is moved with it" in d_ck.then
 
 
@@ -106,8 +106,8 @@ def test_set_aside_keeps_the_copy_and_the_reason(tmp_path):
     last = _checkpoint(run_dir, 4)
     metrics = write_metrics(tmp_path, "grpo_s0", 0.5)
     truncate(last / "model.safetensors")
-    (d,) = reruns.run_damage(run_dir, tmp_path / "evals" / "grpo_s0", "grpo_s0", 4)
-    where = reruns.set_aside(d)
+    (d,) = damage.run_damage(run_dir, tmp_path / "evals" / "grpo_s0", "grpo_s0", 4)
+    where = damage.set_aside(d)
     assert where == run_dir / "damaged" / "step_000004"
     assert (where / "model.safetensors").stat().st_size == 300 and not last.exists()
     assert (run_dir / "damaged" / "metrics.parquet").exists() and not metrics.exists()
@@ -116,8 +116,8 @@ def test_set_aside_keeps_the_copy_and_the_reason(tmp_path):
     # a second damage of the same file replaces the kept copy and adds to REASON.txt
     write_metrics(tmp_path, "grpo_s0", 0.5)
     truncate(metrics, 200)
-    (d,) = reruns.run_damage(run_dir, tmp_path / "evals" / "grpo_s0", "grpo_s0", 4)
-    reruns.set_aside(d)
+    (d,) = damage.run_damage(run_dir, tmp_path / "evals" / "grpo_s0", "grpo_s0", 4)
+    damage.set_aside(d)
     assert (run_dir / "damaged" / "metrics.parquet").stat().st_size == 200
     assert (run_dir / "damaged" / "REASON.txt").read_text().count("set aside") == 2
 
@@ -186,11 +186,11 @@ def test_rebuild_targets_of_a_damaged_checkpoint_is_its_runs_metrics(tmp_path):
     metrics = write_metrics(tmp_path, "grpo_s0", 0.5)
     truncate(last / "model.safetensors")
     truncate(run_dir / "checkpoints" / "step_000002" / "model.safetensors")
-    damage = reruns.run_damage(run_dir, tmp_path / "evals" / "grpo_s0", "grpo_s0", 4)
-    assert [d.path.name for d in damage] == ["step_000002", "step_000004"]
-    assert pipeline.rebuild_targets(damage) == [metrics]
-    assert "the run retrains: it trains from scratch" not in damage[1].then  # no metrics damage entry
-    assert "the run trains from scratch to write it again" in damage[1].then
+    found = damage.run_damage(run_dir, tmp_path / "evals" / "grpo_s0", "grpo_s0", 4)
+    assert [d.path.name for d in found] == ["step_000002", "step_000004"]
+    assert pipeline.rebuild_targets(found) == [metrics]
+    assert "the run retrains: it trains from scratch" not in found[1].then  # no metrics damage entry
+    assert "the run trains from scratch to write it again" in found[1].then
 
 
 def test_run_grid_dry_run_names_the_damage_and_moves_nothing(tmp_path, monkeypatch):

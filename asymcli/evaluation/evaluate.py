@@ -30,7 +30,7 @@ from ..sampling.curves import CurveSet, spread_rows
 from ..sampling.engine import engine_kwargs
 from ..sampling.grade import decode_and_grade
 
-PARTS = "parts"
+PARTS = artifacts.EVAL_PARTS_DIR
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import yaml
 from .. import artifacts
 from ..config import Config, config_from_dict, load_config, resolve_run, run_id
 from ..errors import AsymError, ConfigError
-from ..training.reruns import run_damage, set_aside, shared_damage
+from .damage import run_damage, set_aside, shared_damage
 from .layout import AGG_PARTS, BASE_RUN, DEFAULT_CONFIG, Layout, REPORT_PARTS, SNAKEFILE
 from .runs import all_runs, grid_overrides, grid_pair_runs, ids, table_runs
 
@@ -243,7 +243,7 @@ def _raise_failed(rc: int, state: Any, workdir: Path, log_path: Path, echo: Any)
 
 
 def find_damage(plan: GridPlan) -> list[Any]:
-    """The damaged artifacts (asymcli.training.reruns.Damage) of the plan's runs, the base model's
+    """The damaged artifacts (asymcli.pipeline.damage.Damage) of the plan's runs, the base model's
     evaluation, the shared inputs and the aggregates; checkpoints are hashed as at resume."""
     lay = Layout.of(plan.cfg)
     steps_of = {run_id(*r): resolve_run(plan.cfg, *r).steps for r in all_runs(plan.cfg)}
@@ -255,7 +255,7 @@ def find_damage(plan: GridPlan) -> list[Any]:
 
 def set_aside_damage(plan: GridPlan, echo: Any = print) -> list[Any]:
     """Before Snakemake starts: move each damaged artifact into a ``damaged/`` folder beside
-    it (asymcli.training.reruns.set_aside); run-grid then names it to Snakemake as a target
+    it (asymcli.pipeline.damage.set_aside); run-grid then names it to Snakemake as a target
     (:func:`rebuild_targets`), which reruns the job that makes it and, by modification
     time, what is built from it. A damaged input of every run
     (prompts, the base stage) stops run-grid with one line instead: rebuilding it would

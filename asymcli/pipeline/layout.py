@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..artifacts import CHECKPOINTS_DIR, EVAL_PARTS_DIR, METRICS_FILE, RUN_JSON, SAMPLES_FILE
 from ..config import base_of, Config
 
 
@@ -57,21 +58,31 @@ class Layout:
     def base_dir(self) -> Path:
         return self.root / "base"
 
-    def base_folder(self, base: int | None = None) -> Path:
+    def base_folder(self, base: int | str | None = None) -> Path:
         """The base stage's folder: ``base/`` (one base) or ``base/b{k}/`` (grid.bases)."""
         return self.base_dir if base is None else self.base_dir / f"b{base}"
 
+    def base_model_of(self, base: int | str | None = None) -> Path:
+        """The base model's HF folder (of base seed ``base`` with grid.bases; a wildcard passes through)."""
+        return self.base_folder(base) / "model"
+
+    def base_stats_of(self, base: int | str | None = None) -> Path:
+        return self.base_folder(base) / "base_stats.parquet"
+
+    def sft_metrics_of(self, base: int | str | None = None) -> Path:
+        return self.base_folder(base) / "sft_metrics.parquet"
+
     @property
     def base_model(self) -> Path:
-        return self.root / "base" / "model"
+        return self.base_model_of()
 
     @property
     def base_stats(self) -> Path:
-        return self.root / "base" / "base_stats.parquet"
+        return self.base_stats_of()
 
     @property
     def sft_metrics(self) -> Path:
-        return self.root / "base" / "sft_metrics.parquet"
+        return self.sft_metrics_of()
 
     @property
     def runs_dir(self) -> Path:
@@ -81,13 +92,13 @@ class Layout:
         return self.runs_dir / rid
 
     def run_json(self, rid: str) -> Path:
-        return self.run_dir(rid) / "run.json"
+        return self.run_dir(rid) / RUN_JSON
 
     def metrics(self, rid: str) -> Path:
-        return self.run_dir(rid) / "metrics.parquet"
+        return self.run_dir(rid) / METRICS_FILE
 
     def checkpoints(self, rid: str) -> Path:
-        return self.run_dir(rid) / "checkpoints"
+        return self.run_dir(rid) / CHECKPOINTS_DIR
 
     @property
     def evals_dir(self) -> Path:
@@ -97,7 +108,11 @@ class Layout:
         return self.evals_dir / rid
 
     def samples(self, rid: str) -> Path:
-        return self.eval_dir(rid) / "samples.parquet"
+        return self.eval_dir(rid) / SAMPLES_FILE
+
+    def eval_parts(self, rid: str) -> Path:
+        """The evaluation's finished (step, benchmark) parts, kept for resume."""
+        return self.eval_dir(rid) / EVAL_PARTS_DIR
 
     def agg(self, name: str) -> Path:
         return self.root / "agg" / f"{name}.parquet"
@@ -122,6 +137,18 @@ class Layout:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    def log(self, name: str) -> Path:
+        """A Snakemake job's log: ``logs/{name}.log`` (``name`` may hold a folder: ``eval/{run}``)."""
+        return self.logs / f"{name}.log"
+
+    def benchmark(self, name: str) -> Path:
+        """A Snakemake job's benchmark table: ``benchmarks/{name}.tsv``."""
+        return self.root / "benchmarks" / f"{name}.tsv"
+
+    def report_file(self, name: str) -> Path:
+        """A file of ``asym report`` (``name`` relative to report/, as in REPORT_PARTS)."""
+        return self.report_dir / name
+
     @property
     def scan_dir(self) -> Path:
         """`asym scan`'s default output folder (scan.parquet, scan.json, scan.png)."""
@@ -134,4 +161,4 @@ def model_path(cfg: Config, seed: int | None = None) -> str:
     if cfg.model.kind == "hf":
         return str(cfg.model.path)
     base = base_of(cfg, seed) if seed is not None else None
-    return str(Layout.of(cfg).base_folder(base) / "model")
+    return str(Layout.of(cfg).base_model_of(base))

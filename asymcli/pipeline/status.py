@@ -9,7 +9,8 @@ from typing import Any
 
 from .. import artifacts
 from ..config import is_base_run, Config, resolve_run, run_id
-from ..training.reruns import run_damage, run_staleness, shared_damage
+from ..training.reruns import run_staleness
+from .damage import run_damage, shared_damage
 from .layout import AGG_PARTS, Layout
 from .runs import all_runs, base_run_ids, ids
 
@@ -56,7 +57,7 @@ class RunStatus:
     eval_parts: int  # finished (step, benchmark) parts of an unfinished evaluation
     disk_bytes: int
     stale: str | None = None  # what the next run-grid does to it and why (asymcli.training.reruns)
-    damage: list[Any] = field(default_factory=list)  # reruns.Damage: its damaged artifacts
+    damage: list[Any] = field(default_factory=list)  # damage.Damage: its damaged artifacts
 
     def damaged(self, kind: str) -> bool:
         return any(d.kind == kind for d in self.damage)
@@ -92,7 +93,7 @@ class Status:
     base_model: bool | None  # None: model.kind == hf (no base stage)
     runs: list[RunStatus] = field(default_factory=list)
     report: list[str] = field(default_factory=list)  # report files present
-    damage: list[Any] = field(default_factory=list)  # reruns.Damage of prompts, base, aggregates
+    damage: list[Any] = field(default_factory=list)  # damage.Damage of prompts, base, aggregates
     platforms: dict[str, Any] = field(default_factory=dict)  # run id -> platform it was trained (or evaluated) on
 
     @property
@@ -126,7 +127,7 @@ def collect_status(cfg: Config) -> Status:
         steps_of[run_id(m, bp, bn, seed)] = resolve_run(cfg, m, bp, bn, seed).steps
     rows = []
     for rid in wanted + sorted(found - set(wanted)):
-        parts = lay.eval_dir(rid) / "parts"
+        parts = lay.eval_parts(rid)
         stale = run_staleness(cfg, rid, lay.run_dir(rid)) if rid in steps_of else None
         # Checkpoint sizes only (no hashing), footers of the Parquet files: fast on big runs.
         damage = run_damage(lay.run_dir(rid), lay.eval_dir(rid), rid, steps_of.get(rid), hashes=False)
@@ -149,7 +150,7 @@ def collect_status(cfg: Config) -> Status:
         results_dir=lay.root,
         prompts=lay.prompts.exists(),
         base_model=None if cfg.model.kind == "hf" else all(
-            (lay.base_folder(b) / "model" / "config.json").exists() for b in (cfg.grid.bases or [None])),
+            (lay.base_model_of(b) / "config.json").exists() for b in (cfg.grid.bases or [None])),
         runs=rows,
         report=report,
         damage=shared_damage(lay.root, agg_names()),

@@ -89,7 +89,7 @@ class Trainer(CheckpointMixin):
         computes log-probs for it (no rollout engine of its own)."""
         self.cfg, self.run = cfg, run
         self.out_dir = Path(out_dir)
-        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.ckpt_dir = self.out_dir / artifacts.CHECKPOINTS_DIR
         self.progress = progress
         self.on_step = on_step
         if not train_rows:
@@ -516,7 +516,7 @@ class Trainer(CheckpointMixin):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if dist.is_main():
             # the platform beside the run's description (not in it: resume compares the description)
-            artifacts.write_json(self.out_dir / "run.json", dict(self.config_dict(), platform=platform_info()))
+            artifacts.write_json(self.out_dir / artifacts.RUN_JSON, dict(self.config_dict(), platform=platform_info()))
         return self.start_step == 1 and not self.metrics_rows and bool(self.run.eval_every)
 
     def end_step(self, step: int, row: dict[str, Any]) -> None:
@@ -530,7 +530,7 @@ class Trainer(CheckpointMixin):
 
     def finish(self) -> Path:
         """Write metrics.parquet (the run's declared output, last) and close the engine."""
-        path = self.out_dir / "metrics.parquet"
+        path = self.out_dir / artifacts.METRICS_FILE
         if dist.is_main():
             artifacts.write_parquet(path, self.metrics_rows, artifacts.METRICS,
                                     artifacts.provenance(self.config_dict(), run_id=self.out_dir.name))

@@ -3,9 +3,9 @@
 
 rule prep:
     output:
-        prompts=f"{R}/data/prompts.parquet",
+        prompts=path(LAYOUT.prompts),
     log:
-        f"{R}/logs/prep.log",
+        path(LAYOUT.log("prep")),
     params:
         config=CONFIG_FILE,
         fingerprint=pipeline.fingerprint(CFG, "prep"),
@@ -16,7 +16,7 @@ rule prep:
 # With grid.bases the base rule has a wildcard {b} (the base seed) and writes base/b{b}/; each
 # run's model input is its seed's base (asymcli.config.base_of). Without it, one base in base/.
 BASES = CFG.grid.bases
-BASE_DIR = f"{R}/base/b{{b}}" if BASES else f"{R}/base"
+BASE = "{b}" if BASES else None  # the base rule's wildcard, passed through Layout
 
 
 wildcard_constraints:
@@ -29,13 +29,13 @@ if CFG.model.kind == "tiny":
         input:
             prompts=rules.prep.output.prompts,
         output:
-            model=directory(f"{BASE_DIR}/model"),
-            base_stats=f"{BASE_DIR}/base_stats.parquet",
-            sft_metrics=f"{BASE_DIR}/sft_metrics.parquet",
+            model=directory(path(LAYOUT.base_model_of(BASE))),
+            base_stats=path(LAYOUT.base_stats_of(BASE)),
+            sft_metrics=path(LAYOUT.sft_metrics_of(BASE)),
         log:
-            f"{R}/logs/base_b{{b}}.log" if BASES else f"{R}/logs/base.log",
+            path(LAYOUT.log("base_b{b}" if BASES else "base")),
         benchmark:
-            f"{R}/benchmarks/base_b{{b}}.tsv" if BASES else f"{R}/benchmarks/base.tsv"
+            path(LAYOUT.benchmark("base_b{b}" if BASES else "base"))
         params:
             config=CONFIG_FILE,
             out=lambda w, output: os.path.dirname(output.base_stats),
@@ -51,7 +51,7 @@ if CFG.model.kind == "tiny":
     # a run's base: its seed's (the base rule's output pattern, so Snakemake links the two)
     MODEL_INPUT = {"model": lambda w: pipeline.model_path(CFG, pipeline.run_seed(w.run))}
     MODEL = lambda w, input: input.model
-    BASE_MODEL_INPUT = {"model": f"{BASE_DIR}/model"}
+    BASE_MODEL_INPUT = {"model": path(LAYOUT.base_model_of(BASE))}
 else:
     MODEL_INPUT = {}
     MODEL = pipeline.model_path(CFG)

@@ -8,9 +8,9 @@ rule eval_run:
         metrics=rules.train.output.metrics,
         prompts=rules.prep.output.prompts,
     output:
-        samples=f"{R}/evals/{{run}}/samples.parquet",
+        samples=path(LAYOUT.samples("{run}")),
     log:
-        f"{R}/logs/eval/{{run}}.log",
+        path(LAYOUT.log("eval/{run}")),
     params:
         config=CONFIG_FILE,
         run_dir=lambda w, input: os.path.dirname(input.metrics),
@@ -32,9 +32,9 @@ rule eval_base:
         prompts=rules.prep.output.prompts,
         **BASE_MODEL_INPUT,
     output:
-        samples=f"{R}/evals/{BASE_EVAL}/samples.parquet",
+        samples=path(LAYOUT.samples(BASE_EVAL)),
     log:
-        f"{R}/logs/eval/{BASE_EVAL}.log",
+        path(LAYOUT.log(f"eval/{BASE_EVAL}")),
     params:
         config=CONFIG_FILE,
         model=MODEL,

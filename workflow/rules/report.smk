@@ -17,11 +17,11 @@ rule aggregate_table2:
     input:
         runs=expand(rules.eval_run.output.samples, run=TABLE_RUNS),
         metrics=expand(rules.train.output.metrics, run=TABLE_RUNS),  # train_stats: entropy beside accuracy
-        base=[f"{R}/evals/{rid}/samples.parquet" for rid in pipeline.base_run_ids(CFG)],
+        base=[path(LAYOUT.samples(rid)) for rid in pipeline.base_run_ids(CFG)],
     output:
         **agg_files("table2"),
     log:
-        f"{R}/logs/aggregate/table2.log",
+        path(LAYOUT.log("aggregate/table2")),
     params:
         config=CONFIG_FILE,
         runs=",".join(pipeline.base_run_ids(CFG) + TABLE_RUNS),
@@ -36,7 +36,7 @@ rule aggregate_grid:
     output:
         **agg_files("grid"),
     log:
-        f"{R}/logs/aggregate/grid.log",
+        path(LAYOUT.log("aggregate/grid")),
     params:
         config=CONFIG_FILE,
         runs=",".join(GRID_RUNS),
@@ -51,7 +51,7 @@ rule aggregate_curves:
     output:
         **agg_files("curves"),
     log:
-        f"{R}/logs/aggregate/curves.log",
+        path(LAYOUT.log("aggregate/curves")),
     params:
         config=CONFIG_FILE,
         runs=",".join(TABLE_RUNS),
@@ -66,7 +66,7 @@ rule report_table2:
     output:
         report_file("table2"),
     log:
-        f"{R}/logs/report/table2.log",
+        path(LAYOUT.log("report/table2")),
     params:
         config=CONFIG_FILE,
         fingerprint=pipeline.fingerprint(CFG, "report"),
@@ -80,7 +80,7 @@ rule report_grid:
     output:
         report_file("grid"),
     log:
-        f"{R}/logs/report/grid.log",
+        path(LAYOUT.log("report/grid")),
     params:
         config=CONFIG_FILE,
         fingerprint=pipeline.fingerprint(CFG, "report"),
@@ -96,7 +96,7 @@ rule report_figures:
     output:
         report_file("figures"),
     log:
-        f"{R}/logs/report/figures.log",
+        path(LAYOUT.log("report/figures")),
     params:
         config=CONFIG_FILE,
         fingerprint=pipeline.fingerprint(CFG, "report"),
@@ -112,7 +112,7 @@ rule report_index:
     output:
         report_file("index"),
     log:
-        f"{R}/logs/report/index.log",
+        path(LAYOUT.log("report/index")),
     params:
         config=CONFIG_FILE,
         fingerprint=pipeline.fingerprint(CFG, "report"),

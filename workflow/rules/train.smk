@@ -22,11 +22,11 @@ rule train:
         prompts=rules.prep.output.prompts,
         **MODEL_INPUT,
     output:
-        metrics=f"{R}/runs/{{run}}/metrics.parquet",
+        metrics=path(LAYOUT.metrics("{run}")),
     log:
-        f"{R}/logs/train/{{run}}.log",
+        path(LAYOUT.log("train/{run}")),
     benchmark:
-        f"{R}/benchmarks/train/{{run}}.tsv"
+        path(LAYOUT.benchmark("train/{run}"))
     params:
         config=CONFIG_FILE,
         run=lambda w: pipeline.train_args(w.run),
@@ -54,11 +54,11 @@ for _name, _rids in BUNDLES.items():
             prompts=rules.prep.output.prompts,
             **({"model": pipeline.model_path(CFG, pipeline.run_seed(_rids[0]))} if MODEL_INPUT else {}),
         output:
-            metrics=[f"{R}/runs/{rid}/metrics.parquet" for rid in _rids],
+            metrics=[path(LAYOUT.metrics(rid)) for rid in _rids],
         log:
-            f"{R}/logs/train/bundle_{_name}.log",
+            path(LAYOUT.log(f"train/bundle_{_name}")),
         benchmark:
-            f"{R}/benchmarks/train/bundle_{_name}.tsv"
+            path(LAYOUT.benchmark(f"train/bundle_{_name}"))
         params:
             config=CONFIG_FILE,
             runs=",".join(_rids),

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ... import artifacts
+from ...artifacts import METRICS_FILE
 from ...config import METHOD_LABELS, fmt_beta, parse_run_id, run_id
 from ...errors import ArtifactError, ConfigError
 from ...pipeline.layout import Layout
@@ -152,10 +153,10 @@ def locate(results_dir: str | os.PathLike[str], runs: Sequence[str] | None = Non
     for entry in runs:
         p = Path(entry)
         if p.is_dir():
-            if (p / "metrics.parquet").exists():
+            if (p / METRICS_FILE).exists():
                 parse_run_id(p.name)
-                _add(src, p.name, p / "metrics.parquet", Layout(p.parent.parent).samples(p.name))
-            elif (p / "runs").is_dir():
+                _add(src, p.name, p / METRICS_FILE, Layout(p.parent.parent).samples(p.name))
+            elif Layout(p).runs_dir.is_dir():
                 _scan(p, src)
             else:
                 try:

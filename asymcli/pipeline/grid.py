@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -352,20 +351,14 @@ def results_lock(root: Path) -> Iterator[None]:
 def snakemake_processes(workdir: Path) -> list[tuple[int, str]]:
     """Live Snakemake processes whose working directory is ``workdir``: [(pid, command)].
 
-    Reads /proc (Linux); elsewhere finds none, and a stale lock is left to Snakemake."""
+    Asks psutil; a process whose command line or working directory it may not read is skipped."""
+    import psutil
+
     want = Path(workdir).resolve()
     out = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return out
-    for p in proc.iterdir():
-        if not p.name.isdigit() or int(p.name) == os.getpid():
-            continue
-        try:
-            args = (p / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if not _is_snakemake(args):
+    for p in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        pid, args, cwd = p.info["pid"], p.info["cmdline"], p.info["cwd"]
+        if pid == os.getpid() or not args or not _is_snakemake(args) or not cwd:
             continue
         where = None
         for i, a in enumerate(args):
@@ -373,13 +366,9 @@ def snakemake_processes(workdir: Path) -> list[tuple[int, str]]:
                 where = args[i + 1]
             elif a.startswith("--directory="):
                 where = a.split("=", 1)[1]
-        try:
-            cwd = Path(os.readlink(p / "cwd"))
-        except OSError:
-            continue
-        target = (cwd / where).resolve() if where else cwd.resolve()
+        target = (Path(cwd) / where).resolve() if where else Path(cwd).resolve()
         if target == want:
-            out.append((int(p.name), " ".join(a for a in args if a)))
+            out.append((pid, " ".join(a for a in args if a)))
     return out
 
 
@@ -404,12 +393,17 @@ def _wait_for_orphans(workdir: Path, root: Path, timeout_s: float = 120.0) -> No
 
 
 def release_stale_lock(workdir: Path) -> bool:
-    """Remove ``{workdir}/.snakemake/locks`` when no Snakemake process runs in ``workdir``
-    (what ``snakemake --unlock`` does); True if a lock was removed."""
+    """Release Snakemake's lock in ``workdir`` with ``snakemake --unlock`` when no Snakemake process
+    runs there; True if a lock was released. AsymError if the unlock fails."""
     locks = Path(workdir) / ".snakemake" / "locks"
     if not locks.is_dir() or not any(locks.iterdir()):
         return False
     if snakemake_processes(workdir):
         return False  # a live Snakemake holds it: Snakemake itself decides
-    shutil.rmtree(locks, ignore_errors=True)
+    cmd = [sys.executable, "-m", "snakemake", "--unlock", "--snakefile", str(SNAKEFILE),
+           "--directory", str(Path(workdir).resolve())]
+    r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    if r.returncode != 0:
+        last = (r.stderr.strip() or r.stdout.strip() or "no output").splitlines()[-1]
+        raise AsymError(f"snakemake --unlock failed in {workdir} (exit {r.returncode}): {last}")
     return True

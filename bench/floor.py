@@ -438,7 +438,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="asym-floor-") as tmp:
         trainer = build_trainer(Path(a.config), a.method, a.threads, Path(tmp) / "run")
         torch.set_num_threads(a.threads)
-        run = trainer.run
+        run = trainer.train_cfg
         cfgm = trainer.model.config
         g = {"hidden": cfgm.hidden_size, "layers": cfgm.num_hidden_layers, "heads": cfgm.num_attention_heads,
              "kv_heads": cfgm.num_key_value_heads,

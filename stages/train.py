@@ -132,9 +132,9 @@ class _StepHooks:
         self.note = self.sink = None
         if not dist.is_main():
             return
-        self.note = TrainProgress(trainer.out_dir / PROGRESS_FILE, rid, trainer.run.steps, trainer.start_step)
-        if trainer.run.loggers:
-            self.sink = open_trackers(trainer.run.loggers, Layout.of(cfg).trackers, rid,
+        self.note = TrainProgress(trainer.out_dir / PROGRESS_FILE, rid, trainer.train_cfg.steps, trainer.start_step)
+        if trainer.train_cfg.loggers:
+            self.sink = open_trackers(trainer.train_cfg.loggers, Layout.of(cfg).trackers, rid,
                                       cfg.name, trainer.config_dict())
 
     def on_step(self, step: int, row: dict) -> None:

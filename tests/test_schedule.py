@@ -163,7 +163,7 @@ def test_trainer_logs_the_betas_it_used_and_resumes_the_schedule(tiny_policy_dir
     assert {(r["beta_pos"], r["beta_neg"]) for r in fixed if r["step"] >= 1} == {(0.9, 0.4)}
     # resuming from step 2 continues the schedule exactly
     part = make(cfg, run, arith_rows, tiny_policy_dir, tmp_path / "part", ParityGrader())
-    part.run.steps = 2
+    part.train_cfg.steps = 2
     part.train()
     resumed = make(cfg, run, arith_rows, tiny_policy_dir, tmp_path / "part", ParityGrader())
     again = pq.read_table(resumed.train()).to_pylist()

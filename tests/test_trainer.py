@@ -141,7 +141,7 @@ def test_resume_accepts_settings_added_later_at_their_defaults(tmp_path):
     resumes while the setting keeps its default, and refuses once it differs."""
     from asymcli.config import TrainConfig, config_to_dict
     from asymcli.errors import ArtifactError
-    from asymcli.training.trainer import _check_same_run
+    from asymcli.training.checkpointing import _check_same_run
 
     now = {"run": config_to_dict(TrainConfig()), "model": {}, "task": {}}
     saved = {"run": {k: v for k, v in now["run"].items() if k not in ("adam_eps", "rollout_shards")},

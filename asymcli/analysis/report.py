@@ -48,12 +48,9 @@ def bench_title(name: str) -> str:
     """How the paper names a benchmark (asymcli.evaluation.benchmarks.REGISTRY), else its name."""
     if name == agg.AVG:
         return name
-    try:
-        from ..evaluation.benchmarks import REGISTRY
+    from ..evaluation.benchmarks import REGISTRY
 
-        return REGISTRY[name].title if name in REGISTRY else name
-    except ImportError:  # pragma: no cover - benchmarks is part of the package
-        return name
+    return REGISTRY[name].title if name in REGISTRY else name
 
 
 def base_label(cfg: Config) -> str:

@@ -86,16 +86,16 @@ class Bundle:
         for t in self.trainers:
             if not t.stacked:
                 raise ConfigError(f"{t.out_dir.name}: built without stacked=True; it cannot join a bundle")
-            if shape_key(t.run) != shape_key(first.run) or t.model_path != first.model_path:
-                diff = [k for k in SHAPE_KEYS if getattr(t.run, k) != getattr(first.run, k)]
+            if shape_key(t.train_cfg) != shape_key(first.train_cfg) or t.model_path != first.model_path:
+                diff = [k for k in SHAPE_KEYS if getattr(t.train_cfg, k) != getattr(first.train_cfg, k)]
                 raise ConfigError(f"{t.out_dir.name} cannot share a bundle with {first.out_dir.name}: "
                                   + (f"different train.{', '.join(diff)}" if diff else
                                      f"different base model ({t.model_path} vs {first.model_path})"))
             reason = qf.unsupported_reason(t.model)
             if reason is not None:
                 raise ConfigError(f"{t.out_dir.name}: bundles run Qwen2/Qwen3 causal LMs only: {reason}")
-        if first.run.threads:
-            torch.set_num_threads(first.run.threads)
+        if first.train_cfg.threads:
+            torch.set_num_threads(first.train_cfg.threads)
         self.progress = progress
         self.geo = qf.geometry(first.model)
         tok = first.tokenizer
@@ -104,7 +104,7 @@ class Bundle:
         # Canonical widths: functions of the data and config only, never of the bundle.
         all_ids = first.train_prompt_ids.take(range(len(first.train_prompt_ids)))
         self.prompt_width = max(len(p) for p in all_ids)
-        self.seq_width = self.prompt_width + first.run.max_new_tokens
+        self.seq_width = self.prompt_width + first.train_cfg.max_new_tokens
         self.curve_widths = [max((len(p) for p in ids), default=1) for ids in first.curve_prompt_ids]
         cos, sin = qf.rope_table(first.model, self.seq_width, torch.float32, torch.device("cpu"))
         self.cos, self.sin = cos[None], sin[None]
@@ -118,12 +118,12 @@ class Bundle:
         if zero:
             self._evaluate(0, zero, {id(t): t._eval_row(0) for t in zero}, append=True)
         first = min(t.start_step for t in ts)
-        last = max(t.run.steps for t in ts)
+        last = max(t.train_cfg.steps for t in ts)
         name = ts[0].out_dir.name if len(ts) == 1 else f"bundle of {len(ts)} runs"
         bar = ProgressBar(name, last, done=first - 1, enabled=self.progress and dist.is_main(), info=False)
         with bar:
             for step in range(first, last + 1):
-                active = [t for t in ts if t.start_step <= step <= t.run.steps]
+                active = [t for t in ts if t.start_step <= step <= t.train_cfg.steps]
                 if active:
                     rows = self.train_step(step, active)
                     for t in active:
@@ -141,16 +141,16 @@ class Bundle:
                                    [t.sampling(step) for t in ts], self.prompt_width,
                                    eos_ids=self.eos_ids, pad_id=self.pad_id)
         faults.maybe_fail("rollout", step)
-        collected = [t.collect(rows, prompts, o) for t, (rows, prompts), o in zip(ts, data, outs)]
+        collected = [t.collect(prompt_idx, prompts, o) for t, (prompt_idx, prompts), o in zip(ts, data, outs)]
         rollout_s = (time.perf_counter() - t_start) / len(ts)
         rows: dict[int, dict[str, Any]] = {}
         # The rest is each run's own: at these sizes the forward and backward are bound by
         # compute and memory, not by per-op overhead, so stacking them gains nothing
         # (docs/benchmarks.md), and each run keeps its own length-bucketed shapes.
-        for t, (prows, _), o, (rw, gid, batch) in zip(ts, data, outs, collected):
+        for t, (prompt_idx, _), o, (rw, gid, batch) in zip(ts, data, outs, collected):
             t0 = time.perf_counter()
             old_logp, old_ent = t.old_logprobs(batch)
-            sb = t.step_batch(step, prows, o, rw, gid, batch, old_logp, old_ent, None)
+            sb = t.step_batch(step, prompt_idx, o, rw, gid, batch, old_logp, old_ent, None)
             rollout_s_k = rollout_s + time.perf_counter() - t0
             t1 = time.perf_counter()
             upd = t.update(step, sb)

@@ -1,7 +1,7 @@
 """Checkpoints of an RL run: save (atomic, with retention), find, verify and resume.
 
 A mixin of :class:`asymcli.training.trainer.Trainer`, apart so that the trainer reads as an
-RL step (rollout, advantages, update, log). It uses the trainer's ``run`` (TrainConfig),
+RL step (rollout, advantages, update, log). It uses the trainer's ``train_cfg`` (TrainConfig),
 ``out_dir`` / ``ckpt_dir``, ``backend`` (weights and optimizer state), ``tokenizer``,
 ``metrics_rows``, ``schedule`` and ``config_dict()``, and keeps ``start_step`` and
 ``last_good_step``.
@@ -41,7 +41,7 @@ class CheckpointMixin:
         """The verified checkpoint to resume from, None to start from the model folder."""
         resume = self.latest_checkpoint()
         if resume is not None:
-            run = self.run
+            run = self.train_cfg
             if past_end(self.out_dir, run.steps):  # resuming would return the longer run as this one
                 last = self.checkpoints()[-1][0]
                 raise ArtifactError(
@@ -108,7 +108,7 @@ class CheckpointMixin:
 
     def _apply_retention(self) -> None:
         cks = self.checkpoints()
-        keep = {s for s, _ in cks[-max(1, self.run.keep_last):]} | set(self.run.keep_steps)
+        keep = {s for s, _ in cks[-max(1, self.train_cfg.keep_last):]} | set(self.train_cfg.keep_steps)
         for s, p in cks:
             if s not in keep:
                 # Renamed first: a kill during the delete leaves no half checkpoint under a step

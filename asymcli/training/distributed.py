@@ -7,51 +7,13 @@ calls a *backend* instead of raw torch in ``update()``, so one code path serves 
 64 GPUs. ``make_backend`` returns :class:`TorchBackend` (exactly the single-process AdamW
 step) unless the run asks for ZeRO or was launched with ``WORLD_SIZE > 1``.
 
-How the trainer uses it (``asymcli/training/trainer.py``, its checkpoints in ``checkpointing.py``; a sketch of each place that changes)::
-
-    from . import distributed as dist
-
-    # __init__, before the model is built:
-    dist.init_distributed(self.device)       # no-op single-process; binds cuda:LOCAL_RANK
-    self.device = dist.device_for(self.device)
-    # after load_policy (replaces the torch.optim.AdamW line):
-    self.backend = dist.make_backend(run, self.model)
-    self.model = self.backend.model          # the HF module: forward passes, save, vLLM push
-    # resume (replaces optimizer.load_state_dict in _load_state):
-    self.backend.load_state(ckpt)            # all ranks
-
-    # _logprobs_nograd / eval: wrap forwards in `with self.backend.compute():` too.
-    # rollout(): each rank samples its share of the step's prompts
-    rows = dist.shard(self.prompt_indices(step))          # prompts_per_step % world == 0
-    ... seed=_step_seed(run.seed, step, 1) + dist.rank() ...
-
-    # update(): per mini-batch of mini_batch_prompts (global) = mini_batch_prompts/world per rank
-    self.backend.set_lr(lr)
-    local = ...rows of this rank's mini-batch...
-    denom = dist.all_reduce_sum({"d": local_denom})["d"]  # token-mean: tokens of the WHOLE mini-batch
-    self.backend.zero_grad()
-    for k, idx in enumerate(micro_batches):
-        with self.backend.compute():         # every forward through the model (ZeRO-3 gathers)
-            logp, ent = response_logprobs(self.model, sub, ...)
-            loss, mstats = policy_loss(..., agg_denom=denom)
-            self.backend.backward(loss, last=(k == len(micro_batches) - 1))
-    grad_norm = self.backend.step()          # clip at run.grad_clip + AdamW; pre-clip global norm
-    if not math.isfinite(grad_norm): raise NumericalError(...)   # TorchBackend skipped the step
-    stats = dist.all_reduce_sum(mini_stats)  # losses/weighted stats of the ranks add up
-    self.engine.update_weights(self.backend.model, weights=self.backend.full_weights)
-
-    # metrics: gather per-rank lists (rewards, group accuracy ...) with dist.all_gather_object
-    # on rank 0, or reduce scalars with all_reduce_mean / all_reduce_sum.
-
-    # save_checkpoint(step): EVERY rank calls it (ZeRO state is sharded) into the same tmp
-    # folder (a shared filesystem across nodes):
-    self.backend.save_hf(tmp, self.tokenizer)   # consolidated HF folder, written by rank 0
-    self.backend.save_state(tmp)                # optimizer: optimizer.pt | deepspeed/ shards
-    if dist.is_main(): torch.save(trainer_state without "optimizer"); COMPLETE marker
-    dist.barrier()
-    if dist.is_main(): os.replace(tmp, final); retention
-    dist.barrier()
-    # and only rank 0 writes run.json / metrics.parquet / progress output.
+Where the trainer uses it, in the code rather than a sketch here: ``Trainer.__init__``
+(``init_distributed``, ``device_for``, ``make_backend``), ``Trainer.rollout`` / ``step_prompts``
+(each rank samples its share, ``shard``; the seeds: ``Trainer.sampling``), ``Trainer.update``
+(``set_lr``, ``compute``, ``backward``, ``step``, ``all_reduce_sum`` of the mini-batch's
+denominator and statistics), ``Trainer.eval_greedy`` (each rank's share of a curve set, counts
+summed) and :class:`~asymcli.training.checkpointing.CheckpointMixin` (every rank saves its
+state; rank 0 writes the HF folder, the marker, run.json and metrics.parquet).
 
 Why the loss needs no extra scaling in the trainer: with ``agg_denom`` the mini-batch-wide
 denominator, the ranks' micro-batch losses add up to the single-process mini-batch loss;
@@ -64,9 +26,11 @@ Checkpoints under DeepSpeed: ``save_state`` writes ``deepspeed/`` (DeepSpeed's o
 ``load_state`` restores it on the same world size (DeepSpeed's universal checkpoints convert
 between sizes). The HF folder alone is enough to evaluate or to start a new run.
 
-Departures: rollouts of a rank use seed + rank, so a run on W ranks samples differently from
-one on 1 rank (same distribution, other draws); CPU runs use gloo and skip DeepSpeed's
-shared-memory collective op (a C++ build per machine that gloo does not need).
+Departures: rollouts are sampled in seeded chunks (:meth:`Trainer.shards
+<asymcli.training.trainer.Trainer.shards>`): a fixed ``train.rollout_shards`` gives the same run on
+any number of processes that divides it; left at one chunk per process, a run on W ranks samples
+differently from one on 1 rank (same distribution, other draws). CPU runs use gloo and skip
+DeepSpeed's shared-memory collective op (a C++ build per machine that gloo does not need).
 """
 
 from __future__ import annotations
@@ -180,7 +144,8 @@ def shard(items: Sequence[T]) -> list[T]:
     return list(items[r * k : (r + 1) * k])
 
 
-def _reduce(values: dict[str, float], mean: bool) -> dict[str, float]:
+def all_reduce_sum(values: dict[str, float]) -> dict[str, float]:
+    """Sum of each value over the ranks (e.g. the mini-batch's token count, partial losses)."""
     if not _initialized() or world() == 1:
         return {k: float(v) for k, v in values.items()}
     keys = sorted(values)
@@ -188,19 +153,7 @@ def _reduce(values: dict[str, float], mean: bool) -> dict[str, float]:
     if torch.distributed.get_backend() == "nccl":
         t = t.cuda()
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
-    if mean:
-        t /= world()
     return {k: float(v) for k, v in zip(keys, t.tolist())}
-
-
-def all_reduce_sum(values: dict[str, float]) -> dict[str, float]:
-    """Sum of each value over the ranks (e.g. the mini-batch's token count, partial losses)."""
-    return _reduce(values, mean=False)
-
-
-def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
-    """Mean of each value over the ranks."""
-    return _reduce(values, mean=True)
 
 
 def all_gather_object(obj: Any) -> list[Any]:

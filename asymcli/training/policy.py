@@ -3,8 +3,7 @@
 The trainer calls :func:`response_logprobs` for old-policy log-probs (no grad), for the
 PPO update (with grad) and for the post-update log-prob gain. Only response positions
 are projected through the LM head, in chunks of ``chunk_tokens`` rows, so the logits
-tensor that exists at any time is ``[chunk_tokens, V]``; with ``checkpoint_head=True``
-the chunk's logits are recomputed in backward instead of being kept for it.
+tensor that exists at any time is ``[chunk_tokens, V]``.
 
 Padding waste: rows are sorted by length and run in groups of at most ``max_tokens``
 padded tokens, each trimmed to its longest row (length bucketing). Right padding needs
@@ -99,7 +98,6 @@ def response_logprobs(
     *,
     temperature: float = 1.0,
     chunk_tokens: int = 4096,
-    checkpoint_head: bool = False,
     impl: str = "auto",
     max_tokens: int = 16384,
     compile: bool | str = False,
@@ -159,10 +157,7 @@ def response_logprobs(
     pieces = []
     for s in range(0, h.shape[0], chunk_tokens):
         args = (h[s : s + chunk_tokens], head.weight, head.bias, tgt[s : s + chunk_tokens], inv_temp)
-        if checkpoint_head and torch.is_grad_enabled():
-            pieces.append(checkpoint(head_fn, *args, use_reentrant=False))
-        else:
-            pieces.append(head_fn(*args))
+        pieces.append(head_fn(*args))
     both = torch.cat(pieces, 0) if pieces else h.new_zeros((0, 2), dtype=torch.float32)
     logp = torch.zeros((B * T,), dtype=torch.float32, device=device).index_put((idx,), both[:, 0])
     ent = torch.zeros((B * T,), dtype=torch.float32, device=device).index_put((idx,), both[:, 1])

@@ -198,7 +198,7 @@ def _one_step(trainer: Trainer, sb: StepBatch, A: torch.Tensor, probe_step: int)
     ``A`` at the full lr, then the probe batch's mean token entropy."""
     step_batch = StepBatch(sb.prompt_rows, sb.group_ids, sb.rewards, sb.batch, sb.old_logp, sb.old_entropy,
                            sb.ref_logp, A, sb.finish)
-    trainer.update(max(1, trainer.run.warmup_steps), step_batch)
+    trainer.update(max(1, trainer.train_cfg.warmup_steps), step_batch)
     out = _probe(trainer, probe_step)
     trainer.engine.close()
     return out

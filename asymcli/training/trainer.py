@@ -41,7 +41,7 @@ import torch
 from .. import artifacts, faults
 from ..platform import platform_info
 from . import distributed as dist
-from .checkpointing import CheckpointMixin, _check_same_run  # noqa: F401 - _check_same_run: tests import it here
+from .checkpointing import CheckpointMixin
 from ..algorithm import advantages as adv_mod
 from ..algorithm.objective import policy_loss
 from ..algorithm.schedule import ScheduleSettings, ScheduleState, schedule_step
@@ -87,7 +87,7 @@ class Trainer(CheckpointMixin):
         None = ``heldout_rows`` (spread to ``eval_prompts`` rows) as one set named "heldout".
         ``stacked``: a member of a :class:`~asymcli.training.bundle.Bundle`, which samples and
         computes log-probs for it (no rollout engine of its own)."""
-        self.cfg, self.run = cfg, run
+        self.cfg, self.train_cfg = cfg, run
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / artifacts.CHECKPOINTS_DIR
         self.progress = progress
@@ -153,7 +153,7 @@ class Trainer(CheckpointMixin):
     # ------------------------------------------------------------------ setup
 
     def config_dict(self) -> dict[str, Any]:
-        return dict(run_description(self.cfg, self.run), model_path=self.model_path)
+        return dict(run_description(self.cfg, self.train_cfg), model_path=self.model_path)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Compute at ``model.dtype`` (``auto``: bf16 on GPUs, fp32 on the CPU) over the fp32
@@ -166,12 +166,12 @@ class Trainer(CheckpointMixin):
 
     def prompt_indices(self, step: int) -> list[int]:
         """Training-row indices of step ``step`` (1-based): a pure function of (seed, step)."""
-        n, b = len(self.train_rows), self.run.prompts_per_step
+        n, b = len(self.train_rows), self.train_cfg.prompts_per_step
         start = (step - 1) * b
         out: list[int] = []
         while len(out) < b:
             epoch, offset = divmod(start + len(out), n)
-            perm = np.random.default_rng([self.run.seed, epoch]).permutation(n)
+            perm = np.random.default_rng([self.train_cfg.seed, epoch]).permutation(n)
             take = min(b - len(out), n - offset)
             out.extend(int(i) for i in perm[offset : offset + take])
         return out
@@ -186,54 +186,54 @@ class Trainer(CheckpointMixin):
         fixed ``rollout_shards`` gives the same run on any number of processes that divides
         it (tests/test_distributed.py compares 1 and 2 processes).
         """
-        return self.run.rollout_shards or dist.world()
+        return self.train_cfg.rollout_shards or dist.world()
 
     def rollout(self, step: int) -> tuple[StepBatch, dict[str, Any]]:
         """One RL step's data: G responses per prompt, their rewards, the old (and reference)
         log-probs, and the advantages; this rank's share of the step's prompts."""
-        rows, prompts = self.step_prompts(step)
+        prompt_idx, prompts = self.step_prompts(step)
         outs, rollout_s = self._generate(step, prompts)
         faults.maybe_fail("rollout", step)
-        rewards, group_ids, batch = self.collect(rows, prompts, outs)
+        rewards, group_ids, batch = self.collect(prompt_idx, prompts, outs)
         old_logp, old_ent = self.old_logprobs(batch)
         ref_logp = self._logprobs_nograd(self.ref_model, batch)[0] if self.ref_model is not None else None
-        sb = self.step_batch(step, rows, outs, rewards, group_ids, batch, old_logp, old_ent, ref_logp)
+        sb = self.step_batch(step, prompt_idx, outs, rewards, group_ids, batch, old_logp, old_ent, ref_logp)
         return sb, {"rollout_s": rollout_s}
 
     def step_prompts(self, step: int) -> tuple[list[int], list[list[int]]]:
-        """This rank's prompt rows of step ``step`` (all of them on one process) and their ids."""
-        rows = dist.shard(self.prompt_indices(step))
-        return rows, self.train_prompt_ids.take(rows)
+        """This rank's prompt indices into the training split for step ``step``, and their ids."""
+        prompt_idx = dist.shard(self.prompt_indices(step))
+        return prompt_idx, self.train_prompt_ids.take(prompt_idx)
 
     def sampling(self, step: int, shard: int = 0) -> SamplingParams:
         """The sampling settings of step ``step``'s rollout chunk ``shard`` (its own seed)."""
-        run = self.run
+        run = self.train_cfg
         return SamplingParams(temperature=run.temperature, top_p=run.top_p, max_new_tokens=run.max_new_tokens,
                               n=run.group_size, seed=_step_seed(run.seed, step, 1) + shard)
 
-    def collect(self, rows: list[int], prompts: list[list[int]], outs: list[Any]
+    def collect(self, prompt_idx: list[int], prompts: list[list[int]], outs: list[Any]
                 ) -> tuple[torch.Tensor, torch.Tensor, PackedBatch]:
         """Rewards [N], group ids [N] and the packed prompt+response batch of the rollouts."""
-        rewards = self.rewards(rows, outs)
+        rewards = self.rewards(prompt_idx, outs)
         group_ids = torch.tensor([o.prompt_index for o in outs], dtype=torch.long)
         batch = pack([prompts[o.prompt_index] for o in outs], [o.token_ids for o in outs], self.pad_id)
         return rewards, group_ids, batch
 
-    def step_batch(self, step: int, rows: list[int], outs: list[Any], rewards: torch.Tensor, group_ids: torch.Tensor,
+    def step_batch(self, step: int, prompt_idx: list[int], outs: list[Any], rewards: torch.Tensor, group_ids: torch.Tensor,
                    batch: PackedBatch, old_logp: torch.Tensor, old_ent: torch.Tensor,
                    ref_logp: torch.Tensor | None) -> StepBatch:
         """The step's :class:`StepBatch`: the schedule's betas (if any) and the advantages."""
-        sb = StepBatch(rows, group_ids, rewards, batch, old_logp, old_ent, ref_logp, torch.empty(0),
+        sb = StepBatch(prompt_idx, group_ids, rewards, batch, old_logp, old_ent, ref_logp, torch.empty(0),
                        [o.finish_reason for o in outs])
         if self.schedule is not None:  # this step's betas from this step's rollouts
-            self.schedule = schedule_step(self.schedule, ScheduleSettings(**dataclasses.asdict(self.run.schedule)),
-                                          **schedule_signals(sb, self.run.group_size))
+            self.schedule = schedule_step(self.schedule, ScheduleSettings(**dataclasses.asdict(self.train_cfg.schedule)),
+                                          **schedule_signals(sb, self.train_cfg.group_size))
         sb.advantages = self.advantages(step, rewards, group_ids)
         return sb
 
     def _generate(self, step: int, prompts: list[list[int]]) -> tuple[list[Any], float]:
         """Sample G responses per prompt, shard by shard (seeded per shard), and the seconds it took."""
-        run = self.run
+        run = self.train_cfg
         local_shards = self.shards() // dist.world()
         per_shard = len(prompts) // local_shards
         first_shard = dist.rank() * local_shards
@@ -247,15 +247,15 @@ class Trainer(CheckpointMixin):
                 outs += [dataclasses.replace(o, prompt_index=o.prompt_index + j * per_shard) for o in chunk]
         return outs, time.perf_counter() - t0
 
-    def rewards(self, rows: list[int], outs: list[Any]) -> torch.Tensor:
+    def rewards(self, prompt_idx: list[int], outs: list[Any]) -> torch.Tensor:
         """The verifiable reward: 1 when the grader accepts the response's answer, else 0."""
-        answers = [self.train_rows[i]["answer"] for i in rows]
+        answers = [self.train_rows[i]["answer"] for i in prompt_idx]
         _, verdicts = decode_and_grade(self.tokenizer, self.grader, outs, answers)
         return torch.tensor([1.0 if v.correct else 0.0 for v in verdicts])
 
     def advantages(self, step: int, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
         """Per-response advantages from the run's estimator (asymcli.algorithm.advantages)."""
-        run = self.run
+        run = self.train_cfg
         self._check_finite(step, "rewards", rewards)
         bp, bn = self.betas()
         A = adv_mod.compute_advantages(run.estimator, rewards, group_ids, beta_pos=bp, beta_neg=bn)
@@ -266,7 +266,7 @@ class Trainer(CheckpointMixin):
         """The (beta_pos, beta_neg) of the current step: the schedule's, else the run's."""
         if self.schedule is not None:
             return self.schedule.beta_pos, self.schedule.beta_neg
-        return self.run.beta_pos, self.run.beta_neg
+        return self.train_cfg.beta_pos, self.train_cfg.beta_neg
 
     def mini_batches(self, n_prompts: int) -> list[torch.Tensor]:
         """Rollout rows of this rank's share of each PPO mini-batch, in update order.
@@ -274,10 +274,10 @@ class Trainer(CheckpointMixin):
         Mini-batch m takes the m-th slice of every rollout chunk (:meth:`shards`); with one
         chunk that is the m-th run of ``mini_batch_prompts`` prompts of the step.
         """
-        G = self.run.group_size
+        G = self.train_cfg.group_size
         local_shards = self.shards() // dist.world()
         per_shard = n_prompts // local_shards
-        take = self.run.mini_batch_prompts // self.shards()  # prompts of one chunk per mini-batch
+        take = self.train_cfg.mini_batch_prompts // self.shards()  # prompts of one chunk per mini-batch
         out = []
         for m in range(per_shard // take):
             prompts = [j * per_shard + m * take + i for j in range(local_shards) for i in range(take)]
@@ -293,7 +293,7 @@ class Trainer(CheckpointMixin):
         them in (``self._pending``). That saves a 1/M share of a forward over the batch. Not
         with the entropy schedule, whose betas need every row's entropy before the update.
         """
-        first = self.mini_batches(batch.resp_ids.shape[0] // self.run.group_size)[0] if self.schedule is None else None
+        first = self.mini_batches(batch.resp_ids.shape[0] // self.train_cfg.group_size)[0] if self.schedule is None else None
         self._pending = first
         if first is None or len(first) == batch.resp_ids.shape[0]:
             self._pending = None
@@ -325,7 +325,7 @@ class Trainer(CheckpointMixin):
         with torch.no_grad(), self.backend.compute(), self.autocast():
             for s in range(0, batch.input_ids.shape[0], chunk_rows):
                 sub = batch.select(slice(s, s + chunk_rows)).to(self.device)
-                lp, ent = response_logprobs(model, sub, temperature=self.run.temperature or 1.0)
+                lp, ent = response_logprobs(model, sub, temperature=self.train_cfg.temperature or 1.0)
                 T = batch.resp_ids.shape[1]
                 lps.append(torch.nn.functional.pad(lp.float().cpu(), (0, T - lp.shape[1])))
                 ents.append(torch.nn.functional.pad(ent.float().cpu(), (0, T - ent.shape[1])))
@@ -334,7 +334,7 @@ class Trainer(CheckpointMixin):
     # ------------------------------------------------------------------ update
 
     def update(self, step: int, sb: StepBatch) -> dict[str, Any]:
-        run = self.run
+        run = self.train_cfg
         self.model.train()
         lr = self.set_step_lr(step)
         micro = run.micro_batch_seqs or len(sb.group_ids)
@@ -370,14 +370,14 @@ class Trainer(CheckpointMixin):
 
     def set_step_lr(self, step: int) -> float:
         """Set and return the learning rate of step ``step`` (linear warm-up)."""
-        lr = self.run.lr * min(1.0, step / max(1, self.run.warmup_steps))
+        lr = self.train_cfg.lr * min(1.0, step / max(1, self.train_cfg.warmup_steps))
         self.backend.set_lr(lr)
         return lr
 
     def agg_denom(self, sb: StepBatch, rows: torch.Tensor) -> float:
         """The whole mini-batch's loss denominator (over ranks), so that the micro-batch losses
         of every rank add up to the unsplit mini-batch loss."""
-        local = float(sb.batch.resp_mask[rows].sum()) if self.run.loss_agg == "token-mean" else float(len(rows))
+        local = float(sb.batch.resp_mask[rows].sum()) if self.train_cfg.loss_agg == "token-mean" else float(len(rows))
         return max(1.0, dist.all_reduce_sum({"d": local})["d"])
 
     def optimizer_step(self, step: int) -> float:
@@ -391,7 +391,7 @@ class Trainer(CheckpointMixin):
                    mask: torch.Tensor, denom: float) -> tuple[torch.Tensor, dict[str, Any]]:
         """The PPO-clip loss of micro-batch rows ``idx`` (logp, ent, mask [b, T]) with the run's
         settings and the mini-batch-wide aggregation denominator ``denom``."""
-        run, T = self.run, mask.shape[1]
+        run, T = self.train_cfg, mask.shape[1]
 
         def cols(t: torch.Tensor) -> torch.Tensor:  # [b, T]: the stored batch may be narrower
             t = t[idx, :T]
@@ -427,7 +427,7 @@ class Trainer(CheckpointMixin):
 
     def eval_due(self, step: int) -> bool:
         """Whether step ``step`` measures the greedy test accuracy (``train.eval_every``, and the last step)."""
-        run = self.run
+        run = self.train_cfg
         return bool(run.eval_every) and (step % run.eval_every == 0 or step == run.steps)
 
     def eval_result(self, counts: dict[str, float], seconds: float) -> dict[str, Any]:
@@ -500,13 +500,13 @@ class Trainer(CheckpointMixin):
     def _beta_columns(self) -> dict[str, float]:
         """The betas the step's advantages used (NaN for estimators without betas), and the
         schedule's entropy target (NaN without a schedule)."""
-        bp, bn = adv_mod.resolve_betas(self.run.estimator, *self.betas())
+        bp, bn = adv_mod.resolve_betas(self.train_cfg.estimator, *self.betas())
         return {"beta_pos": math.nan if bp is None else bp, "beta_neg": math.nan if bn is None else bn,
                 "entropy_target": self.schedule.target if self.schedule is not None else math.nan}
 
     def diagnostics(self, sb: StepBatch, new_logp: torch.Tensor) -> dict[str, Any]:
         """The step's rollout diagnostics over the whole batch (:func:`.diagnostics.step_diagnostics`)."""
-        return step_diagnostics(sb, new_logp, self.run.group_size)
+        return step_diagnostics(sb, new_logp, self.train_cfg.group_size)
 
     # ------------------------------------------------------------------ loop
 
@@ -517,11 +517,11 @@ class Trainer(CheckpointMixin):
         if dist.is_main():
             # the platform beside the run's description (not in it: resume compares the description)
             artifacts.write_json(self.out_dir / artifacts.RUN_JSON, dict(self.config_dict(), platform=platform_info()))
-        return self.start_step == 1 and not self.metrics_rows and bool(self.run.eval_every)
+        return self.start_step == 1 and not self.metrics_rows and bool(self.train_cfg.eval_every)
 
     def end_step(self, step: int, row: dict[str, Any]) -> None:
         """Keep step ``step``'s row, checkpoint when due, call the step hook."""
-        run = self.run
+        run = self.train_cfg
         self.metrics_rows.append(row)
         if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == run.steps:
             self.save_checkpoint(step)
@@ -540,7 +540,7 @@ class Trainer(CheckpointMixin):
         return path
 
     def train(self) -> Path:
-        run = self.run
+        run = self.train_cfg
         if self.stacked:
             raise RuntimeError("a stacked trainer is trained by its Bundle (asymcli.training.bundle)")
         if self.begin():

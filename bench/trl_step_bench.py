@@ -63,7 +63,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
 
     from asymcli.config import load_config, resolve_run
     from asymcli.embedded.prebuilt import PREBUILT_DIR
-    from asymcli.grading import Grader
+    from asymcli.sampling.grade import make_grader
     from asymcli.sampling.models import encode_prompts
     from asymcli.training.trainer import Trainer
     from stages.prep import build_prompts
@@ -109,7 +109,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     if P % tc.mini_batch_prompts or tc.epochs != 1 or tc.micro_batch_seqs not in (0, tc.mini_batch_prompts * G):
         raise SystemExit("this bench mirrors one epoch of whole mini-batches (the default config's train section)")
     n_mb = P // tc.mini_batch_prompts
-    grader = Grader.from_config(cfg.grading)
+    grader = make_grader(cfg.grading)
 
     trl_lens: list[float] = []  # mean completion length of each TRL generation
 

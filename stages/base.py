@@ -70,8 +70,7 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
                           seed: int) -> list[int]:
     """counts[k] = number of prompts with k of ``train.group_size`` samples correct."""
     from asymcli.engines.base import SamplingParams, make_engine
-    from asymcli.grading import Grader
-    from asymcli.sampling.grade import decode_and_grade
+    from asymcli.sampling.grade import decode_and_grade, make_grader
     from asymcli.sampling.models import encode_prompts
 
     G = cfg.train.group_size
@@ -80,7 +79,7 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
     params = SamplingParams(temperature=cfg.train.temperature, top_p=cfg.train.top_p,
                             max_new_tokens=cfg.train.max_new_tokens, n=G, seed=seed)
     rollouts = engine.generate(ids, params)
-    _, verdicts = decode_and_grade(tokenizer, Grader.from_config(cfg.grading), rollouts, [r["answer"] for r in rows])
+    _, verdicts = decode_and_grade(tokenizer, make_grader(cfg.grading), rollouts, [r["answer"] for r in rows])
     correct = [0] * len(rows)
     for r, v in zip(rollouts, verdicts):
         correct[r.prompt_index] += bool(v.correct)

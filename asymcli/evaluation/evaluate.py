@@ -24,11 +24,10 @@ from ..config import BenchmarkSpec, Config, config_to_dict, is_base_run, parse_r
 from ..engines.base import SamplingParams, make_engine
 from ..artifacts import checkpoint_fingerprint, verify_checkpoint
 from ..errors import ArtifactError, ConfigError
-from ..grading import Grader
 from ..progress import ProgressBar
 from ..sampling.curves import CurveSet, spread_rows
 from ..sampling.engine import engine_kwargs
-from ..sampling.grade import decode_and_grade
+from ..sampling.grade import decode_and_grade, make_grader
 
 PARTS = artifacts.EVAL_PARTS_DIR
 
@@ -138,7 +137,7 @@ def evaluate(
     out = Path(out)
     out_dir = out.parent
     tables = {s.name: load_benchmark(s, prompts_path=str(prompts_path) if prompts_path else None) for s in specs}
-    grader = Grader.from_config(cfg.grading) if grader is None else grader
+    grader = make_grader(cfg.grading) if grader is None else grader
     default_max_new = cfg.train.max_new_tokens
     parts: list[Path] = []
     plan = []  # (step, folder, the parts still to sample), each part's key computed once

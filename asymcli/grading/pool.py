@@ -9,7 +9,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from .verdict import Verdict, _check_multi_box, _check_rel_tol
 from .extract import _extract
@@ -69,12 +69,6 @@ class Grader:
         self._executor: ProcessPoolExecutor | None = None
         self._closed = False
         self._worker = _worker_judge  # the function a pool worker runs (tests swap it)
-
-    @classmethod
-    def from_config(cls, grading: Any) -> Grader:
-        """The grader of a config's ``grading`` section (``multi_box``, ``rel_tol``), in this
-        process: the one way the trainer, the evaluation and the base stage build theirs."""
-        return cls(multi_box=grading.multi_box, rel_tol=grading.rel_tol)
 
     # -- public ---------------------------------------------------------------------------
 

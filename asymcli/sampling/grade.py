@@ -8,6 +8,15 @@ from typing import Any
 from .models import decode_responses
 
 
+def make_grader(grading: Any) -> Any:
+    """The grader of a config's ``grading`` section (``multi_box``, ``rel_tol``), in this process:
+    the one way the trainer, the evaluation and the base stage build theirs. ``Grader`` is looked
+    up when called, so a test's stand-in set on ``asymcli.grading.Grader`` takes its place."""
+    from .. import grading as grading_mod
+
+    return grading_mod.Grader(multi_box=grading.multi_box, rel_tol=grading.rel_tol)
+
+
 def decode_and_grade(tokenizer: Any, grader: Any, rollouts: Sequence[Any],
                      answers: Sequence[str]) -> tuple[list[str], list[Any]]:
     """``(texts, verdicts)`` of ``rollouts``: each decoded (special tokens dropped) and graded

@@ -49,10 +49,9 @@ from ..config import Config, TrainConfig, run_description
 from ..engines.base import RolloutEngine, SamplingParams, make_engine
 from ..errors import ConfigError, NumericalError
 from ..progress import ProgressBar
-from ..grading import Grader
 from ..sampling.curves import CurveSet, spread_rows
 from ..sampling.engine import engine_kwargs
-from ..sampling.grade import decode_and_grade
+from ..sampling.grade import decode_and_grade, make_grader
 from ..sampling.models import PromptIds, encode_prompts, load_policy, pick_device, resolve_dtype
 from .diagnostics import StepBatch, UpdateStats, schedule_signals, step_diagnostics
 from .policy import PackedBatch, pack, response_logprobs
@@ -139,7 +138,7 @@ class Trainer(CheckpointMixin):
         self.engine: RolloutEngine | None = None if stacked else make_engine(
             run.engine, self.model, self.tokenizer,
             **engine_kwargs(run.engine, run, model_path=self.model_path, dtype=self.compute_dtype))
-        self.grader = Grader.from_config(cfg.grading) if grader is None else grader
+        self.grader = make_grader(cfg.grading) if grader is None else grader
         self.metrics_rows: list[dict[str, Any]] = []
         # beta_schedule "entropy" (method asym_adaptive): the betas move every step (rollout())
         self.schedule = (ScheduleState(beta_pos=run.beta_pos, beta_neg=run.beta_neg)

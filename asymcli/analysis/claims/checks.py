@@ -212,7 +212,7 @@ def check_results(cfg: Config, runs: Sequence[str] | None = None, *, config_path
 def run_platforms(metrics: Mapping[str, Path]) -> tuple[dict[str, list[str]], str | None]:
     """{platform label: run ids} of the runs (their run.json, else the metrics footer; see
     asymcli.platform), and the one-line note when there is more than one platform."""
-    found = {rid: artifacts.recorded_platform(Path(m).parent / "run.json", m) for rid, m in metrics.items()}
+    found = {rid: artifacts.recorded_platform(Path(m).parent / artifacts.RUN_JSON, m) for rid, m in metrics.items()}
     groups: dict[str, list[str]] = {}
     for rid, info in sorted(found.items()):
         groups.setdefault(platform_label(info), []).append(rid)

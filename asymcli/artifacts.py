@@ -56,6 +56,10 @@ def _added(field: pa.Field) -> pa.Field:
 
 ADDED_KEY = b"asym_added"
 
+# reasoning-gym rows (task.kind reasoning_gym): the generator's entry metadata as JSON, what its
+# score_answer reads back (asymcli/grading/rg.py); null on every other row and in older files.
+PROMPTS = PROMPTS.append(_added(pa.field("metadata", pa.string())))
+
 METRICS = pa.schema(
     [
         ("step", pa.int64()),
@@ -355,6 +359,9 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def to_table(rows: Sequence[Mapping[str, Any]] | pa.Table, schema: pa.Schema) -> pa.Table:
     """Build a table with exactly ``schema``'s columns (extra keys are an error)."""
     if isinstance(rows, pa.Table):
+        for f in schema:  # a column added later (null in older tables) is filled in
+            if f.name not in rows.column_names and is_added(f):
+                rows = rows.append_column(f.name, pa.nulls(rows.num_rows, f.type))
         missing = [n for n in schema.names if n not in rows.column_names]
         if missing:
             raise ArtifactError(f"table is missing declared columns {missing}")

@@ -40,10 +40,19 @@ from .methods import (METHOD_LABELS, METHODS, check_beta, check_method, fmt_beta
 
 
 @dataclass
+class GeneratorSpec:
+    """One reasoning-gym generator of ``task.generators`` (asymcli/embedded/rg.py)."""
+
+    name: str = ""  # a reasoning-gym generator (reasoning_gym.factory.DATASETS), e.g. count_bits
+    weight: float = 1.0  # share of task.n_train (largest remainder); held-out rows: task.n_heldout each
+    config: dict[str, Any] = field(default_factory=dict)  # the generator's own config fields (not seed / size)
+
+
+@dataclass
 class TaskConfig:
     """Training prompts (the prep stage)."""
 
-    kind: Literal["arithmetic", "benchmark"] = "arithmetic"  # embedded task, or a benchmark source
+    kind: Literal["arithmetic", "benchmark", "reasoning_gym"] = "arithmetic"  # embedded task, a benchmark source, or reasoning-gym generators
     seed: int = 0  # generator seed (arithmetic)
     n_train: int = 20000  # training problems (arithmetic), even over tiers; the warm-up sees each ~5 times
     n_heldout: int = 150  # held-out problems per tier (arithmetic)
@@ -55,6 +64,7 @@ class TaskConfig:
     hub_id: str | None = None  # hub dataset id (used only if present locally)
     columns: dict[str, str] = field(default_factory=dict)  # schema column -> file column
     limit: int | None = None  # keep the first N training problems
+    generators: list[GeneratorSpec] = field(default_factory=list)  # reasoning_gym: the generators, each with weight and config
 
 
 @dataclass
@@ -232,6 +242,7 @@ class GradingConfig:
 
     multi_box: Literal["set", "last"] = "set"  # several boxes in a response: "set" = the final joined boxes are one answer set (math-verify, lighteval), "last" = the last box only (verl); default "set": MATH-500/OlympiadBench have multi-answer problems, and a set never equals a one-value gold, so boxing several guesses earns nothing
     rel_tol: float | None = None  # numeric answers within this relative tolerance count as equal (Qwen-style graders use 1e-4); None = exact (the default)
+    rg_threshold: float = 1.0  # reasoning-gym rows (task.kind reasoning_gym): reward 1 when the generator's score_answer is >= this, else 0 (its partial scores made binary; docs/grading.md)
 
 
 @dataclass
@@ -436,6 +447,12 @@ def validate(cfg: Config, where: str = "config") -> Config:
                     "order, so its bits, would depend on the machine)")
     if cfg.model.kind == "hf" and not cfg.model.path:
         bad("model.path", "is required when model.kind is 'hf'")
+    if cfg.task.kind == "reasoning_gym":
+        from .embedded.rg import check_generators  # imports reasoning-gym: only for its task kind
+
+        check_generators(cfg.task.generators, cfg.grading.rg_threshold, where)
+    elif cfg.task.generators:
+        bad("task.generators", f"is read only with task.kind 'reasoning_gym' (task.kind is '{cfg.task.kind}')")
     return cfg
 
 

@@ -67,8 +67,9 @@ def probe_rows(rows: list[dict[str, str]], n: int, seed: int) -> list[dict[str, 
 
 
 def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]], cfg: Config,
-                          seed: int) -> list[int]:
-    """counts[k] = number of prompts with k of ``train.group_size`` samples correct."""
+                          seed: int, per_family: dict[str, list[int]] | None = None) -> list[int]:
+    """counts[k] = number of prompts with k of ``train.group_size`` samples correct;
+    ``per_family`` (filled when given): family (tier or generator) -> [correct samples, samples]."""
     from asymcli.engines.base import SamplingParams, make_engine
     from asymcli.sampling.grade import decode_and_grade, make_grader
     from asymcli.sampling.models import encode_prompts
@@ -79,14 +80,41 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
     params = SamplingParams(temperature=cfg.train.temperature, top_p=cfg.train.top_p,
                             max_new_tokens=cfg.train.max_new_tokens, n=G, seed=seed)
     rollouts = engine.generate(ids, params)
-    _, verdicts = decode_and_grade(tokenizer, make_grader(cfg.grading), rollouts, [r["answer"] for r in rows])
+    _, verdicts = decode_and_grade(tokenizer, make_grader(cfg.grading), rollouts, rows)
     correct = [0] * len(rows)
     for r, v in zip(rollouts, verdicts):
         correct[r.prompt_index] += bool(v.correct)
     counts = [0] * (G + 1)
     for c in correct:
         counts[c] += 1
+    if per_family is not None:  # family -> [correct samples, samples]
+        for row, c in zip(rows, correct):
+            acc = per_family.setdefault(row["difficulty"] or row["source"], [0, 0])
+            acc[0] += c
+            acc[1] += G
     return counts
+
+
+#: A family is usable for RL when the base solves this share of its samples: mixed groups.
+USABLE = (0.2, 0.8)
+
+
+def accuracy_lines(per_family: dict[str, list[int]], source: str) -> list[str]:
+    """One line per family of the probe: the base's sample accuracy and whether RL can use it."""
+    lines = []
+    for fam, (ok, n) in sorted(per_family.items()):
+        acc = ok / n if n else 0.0
+        if ok == 0:
+            verdict = (f"the base cannot solve it at all: every RL group would fail and carry no signal; "
+                       f"drop it, make it easier ({source}) or warm up longer (base.steps)")
+        elif acc < USABLE[0]:
+            verdict = "below 20%: RL groups would be mostly all-failed"
+        elif acc > USABLE[1]:
+            verdict = "above 80%: RL groups would be mostly all-solved"
+        else:
+            verdict = "usable for RL (20-80%: mixed groups)"
+        lines.append(f"base accuracy on {fam}: {acc:.3f} ({ok}/{n} samples); {verdict}")
+    return lines
 
 
 def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
@@ -147,8 +175,10 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     sft_path = artifacts.write_parquet(out_dir / "sft_metrics.parquet", metrics, SFT_METRICS,
                                        dict(meta, seconds=sft_seconds))
     probe = probe_rows(rows, cfg.base.probe_prompts, cfg.base.seed)
-    counts = group_accuracy_counts(model, tokenizer, probe, cfg, seed=cfg.base.seed)
+    per_family: dict[str, list[int]] = {}
+    counts = group_accuracy_counts(model, tokenizer, probe, cfg, seed=cfg.base.seed, per_family=per_family)
     G = cfg.train.group_size
+    meta["base_accuracy"] = {fam: ok / n for fam, (ok, n) in per_family.items() if n}
     stats_rows = [{"k_correct": k, "groups": n, "group_size": G} for k, n in enumerate(counts)]
     stats_path = artifacts.write_parquet(out_dir / "base_stats.parquet", stats_rows, artifacts.BASE_STATS,
                                          dict(meta, seconds=time.perf_counter() - t0))
@@ -156,6 +186,9 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
         none, all_ = counts[0] / len(probe), counts[G] / len(probe)
         log(f"base: {time.perf_counter() - t0:.0f}s; groups none-solved {none:.2f}, "
             f"mixed {1 - none - all_:.2f}, all-solved {all_:.2f}")
+        source = "task.generators[].config" if cfg.task.kind == "reasoning_gym" else "task.tiers"
+        for line in accuracy_lines(per_family, source):
+            log(f"base: {line}")
     return {"model": model_path, "sft_metrics": sft_path, "base_stats": stats_path}
 
 

@@ -4,6 +4,9 @@
 ``task.kind == "benchmark"``: training prompts from a benchmark source such as MATH's
 training set (``task.source``, from ``task.path`` or the local hub cache), through
 :mod:`asymcli.evaluation.benchmarks`; held-out evaluation then comes from the eval benchmarks.
+``task.kind == "reasoning_gym"``: reasoning-gym generators (``task.generators``), train and
+held-out splits by disjoint seeds, each row keeping its generator's name and metadata
+(:mod:`asymcli.embedded.rg`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:
     if t.kind == "arithmetic":
         rows = generate_arithmetic(t.n_train, t.n_heldout, t.tiers, seed=t.seed, worked_frac=t.worked_frac,
                                    solution_forms=t.solution_forms)
+        if t.limit is not None:
+            train = [r for r in rows if r["split"] == "train"][: t.limit]
+            rows = train + [r for r in rows if r["split"] != "train"]
+        return rows
+    if t.kind == "reasoning_gym":
+        from asymcli.embedded import rg  # lazy: imports reasoning-gym
+
+        rows = rg.generate(t.generators, t.n_train, t.n_heldout, seed=t.seed, threshold=cfg.grading.rg_threshold)
         if t.limit is not None:
             train = [r for r in rows if r["split"] == "train"][: t.limit]
             rows = train + [r for r in rows if r["split"] != "train"]

@@ -36,13 +36,19 @@ REBUILD_COMMAND = "asym base --config configs/default.yaml --write-prebuilt"
 NOT_IN_RECIPE = ("probe_prompts", "prebuilt")
 
 
+#: Task keys added later, at their defaults (reasoning-gym's, read only by task.kind reasoning_gym).
+ADDED_TASK_KEYS: dict[str, Any] = {"generators": []}
+
+
 def recipe_hash(config: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) -> str:
     """sha256 of everything the warm-up's weights depend on: the task, model and base sections
     (less NOT_IN_RECIPE) and the supervised training rows (prompt, solution) themselves, so a
     change in the task generator's code is seen even when the config is unchanged."""
     base = {k: v for k, v in dict(config["base"]).items() if k not in NOT_IN_RECIPE}
+    # task keys added after the shipped base was built count only when set (its recipe stays valid)
+    task = {k: v for k, v in dict(config["task"]).items() if ADDED_TASK_KEYS.get(k, object()) != v}
     h = hashlib.sha256()
-    h.update(json.dumps({"task": config["task"], "model": config["model"], "base": base},
+    h.update(json.dumps({"task": task, "model": config["model"], "base": base},
                         sort_keys=True, default=str).encode())
     for r in rows:
         h.update(b"\0" + r["prompt"].encode() + b"\1" + r["solution"].encode())

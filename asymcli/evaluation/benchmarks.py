@@ -156,8 +156,24 @@ REGISTRY: dict[str, BenchmarkSource] = {
             split="heldout",
             notes="rows with split == 'heldout' of the prep stage's prompts.parquet (embedded default)",
         ),
+        BenchmarkSource(
+            name="rg_heldout",
+            title="reasoning-gym (held-out)",
+            hub_id=None,
+            hub_split="heldout",
+            columns={},
+            k=4,
+            temperature=0.4,
+            template=IDENTITY_TEMPLATE,
+            split="heldout",
+            notes="rows with split == 'heldout' of prompts.parquet for task.kind reasoning_gym (graded by "
+                  "each generator's score_answer, asymcli/grading/rg.py)",
+        ),
     ]
 }
+
+#: Benchmarks read from the prep stage's own held-out split (prompts.parquet).
+PREP_HELDOUT = ("arith_heldout", "rg_heldout")
 
 #: Names of the paper's five evaluation benchmarks, in Table 2's column order.
 PAPER_BENCHMARKS = ("math500", "aime24", "aime25", "amc23", "olympiadbench")
@@ -207,7 +223,7 @@ def load_benchmark(spec: BenchmarkSpec, *, prompts_path: str | os.PathLike[str] 
             f"unknown benchmark '{spec.name}'; known benchmarks: {', '.join(REGISTRY)} "
             "(or give a path / hub_id for a custom one)"
         )
-    if src is not None and src.name == "arith_heldout":
+    if src is not None and src.name in PREP_HELDOUT:
         return _load_heldout(spec, prompts_path)
     template = spec.template if spec.template is not None else (src.template if src else MATH_TEMPLATE)
     split = src.split if src else "test"
@@ -267,15 +283,15 @@ def _load_heldout(spec: BenchmarkSpec, prompts_path: str | os.PathLike[str] | No
     path = spec.path or prompts_path
     if not path:
         raise DataError(
-            "benchmark 'arith_heldout' reads the prep stage's prompts.parquet: run `asym prep` "
+            f"benchmark '{spec.name}' reads the prep stage's prompts.parquet: run `asym prep` "
             "and pass its path (prompts_path), or set the benchmark's path"
         )
     table = read_parquet(path, PROMPTS)
     table = table.filter(pc.equal(table["split"], "heldout"))
     if table.num_rows == 0:
-        raise DataError(f"{path}: no rows with split 'heldout' (benchmark 'arith_heldout')")
+        raise DataError(f"{path}: no rows with split 'heldout' (benchmark '{spec.name}')")
     if spec.template is not None:
-        _check_template(spec.template, "benchmark 'arith_heldout'")
+        _check_template(spec.template, f"benchmark '{spec.name}'")
         prompts = [spec.template.replace("{problem}", p) for p in table["prompt"].to_pylist()]
         table = table.set_column(table.schema.get_field_index("prompt"), "prompt", pa.array(prompts, pa.string()))
     if spec.limit is not None:

@@ -209,7 +209,7 @@ def _sample_benchmark(engine: Any, tok: Any, grader: Any, rows: list[dict[str, A
                                     n=spec.k, seed=int(ecfg.seed) + c0)
             with torch.no_grad():
                 rolls = engine.generate(sub_ids, params)
-            texts, verdicts = decode_and_grade(tok, grader, rolls, [r["answer"] for r in sub_rows])
+            texts, verdicts = decode_and_grade(tok, grader, rolls, sub_rows)
             for r, text, v in zip(rolls, texts, verdicts):
                 row = sub_rows[r.prompt_index]
                 out.append({

@@ -68,7 +68,7 @@ The package, by job (each module imports only the ones above it):
 from __future__ import annotations
 
 from .extract import boxed_answer, extract_answer, last_boxed
-from .pool import CacheStats, Grader
+from .pool import CacheStats, Grader, grade_rows
 from .verdict import (FALLBACK_TAIL_CHARS, MAX_ANSWER_CHARS, MAX_BOX_CANDIDATES, MAX_DIGITS, MAX_FACTORIAL,
                       MAX_NESTING, MAX_POWERS, MAX_SET_BOXES, MULTI_BOX_MODES, REASONS, Verdict)
 from .verify import GOLD_CACHE_SIZE, gold_text, grade
@@ -76,5 +76,5 @@ from .verify import GOLD_CACHE_SIZE, gold_text, grade
 __all__ = [
     "FALLBACK_TAIL_CHARS", "GOLD_CACHE_SIZE", "MAX_ANSWER_CHARS", "MAX_BOX_CANDIDATES", "MAX_DIGITS",
     "MAX_FACTORIAL", "MAX_NESTING", "MAX_POWERS", "MAX_SET_BOXES", "MULTI_BOX_MODES", "REASONS", "CacheStats",
-    "Grader", "Verdict", "boxed_answer", "extract_answer", "gold_text", "grade", "last_boxed",
+    "Grader", "Verdict", "boxed_answer", "extract_answer", "gold_text", "grade", "grade_rows", "last_boxed",
 ]

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from .verdict import Verdict, _check_multi_box, _check_rel_tol
 from .extract import _extract
+from .rg import RGScorer, generator_of
 from .verify import _check_timeout, _fast_verdict, _in_main_thread, _judge, _mv_judge
 
 
@@ -30,6 +31,15 @@ def _worker_ready() -> bool:
     # Warm the worker (antlr parser, sympy caches) before any item's clock starts.
     _mv_judge(r"\sqrt{8}", r"2\sqrt{2}", 60.0, alarm=True)
     return True
+
+
+def grade_rows(grader: Any, responses: Sequence[str], rows: Sequence[Any]) -> list[Verdict]:
+    """``grader``'s verdicts on (response, PROMPTS row) pairs: :meth:`Grader.grade_rows` (a
+    reasoning-gym row is scored by its generator), or, for a grader with only ``grade_many``
+    (a stand-in), ``grade_many`` on the rows' ``answer``."""
+    if hasattr(grader, "grade_rows"):
+        return grader.grade_rows(responses, rows)
+    return grader.grade_many(responses, [row["answer"] for row in rows])
 
 
 class Grader:
@@ -52,7 +62,7 @@ class Grader:
     """
 
     def __init__(self, workers: int = 0, timeout_s: float = 5.0, *, cache_size: int = 100_000, grace_s: float = 2.0,
-                 multi_box: str = "set", rel_tol: float | None = None):
+                 multi_box: str = "set", rel_tol: float | None = None, rg_threshold: float = 1.0):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
         if cache_size < 0:
@@ -69,6 +79,7 @@ class Grader:
         self._executor: ProcessPoolExecutor | None = None
         self._closed = False
         self._worker = _worker_judge  # the function a pool worker runs (tests swap it)
+        self.rg = RGScorer(rg_threshold, self.multi_box)  # reasoning-gym rows (grade_rows)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -79,6 +90,22 @@ class Grader:
 
     def grade(self, response: str, gold: str) -> Verdict:
         return self.grade_many([response], [gold])[0]
+
+    def grade_rows(self, responses: Sequence[str], rows: Sequence[Any]) -> list[Verdict]:
+        """One Verdict per (response, PROMPTS row): a reasoning-gym row by its generator's
+        ``score_answer`` (:mod:`.rg`), any other row by its ``answer`` (:meth:`grade_many`)."""
+        if len(responses) != len(rows):
+            raise ValueError(f"got {len(responses)} responses but {len(rows)} rows")
+        rg = [i for i, row in enumerate(rows) if generator_of(row) is not None]
+        if not rg:
+            return self.grade_many(responses, [row["answer"] for row in rows])
+        out: list[Verdict | None] = [None] * len(rows)
+        for i, v in zip(rg, self.rg.grade_rows([responses[i] for i in rg], [rows[i] for i in rg])):
+            out[i] = v
+        rest = [i for i in range(len(rows)) if out[i] is None]
+        for i, v in zip(rest, self.grade_many([responses[i] for i in rest], [rows[i]["answer"] for i in rest])):
+            out[i] = v
+        return out  # type: ignore[return-value]
 
     def grade_many(self, responses: Sequence[str], golds: Sequence[str]) -> list[Verdict]:
         """One Verdict per (response, gold) pair, in order."""

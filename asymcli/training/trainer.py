@@ -247,9 +247,8 @@ class Trainer(CheckpointMixin):
         return outs, time.perf_counter() - t0
 
     def rewards(self, prompt_idx: list[int], outs: list[Any]) -> torch.Tensor:
-        """The verifiable reward: 1 when the grader accepts the response's answer, else 0."""
-        answers = [self.train_rows[i]["answer"] for i in prompt_idx]
-        _, verdicts = decode_and_grade(self.tokenizer, self.grader, outs, answers)
+        """The verifiable reward: 1 when the grader accepts the answer (reasoning-gym: its score_answer), else 0."""
+        _, verdicts = decode_and_grade(self.tokenizer, self.grader, outs, [self.train_rows[i] for i in prompt_idx])
         return torch.tensor([1.0 if v.correct else 0.0 for v in verdicts])
 
     def advantages(self, step: int, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
@@ -448,7 +447,7 @@ class Trainer(CheckpointMixin):
 
     def eval_counts(self, name: str, rows: list[dict[str, Any]], outs: list[Any]) -> dict[str, float]:
         """``{name/correct, name/n}`` of greedy responses ``outs`` to curve-set rows ``rows``."""
-        _, verdicts = decode_and_grade(self.tokenizer, self.grader, outs, [r["answer"] for r in rows])
+        _, verdicts = decode_and_grade(self.tokenizer, self.grader, outs, rows)
         return {f"{name}/correct": float(sum(v.correct for v in verdicts)), f"{name}/n": float(len(outs))}
 
     def _log(self, msg: str) -> None:

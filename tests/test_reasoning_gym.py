@@ -14,7 +14,7 @@ from asymcli import artifacts
 from asymcli.config import GeneratorSpec, config_from_dict, load_config
 from asymcli.errors import ConfigError
 
-rg_lib = pytest.importorskip("reasoning_gym", reason="reasoning-gym is not installed: pip install 'asym[rg]'")
+rg_lib = pytest.importorskip("reasoning_gym", reason="reasoning-gym is not installed: bash .ci/install-rg")
 
 from asymcli.embedded import rg  # noqa: E402
 from asymcli.grading import Grader  # noqa: E402
@@ -122,7 +122,7 @@ def test_bad_generator_name_and_config_are_one_line_errors(tmp_path):
 
 def test_missing_package_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "reasoning_gym", None)  # import fails
-    with pytest.raises(ConfigError, match=r"needs the reasoning-gym package: pip install 'asym\[rg\]'"):
+    with pytest.raises(ConfigError, match=r"needs the reasoning-gym package: bash .ci/install-rg"):
         _cfg(tmp_path)
 
 

@@ -1,7 +1,7 @@
 """reasoning-gym task families as training prompts (``task.kind: reasoning_gym``).
 
-`reasoning-gym <https://pypi.org/project/reasoning-gym/>`_ (an optional extra: ``pip install
-'asym[rg]' -c constraints.txt``) has procedural generators, each seeded and with its own
+`reasoning-gym <https://pypi.org/project/reasoning-gym/>`_ (an optional extra, ``asym[rg]``; under
+constraints.txt install it with ``bash .ci/install-rg``, which says why) has procedural generators, each seeded and with its own
 verifier (``score_answer``). This module turns one or more of them into PROMPTS rows:
 
 - ``task.generators``: ``[{name, weight, config}]``; ``config`` is the generator's own
@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import ConfigError, DataError
 
-INSTALL_HINT = "pip install 'asym[rg]' -c constraints.txt (or pip install reasoning-gym==0.1.25)"
+INSTALL_HINT = "bash .ci/install-rg (reasoning-gym==0.1.25 beside the pinned set), or pip install 'asym[rg]' without -c"
 SOURCE_PREFIX = "rg/"
 SEED_STRIDE = 10**9
 TRAIN_OFFSET = 0

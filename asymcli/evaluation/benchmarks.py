@@ -187,6 +187,7 @@ _GUESSES: dict[str, tuple[str, ...]] = {
     "prompt": ("problem", "question", "prompt", "Problem", "Question"),
     "answer": ("answer", "final_answer", "Answer", "gold", "target"),
     "solution": ("solution", "Solution"),
+    "metadata": (),  # reasoning-gym rows only (task.kind reasoning_gym); null elsewhere
 }
 
 

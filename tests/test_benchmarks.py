@@ -316,7 +316,7 @@ def test_hub_dataset_from_the_local_cache(monkeypatch: pytest.MonkeyPatch) -> No
     assert sys.modules["datasets"].config.HF_HUB_OFFLINE is False  # and restored after
     assert table.to_pylist()[0] | {"prompt": ""} == {
         "problem_id": "60", "split": "test", "source": "aime24", "difficulty": "", "prompt": "",
-        "answer": "1", "solution": "s"}
+        "answer": "1", "solution": "s", "metadata": None}
 
 
 def test_hub_dataset_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:

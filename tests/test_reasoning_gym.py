@@ -149,3 +149,11 @@ def test_eval_on_a_reasoning_gym_heldout_set(tmp_path, tiny_policy_dir):
     rows = artifacts.read_parquet(out, artifacts.SAMPLES).to_pylist()
     assert len(rows) == 3 * 2 and {r["benchmark"] for r in rows} == {"rg_heldout"}
     assert all(r["verdict"] in {"correct", "wrong", "no_answer", "unparsable"} for r in rows)
+
+
+def test_the_shipped_config_loads():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "mechanism-rg.yaml")
+    assert cfg.task.kind == "reasoning_gym" and len(cfg.task.generators) == 2
+    assert [b.name for b in cfg.eval.benchmarks] == ["rg_heldout"] and len(cfg.grid.seeds) == 5

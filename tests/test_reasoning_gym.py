@@ -157,3 +157,25 @@ def test_the_shipped_config_loads():
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "mechanism-rg.yaml")
     assert cfg.task.kind == "reasoning_gym" and len(cfg.task.generators) == 2
     assert [b.name for b in cfg.eval.benchmarks] == ["rg_heldout"] and len(cfg.grid.seeds) == 5
+
+
+@pytest.mark.slow
+def test_smoke_run_grid_end_to_end(tmp_path):
+    """`asym run-grid` on configs/smoke-rg.yaml: prep, base, 3 runs, eval on rg_heldout, Table 2."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+
+    if shutil.which("asym") is None:
+        pytest.skip("the asym command is not installed")
+    repo = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((repo / "configs" / "smoke-rg.yaml").read_text())
+    raw["results_dir"] = str(tmp_path / "results")
+    (tmp_path / "smoke-rg.yaml").write_text(yaml.safe_dump(raw))
+    res = subprocess.run(["asym", "run-grid", "--config", str(tmp_path / "smoke-rg.yaml")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
+    table = (tmp_path / "results" / "report" / "table2.md").read_text()
+    assert "GRPO" in table and "AsymGRPO" in table

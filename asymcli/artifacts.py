@@ -31,9 +31,16 @@ from .errors import ArtifactError
 META_KEY = b"asym"
 
 # ---------------------------------------------------------------------------
-# Declared schemas. Columns may be added at the end by later versions; a reader
-# checks that every declared column is present with a compatible type.
+# Declared schemas; later versions add columns at the end (``_added``). A reader checks types.
 # ---------------------------------------------------------------------------
+
+ADDED_KEY = b"asym_added"
+
+
+def _added(field: pa.Field) -> pa.Field:
+    """A column added after files were written: a file without it reads back with it all null."""
+    return field.with_metadata({ADDED_KEY: b"1"})
+
 
 PROMPTS = pa.schema(
     [
@@ -44,21 +51,10 @@ PROMPTS = pa.schema(
         ("prompt", pa.string()),  # the user message (template already applied)
         ("answer", pa.string()),  # gold final answer (no \boxed)
         ("solution", pa.string()),  # worked solution for supervised warm-up; "" when none
+        _added(pa.field("metadata", pa.string())),  # reasoning-gym rows: the entry's metadata, JSON
     ]
 )
 
-
-def _added(field: pa.Field) -> pa.Field:
-    """A column added to a schema after files of it were written: a file without it is
-    still valid and reads back with the column all null (:func:`read_parquet`)."""
-    return field.with_metadata({ADDED_KEY: b"1"})
-
-
-ADDED_KEY = b"asym_added"
-
-# reasoning-gym rows (task.kind reasoning_gym): the generator's entry metadata as JSON, what its
-# score_answer reads back (asymcli/grading/rg.py); null on every other row and in older files.
-PROMPTS = PROMPTS.append(_added(pa.field("metadata", pa.string())))
 
 METRICS = pa.schema(
     [
@@ -359,9 +355,6 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def to_table(rows: Sequence[Mapping[str, Any]] | pa.Table, schema: pa.Schema) -> pa.Table:
     """Build a table with exactly ``schema``'s columns (extra keys are an error)."""
     if isinstance(rows, pa.Table):
-        for f in schema:  # a column added later (null in older tables) is filled in
-            if f.name not in rows.column_names and is_added(f):
-                rows = rows.append_column(f.name, pa.nulls(rows.num_rows, f.type))
         missing = [n for n in schema.names if n not in rows.column_names]
         if missing:
             raise ArtifactError(f"table is missing declared columns {missing}")

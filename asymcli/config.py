@@ -41,7 +41,7 @@ from .methods import (METHOD_LABELS, METHODS, check_beta, check_method, fmt_beta
 
 @dataclass
 class GeneratorSpec:
-    """One reasoning-gym generator of ``task.generators`` (asymcli/embedded/rg.py)."""
+    """One reasoning-gym generator of ``task.generators`` (asymcli/rg_tasks.py)."""
 
     name: str = ""  # a reasoning-gym generator (reasoning_gym.factory.DATASETS), e.g. count_bits
     weight: float = 1.0  # share of task.n_train (largest remainder); held-out rows: task.n_heldout each
@@ -448,7 +448,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
     if cfg.model.kind == "hf" and not cfg.model.path:
         bad("model.path", "is required when model.kind is 'hf'")
     if cfg.task.kind == "reasoning_gym":
-        from .embedded.rg import check_generators  # imports reasoning-gym: only for its task kind
+        from .rg_tasks import check_generators  # imports reasoning-gym: only for its task kind
 
         check_generators(cfg.task.generators, cfg.grading.rg_threshold, where)
     elif cfg.task.generators:

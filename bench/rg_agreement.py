@@ -13,7 +13,7 @@ import sys
 from fractions import Fraction
 
 from asymcli.config import GeneratorSpec
-from asymcli.embedded import rg
+from asymcli import rg_tasks as rg
 from asymcli.grading.rg import NUMERIC, RGScorer
 
 GENERATORS = ["basic_arithmetic", "chain_sum", "gcd", "lcm", "products", "count_bits", "number_sequence",

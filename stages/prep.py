@@ -6,7 +6,7 @@ training set (``task.source``, from ``task.path`` or the local hub cache), throu
 :mod:`asymcli.evaluation.benchmarks`; held-out evaluation then comes from the eval benchmarks.
 ``task.kind == "reasoning_gym"``: reasoning-gym generators (``task.generators``), train and
 held-out splits by disjoint seeds, each row keeping its generator's name and metadata
-(:mod:`asymcli.embedded.rg`).
+(:mod:`asymcli.rg_tasks`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def build_prompts(cfg: Config) -> pa.Table | list[dict[str, str]]:
             rows = train + [r for r in rows if r["split"] != "train"]
         return rows
     if t.kind == "reasoning_gym":
-        from asymcli.embedded import rg  # lazy: imports reasoning-gym
+        from asymcli import rg_tasks as rg  # lazy: imports reasoning-gym
 
         rows = rg.generate(t.generators, t.n_train, t.n_heldout, seed=t.seed, threshold=cfg.grading.rg_threshold)
         if t.limit is not None:

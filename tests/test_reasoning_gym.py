@@ -1,5 +1,5 @@
 """task.kind reasoning_gym: generation, the PROMPTS artifact, the reward from score_answer, errors,
-the base's accuracy lines, and eval on a held-out set (asymcli/embedded/rg.py, asymcli/grading/rg.py)."""
+the base's accuracy lines, and eval on a held-out set (asymcli/rg_tasks.py, asymcli/grading/rg.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from asymcli.errors import ConfigError
 
 rg_lib = pytest.importorskip("reasoning_gym", reason="reasoning-gym is not installed: bash .ci/install-rg")
 
-from asymcli.embedded import rg  # noqa: E402
+from asymcli import rg_tasks as rg  # noqa: E402
 from asymcli.grading import Grader  # noqa: E402
 from asymcli.grading.rg import RGScorer  # noqa: E402
 from stages import base as base_stage  # noqa: E402

@@ -1,7 +1,7 @@
 """The reward of a reasoning-gym row: the generator's own ``score_answer``, made binary.
 
 A PROMPTS row from a reasoning-gym generator (``source`` = ``rg/<name>`` with its entry's
-``metadata`` as JSON; asymcli/embedded/rg.py) is graded by that generator, not by the math
+``metadata`` as JSON; asymcli/rg_tasks.py) is graded by that generator, not by the math
 grader:
 
 1. the final answer is extracted as for every response (:func:`extract_answer`: the final

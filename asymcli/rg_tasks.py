@@ -33,7 +33,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from .errors import ConfigError, DataError
 
 INSTALL_HINT = "bash .ci/install-rg (reasoning-gym==0.1.25 beside the pinned set), or pip install 'asym[rg]' without -c"
 SOURCE_PREFIX = "rg/"

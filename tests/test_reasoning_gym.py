@@ -151,11 +151,13 @@ def test_eval_on_a_reasoning_gym_heldout_set(tmp_path, tiny_policy_dir):
     assert all(r["verdict"] in {"correct", "wrong", "no_answer", "unparsable"} for r in rows)
 
 
-def test_the_shipped_config_loads():
+@pytest.mark.parametrize("name,family", [("mechanism-rg", "letter_counting"),
+                                         ("mechanism-rg-spell", "spell_backward")])
+def test_the_shipped_configs_load(name, family):
     from pathlib import Path
 
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "mechanism-rg.yaml")
-    assert cfg.task.kind == "reasoning_gym" and len(cfg.task.generators) == 2
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
+    assert cfg.task.kind == "reasoning_gym" and [g.name for g in cfg.task.generators] == [family]
     assert [b.name for b in cfg.eval.benchmarks] == ["rg_heldout"] and len(cfg.grid.seeds) == 5
 
 

@@ -300,6 +300,14 @@ def test_config_rel_tol_reaches_the_pipeline_graders(tmp_path):
     (tmp_path / "bad.yaml").write_text("grading:\n  rel_tol: 2\n")
     with pytest.raises(ConfigError, match="grading.rel_tol"):
         load_config(tmp_path / "bad.yaml")
+    # One place builds every pipeline grader (asymcli/sampling/grade.py), from the config's section...
+    from asymcli.sampling.grade import make_grader
+
+    cfg = load_config(tmp_path / "c.yaml")
+    grader = make_grader(cfg.grading)
+    assert grader.grade_many([r"\boxed{3.14159}"], [r"\pi"])[0].correct  # within 1e-4 of pi
+    assert not make_grader(load_config(None).grading).grade_many([r"\boxed{3.14159}"], [r"\pi"])[0].correct
+    # ...and the trainer, the evaluation and the base probe build theirs only through it.
     for f in ("asymcli/training/trainer.py", "asymcli/evaluation/evaluate.py", "stages/base.py"):
-        built = _re.findall(r"Grader\([^)]*\)", (root / f).read_text())
-        assert built and all("rel_tol=cfg.grading.rel_tol" in g for g in built), (f, built)
+        text = (root / f).read_text()
+        assert "make_grader(cfg.grading)" in text and not _re.search(r"\bGrader\(", text), f

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from . import qwen_forward as qf
 from .base import Rollout, SamplingParams
-from .static import GREEDY, _round_rows, sample_tokens, sampling_mode
+from .static import GREEDY, _round_rows, is_eos, sample_tokens, sampling_mode, to_rollouts
 
 __all__ = ["StackedWeights", "stack_weights", "generate_stacked"]
 
@@ -120,7 +120,7 @@ def after_attention(x: Tensor, att: Tensor, lw: qf.LayerWeights, geo: qf.Geometr
 
 
 @torch.no_grad()
-def generate_stacked(models: list[Any], tokenizer: Any, prompts: list[list[list[int]]],
+def generate_stacked(models: list[Any], prompts: list[list[list[int]]],
                      params: list[SamplingParams], width: int, *, eos_ids: list[int], pad_id: int,
                      max_batch_seqs: int = 256, prefill_tokens: int = 16384, kv_block: int = 16,
                      sync_every: int = 1) -> list[list[Rollout]]:
@@ -194,7 +194,6 @@ def _chunk(sw: StackedWeights, geo: qf.Geometry, prompts: list[list[list[int]]],
     vc = torch.zeros_like(kc)
     tokens = torch.zeros((R, S), dtype=torch.long)
     logp = torch.zeros((R, S))
-    start = torch.zeros(R, dtype=torch.long)
     plen = torch.ones(R, dtype=torch.long)  # padding rows: a 1-token "prompt" at slot P-1
     for k in range(K):
         lens = torch.tensor([len(prompts[k][pi]) for pi in local], dtype=torch.long)
@@ -244,7 +243,7 @@ def _chunk(sw: StackedWeights, geo: qf.Geometry, prompts: list[list[list[int]]],
         live[k * rows: k * rows + B] = True
     tokens[:, 0] = torch.where(live, tok, torch.zeros_like(tok))
     logp[:, 0] = torch.where(live, lp, torch.zeros_like(lp))
-    done = ~live | _is_eos(tokens[:, 0], eos)
+    done = ~live | is_eos(tokens[:, 0], eos)
     # ---- decode
     rows_idx = torch.arange(R)
     for t in range(S - 1):
@@ -273,23 +272,7 @@ def _chunk(sw: StackedWeights, geo: qf.Geometry, prompts: list[list[list[int]]],
         new, lp = sample_tokens(logits, uniform, mode, temperature, top_p)
         tokens[rows_idx, t + 1] = new
         logp[rows_idx, t + 1] = lp
-        done |= _is_eos(new, eos)
-    out: list[list[Rollout]] = []
-    for k in range(K):
-        tk, lk = tokens[k * rows: k * rows + B], logp[k * rows: k * rows + B]
-        if eos.numel():
-            is_eos = torch.isin(tk, eos)
-            ends = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, S).tolist()
-            stops = is_eos.any(1).tolist()
-        else:
-            ends, stops = [S] * B, [False] * B
-        out.append([Rollout(pi, si, tk[r, :ends[r]].tolist(), lk[r, :ends[r]].tolist(),
-                            "stop" if stops[r] else "length") for r, (pi, si) in enumerate(part)])
-    return out
-
-
-def _is_eos(tok: Tensor, eos: Tensor) -> Tensor:
-    if eos.numel() == 0:
-        return torch.zeros_like(tok, dtype=torch.bool)
-    return (tok[:, None] == eos[None, :]).any(-1)
-
+        done |= is_eos(new, eos)
+    eos_ids = eos.tolist()
+    return [to_rollouts(tokens[k * rows: k * rows + B], logp[k * rows: k * rows + B], part, eos_ids)
+            for k in range(K)]

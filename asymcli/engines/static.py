@@ -108,6 +108,37 @@ def sample_tokens(logits: Tensor, u: Tensor, mode: str, temperature: Tensor, top
     return order.gather(1, idx).squeeze(1), logz.gather(1, idx).squeeze(1)
 
 
+def default_eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Stop tokens: the model's generation config's, else the tokenizer's EOS (none if neither has one)."""
+    gen_cfg = getattr(qf.unwrap(model), "generation_config", None)
+    eos = getattr(gen_cfg, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    return [int(e) for e in (list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos]))]
+
+
+def is_eos(tok: Tensor, eos: Tensor) -> Tensor:
+    """Whether each token of ``tok`` [R] is one of ``eos`` [E] (all False without stop tokens)."""
+    if eos.numel() == 0:
+        return torch.zeros_like(tok, dtype=torch.bool)
+    return (tok[:, None] == eos[None, :]).any(-1)
+
+
+def to_rollouts(tokens: Tensor, logp: Tensor, chunk: list[tuple[int, int]], eos_ids: list[int]) -> list[Rollout]:
+    """Rollouts of decoded rows (``tokens``/``logp`` [B, S] on the CPU, row r = ``chunk[r]`` =
+    (prompt, sample)), each cut after its first stop token ("stop"), else full length ("length")."""
+    B, S = tokens.shape
+    if eos_ids:
+        hit = torch.isin(tokens, torch.tensor(eos_ids))
+        ends = torch.where(hit.any(1), hit.int().argmax(1) + 1, S).tolist()
+        stops = hit.any(1).tolist()
+    else:
+        ends, stops = [S] * B, [False] * B
+    return [Rollout(pi, si, tokens[r, : ends[r]].tolist(), logp[r, : ends[r]].tolist(),
+                    "stop" if stops[r] else "length")
+            for r, (pi, si) in enumerate(chunk)]
+
+
 # ---------------------------------------------------------------------------- buffers
 
 
@@ -215,13 +246,8 @@ class StaticEngine(RolloutEngine):
         self.prefill_tokens = prefill_tokens
         self.decode_attention = decode_attention
         self.compile = compile
-        if eos_token_ids is None:
-            gen_cfg = getattr(qf.unwrap(model), "generation_config", None)
-            eos = getattr(gen_cfg, "eos_token_id", None)
-            if eos is None:
-                eos = tokenizer.eos_token_id
-            eos_token_ids = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
-        self.eos_ids = [int(e) for e in eos_token_ids]
+        self.eos_ids = ([int(e) for e in eos_token_ids] if eos_token_ids is not None
+                        else default_eos_ids(model, tokenizer))
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = int(pad if pad is not None else (self.eos_ids[0] if self.eos_ids else 0))
         self._ws: _Workspace | None = None
@@ -386,17 +412,7 @@ class StaticEngine(RolloutEngine):
                     ws.runners[key] = self._capture(ws, *key)
         self._prefill(ws, prompts, src, P, mode, gen)
         self._decode(ws, mode, P, S, gen)
-        tokens = ws.tokens[:B, :S].cpu()
-        logp = ws.logp[:B, :S].cpu()
-        if self.eos_ids:
-            is_eos = torch.isin(tokens, torch.tensor(self.eos_ids))
-            ends = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, S).tolist()
-            stops = is_eos.any(1).tolist()
-        else:
-            ends, stops = [S] * B, [False] * B
-        return [Rollout(pi, si, tokens[r, : ends[r]].tolist(), logp[r, : ends[r]].tolist(),
-                        "stop" if stops[r] else "length")
-                for r, (pi, si) in enumerate(chunk)]
+        return to_rollouts(ws.tokens[:B, :S].cpu(), ws.logp[:B, :S].cpu(), chunk, self.eos_ids)
 
     # ------------------------------------------------------------------ prefill
 
@@ -459,9 +475,7 @@ class StaticEngine(RolloutEngine):
     # ------------------------------------------------------------------ decode
 
     def _is_eos(self, ws: _Workspace, tok: Tensor) -> Tensor:
-        if ws.eos.numel() == 0:
-            return torch.zeros_like(tok, dtype=torch.bool)
-        return (tok[:, None] == ws.eos[None, :]).any(-1)
+        return is_eos(tok, ws.eos)
 
     def _decode(self, ws: _Workspace, mode: str, P: int, S: int, gen: torch.Generator) -> None:
         for t in range(S - 1):

@@ -34,6 +34,7 @@ from ..config import TrainConfig
 from ..engines import qwen_forward as qf
 from ..engines import stacked as sk
 from ..engines.base import SamplingParams
+from ..engines.static import default_eos_ids
 from ..errors import ConfigError
 from ..progress import ProgressBar
 from . import distributed as dist
@@ -98,8 +99,7 @@ class Bundle:
             torch.set_num_threads(first.train_cfg.threads)
         self.progress = progress
         self.geo = qf.geometry(first.model)
-        tok = first.tokenizer
-        self.eos_ids = _eos_ids(first.model, tok)
+        self.eos_ids = default_eos_ids(first.model, first.tokenizer)
         self.pad_id = first.pad_id
         # Canonical widths: functions of the data and config only, never of the bundle.
         all_ids = first.train_prompt_ids.take(range(len(first.train_prompt_ids)))
@@ -137,7 +137,7 @@ class Bundle:
         for t in ts:
             t._check_weights(step)
         data = [t.step_prompts(step) for t in ts]
-        outs = sk.generate_stacked([t.model.eval() for t in ts], ts[0].tokenizer, [p for _, p in data],
+        outs = sk.generate_stacked([t.model.eval() for t in ts], [p for _, p in data],
                                    [t.sampling(step) for t in ts], self.prompt_width,
                                    eos_ids=self.eos_ids, pad_id=self.pad_id)
         faults.maybe_fail("rollout", step)
@@ -170,7 +170,7 @@ class Bundle:
         models = [t.model.eval() for t in ts]
         for c, (cset, ids) in enumerate(zip(ts[0].curve_sets, ts[0].curve_prompt_ids)):
             params = SamplingParams(temperature=0.0, max_new_tokens=cset.max_new_tokens, n=1)
-            outs = sk.generate_stacked(models, ts[0].tokenizer, [ids] * len(ts), [params] * len(ts),
+            outs = sk.generate_stacked(models, [ids] * len(ts), [params] * len(ts),
                                        self.curve_widths[c], eos_ids=self.eos_ids, pad_id=self.pad_id)
             for t, o in zip(ts, outs):
                 counts[id(t)].update(t.eval_counts(cset.name, cset.rows, o))
@@ -181,11 +181,3 @@ class Bundle:
             if append:
                 t.metrics_rows.append(row)
 
-
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    """Stop tokens as the static engine reads them: the generation config's, else the tokenizer's."""
-    gen_cfg = getattr(qf.unwrap(model), "generation_config", None)
-    eos = getattr(gen_cfg, "eos_token_id", None)
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    return [int(e) for e in (list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos]))]

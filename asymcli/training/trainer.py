@@ -298,24 +298,23 @@ class Trainer(CheckpointMixin):
             return self._logprobs_nograd(self.model, batch)
         later = torch.ones(batch.resp_ids.shape[0], dtype=torch.bool)
         later[first] = False
-        rows = later.nonzero().flatten()
-        lp, ent = self._logprobs_nograd(self.model, batch.select(rows))
-        T = batch.resp_ids.shape[1]
-        out_lp, out_ent = torch.zeros((len(later), T)), torch.zeros((len(later), T))
-        out_lp[rows, : lp.shape[1]] = lp
-        out_ent[rows, : ent.shape[1]] = ent
-        return out_lp, out_ent
+        return self._logprobs_of_rows(batch, later.nonzero().flatten())
 
     def logprobs_after_update(self, sb: StepBatch) -> torch.Tensor:
         """Log-probs [N, T] of the step's responses under the updated policy, for the log-prob
         gain on correct rollouts (Fig. 2 d, h), its only reader: computed on the correct rows
         alone (zero elsewhere), so a step at accuracy p pays p of a full forward."""
-        out = torch.zeros_like(sb.old_logp)
-        correct = (sb.rewards > 0.5).nonzero().flatten()
-        if len(correct):
-            lp = self._logprobs_nograd(self.model, sb.batch.select(correct))[0]  # trimmed to these rows' width
-            out[correct, : lp.shape[1]] = lp
-        return out
+        return self._logprobs_of_rows(sb.batch, (sb.rewards > 0.5).nonzero().flatten())[0]
+
+    def _logprobs_of_rows(self, batch: PackedBatch, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logp, entropy)`` [N, T] of ``batch`` under the current policy on ``rows`` only, zero elsewhere."""
+        N, T = batch.resp_ids.shape
+        out_lp, out_ent = torch.zeros((N, T)), torch.zeros((N, T))
+        if len(rows):
+            lp, ent = self._logprobs_nograd(self.model, batch.select(rows))  # trimmed to these rows' width
+            out_lp[rows, : lp.shape[1]] = lp
+            out_ent[rows, : ent.shape[1]] = ent
+        return out_lp, out_ent
 
     def _logprobs_nograd(self, model: Any, batch: PackedBatch, chunk_rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         model.eval()

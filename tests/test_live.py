@@ -216,9 +216,10 @@ def test_sigkilled_run_grid_interrupts_snakemake_and_its_jobs(tmp_path):
     parent.kill()  # SIGKILL: no cleanup in run-grid
     parent.wait()
     deadline = time.time() + 30
-    while time.time() < deadline and not marker.exists():
+    # the shell creates the file before echo writes to it: wait for the text, not the file
+    while time.time() < deadline and not (marker.exists() and marker.read_text().strip()):
         time.sleep(0.2)
-    assert marker.read_text().strip() == "INT"
+    assert marker.exists() and marker.read_text().strip() == "INT"
     while time.time() < deadline and _alive(supervisor):
         time.sleep(0.2)
     assert not _alive(supervisor) or open(f"/proc/{supervisor}/stat").read().split()[2] == "Z"

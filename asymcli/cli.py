@@ -499,22 +499,32 @@ def scan(
     methods: Optional[str] = typer.Option(None, "--methods", help="Named methods to scan, e.g. grpo,pos_only."),
     seed: int = typer.Option(0, help="Seed of the scanned batches (a run's prompt order and sampling streams)."),
     batches: int = typer.Option(4, help="Rollout batches: kappa_B pools them, predictions average them."),
-    lookahead: bool = typer.Option(True, help="Measure the one-step lookahead (one update per pair and batch)."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default: {results}/scan/)."),
+    lookahead: Optional[bool] = typer.Option(
+        None, "--lookahead/--no-lookahead", help="Measure the one-step lookahead (one update per pair and batch; "
+        "default: on for one model, off with --run, where it would cost that per checkpoint)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Scan each checkpoint of this run folder in step order "
+                                       "and name the first where kappa_B's sign is established."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: {results}/scan/, or "
+                                       "{results}/scan/run-RUN_ID/ with --run)."),
     format: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """Predict each beta pair's entropy effect before training: kappa_B with its CI, Prop. 1's
     first-order prediction, a one-step lookahead and Prop. 2's peaks (docs/scan.md). Default
-    pairs: the config's grid and methods, GRPO and AsymGRPO (0.9, 0.4), against REINFORCE."""
+    pairs: the config's grid and methods, GRPO and AsymGRPO (0.9, 0.4), against REINFORCE.
+    While kappa_B's CI includes 0 the predictions print as unknown, with a next step."""
     from stages import scan as stage
 
-    from .analysis.scan import print_rich, to_json
+    from .analysis.scan import print_rich, print_run, to_json
     from .pipeline import config_source, load_workflow_config, parse_grid, parse_methods, parse_pair
 
     if format not in ("table", "json"):
         fail(f"--format must be table or json, got '{format}'")
     if batches < 1:
         fail(f"--batches must be >= 1, got {batches}")
+    if run is not None and model is not None:
+        fail("--run and --model are exclusive: --run scans the run's own checkpoints")
+    if run is not None:
+        stage.run_folder(run)  # a missing folder or one without checkpoints fails before any work
     cfg, _ = load_workflow_config(config)
     numerics(cfg)
     pairs = stage.pairs_from(cfg, parse_methods(methods) if methods else None,
@@ -524,14 +534,24 @@ def scan(
     if format == "table":
         def progress(i: int, n: int, label: str) -> None:
             typer.echo(f"[{i + 1}/{n}] {label}", err=True)
-    doc, paths = stage.run(cfg, pairs, model=model, seed=seed, batches=batches, lookahead=lookahead, out=out,
-                           config_label=str(config or src) if (config or src) else None, on_pair=progress)
+    label = str(config or src) if (config or src) else None
+    if run is not None:
+        def each(i: int, n: int, step: int) -> None:
+            if format == "table":
+                typer.echo(f"[{i + 1}/{n}] checkpoint step {step}", err=True)
+
+        doc, paths = stage.run_checkpoints(cfg, run, pairs, seed=seed, batches=batches, lookahead=bool(lookahead),
+                                           out=out, config_label=label, on_checkpoint=each)
+    else:
+        doc, paths = stage.run(cfg, pairs, model=model, seed=seed, batches=batches,
+                               lookahead=True if lookahead is None else lookahead, out=out, config_label=label,
+                               on_pair=progress)
     if format == "json":
         typer.echo(to_json(doc), nl=False)
     else:
         from rich.console import Console
 
-        print_rich(doc, Console())
+        (print_run if run is not None else print_rich)(doc, Console())
         typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

@@ -1,7 +1,12 @@
 """`asym scan`'s outputs, and its validation against whole training runs (docs/scan.md).
 
 - :data:`SCAN`: the Parquet schema of ``{results}/scan/scan.parquet`` (one row per pair);
-- :func:`to_json`, :func:`print_rich`: the ``--format json`` and table views;
+- :func:`sign_established`, :func:`reported_rows`, :func:`next_step`: what the scan may
+  claim. Prop. 1 ranks pairs as sign(kappa_B) x (beta_pos - beta_neg), so every prediction
+  hangs on one bit, the sign of kappa_B; while its CI includes 0 the predictions are
+  reported as unknown (null), with the point estimates kept in ``*_point`` for analysis;
+- :data:`CHECKPOINTS`, :func:`run_summary`: ``asym scan --run``'s one row per checkpoint;
+- :func:`to_json`, :func:`print_rich`, :func:`print_run`: the ``--format json`` and table views;
 - :func:`heatmap`: Fig. 4d's layout (beta_pos rows, beta_neg columns) coloured by each
   prediction, on a scale symmetric about 0 so that sign reads as colour;
 - :func:`measured_gaps`: per run id, the mean over steps of its entropy minus REINFORCE's of
@@ -36,20 +41,124 @@ SCAN = pa.schema([
     ("probe_entropy", pa.float64()),
     ("peak_pos", pa.float64()),  # Prop. 2: argmax W_+ = 1 - beta_pos; NaN outside (0, 1)
     ("peak_neg", pa.float64()),  # argmax W_- = beta_neg
+    # False: kappa_B's CI includes 0 (or has too few mixed groups for one), and prop1,
+    # first_order and lookahead are null (unknown) but where they are 0 by construction.
+    # (null = withheld for the sign; NaN = undefined for this estimator, as above)
+    ("sign_established", pa.bool_()),
+    ("prop1_point", pa.float64()),  # the point estimates, whatever the sign's status: for
+    ("first_order_point", pa.float64()),  # analysis (e.g. how a base scan ranks), not for
+    ("lookahead_point", pa.float64()),  # choosing pairs
 ])
+
+#: `asym scan --run`: one row per checkpoint, in step order.
+CHECKPOINTS = pa.schema([
+    ("step", pa.int64()),
+    ("model", pa.string()),
+    ("kappa", pa.float64()),
+    ("kappa_lo", pa.float64()),
+    ("kappa_hi", pa.float64()),
+    ("sign_established", pa.bool_()),
+    ("groups", pa.int64()),
+    ("mixed_groups", pa.int64()),
+    ("batches", pa.int64()),
+])
+
+#: The predictions whose sign, and so whose ranking of the pairs, follows kappa_B's sign.
+#: The lookahead measures one real step, but from a policy whose kappa_B may still change
+#: sign; from the mechanism testbed's base (CI including 0) all three ranked the pairs
+#: backwards (docs/scan.md), so none of them is reported there.
+SIGN_DEPENDENT = ("prop1", "first_order", "lookahead")
+UNKNOWN = "unknown"
 
 PREDICTIONS = {"prop1": "Prop. 1: lr·κ_B·(β₊−β₋)", "first_order": "App. B first order",
                "lookahead": "one-step lookahead"}
 
 
+def sign_established(ci: Sequence[float | None]) -> bool:
+    """Whether a 95% CI of kappa_B excludes 0 (False for a missing or NaN bound: fewer than
+    two mixed groups give no CI)."""
+    lo, hi = ci
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return False
+    return lo > 0 or hi < 0
+
+
+def reported_rows(rows: Sequence[dict[str, Any]], established: bool, reference: str = "reinforce",
+                  ) -> list[dict[str, Any]]:
+    """The scan's rows as it reports them: each gains ``sign_established`` and ``*_point``
+    (the raw estimates). Unless the sign is established, every prediction in
+    :data:`SIGN_DEPENDENT` becomes NaN (null in JSON, "unknown" in the table) except those
+    that are 0 whatever the sign: the reference's own (0 by definition) and Prop. 1's for a
+    pair with beta_pos = beta_neg (GRPO's (0.5, 0.5): Prop. 1 predicts no effect at any
+    kappa_B)."""
+    out = []
+    for r in rows:
+        row = dict(r)
+        for k in SIGN_DEPENDENT:
+            row[f"{k}_point"] = r[k]
+        row["sign_established"] = established
+        if not established and r["label"] != reference:
+            for k in SIGN_DEPENDENT:
+                zero_gap = k == "prop1" and not math.isnan(r["beta_pos"]) and r["beta_pos"] == r["beta_neg"]
+                if not zero_gap:
+                    row[k] = math.nan
+        out.append(row)
+    return out
+
+
+def is_unknown(row: dict[str, Any], key: str) -> bool:
+    """Whether ``row[key]`` was withheld for the sign (not: undefined for this estimator)."""
+    v, point = row.get(key), row.get(f"{key}_point")
+    return (v is None or (isinstance(v, float) and math.isnan(v))) and point is not None and (
+        not isinstance(point, float) or not math.isnan(point))
+
+
+#: How much longer than the scan's own a CI may need to be before "more batches" stops being
+#: advice worth giving (the CI half-width shrinks as 1 / sqrt(batches)).
+MAX_BATCH_FACTOR = 16
+
+
+def batches_to_exclude_zero(kappa: float, ci: Sequence[float], batches: int) -> int | None:
+    """Batches at which the CI's half-width would fall below |kappa_B| if kappa_B stayed at
+    its point estimate and the half-width shrank as 1 / sqrt(batches); None when the point
+    is 0 or NaN, or the answer exceeds MAX_BATCH_FACTOR x ``batches``."""
+    lo, hi = ci
+    if any(math.isnan(x) for x in (kappa, lo, hi)) or kappa == 0:
+        return None
+    need = math.ceil(batches * ((hi - lo) / 2 / abs(kappa)) ** 2 * 1.1)  # 10% margin: the CI is itself noisy
+    return need if need <= MAX_BATCH_FACTOR * batches else None
+
+
+def next_step(kappa: float, ci: Sequence[float], batches: int, *, from_run: bool = False) -> str | None:
+    """The recommended next step when kappa_B's sign is not established (None when it is)."""
+    if sign_established(ci):
+        return None
+    if any(x is None or math.isnan(x) for x in ci):
+        return ("fewer than 2 mixed groups (0 < p < 1), so kappa_B has no CI: scan more batches (--batches) or a "
+                "checkpoint that solves some but not all of a group's rollouts")
+    later = ("wait for later checkpoints and scan again" if from_run else
+             "scan an early checkpoint of a training run: `asym scan --run runs/RUN_ID` scans each checkpoint "
+             "and names the first where the sign is established")
+    need = batches_to_exclude_zero(kappa, ci, batches)
+    more = (f"about {need} batches (--batches {need}) would exclude 0 if kappa_B held at {kappa:.3g}"
+            if need is not None else
+            f"kappa_B is too close to 0 for more batches to help (over {MAX_BATCH_FACTOR * batches} needed)")
+    return (f"{later}; {more}. More batches tell the sign at this model only: kappa_B drifts as training "
+            "sharpens the policy (docs/scan.md)")
+
+
 def summary(result: Any, *, model: str, config: str | None) -> dict[str, Any]:
     """The scan as one JSON-able dict (``--format json`` and scan.json; NaN -> null)."""
     lo, hi = result.kappa_ci
+    known = sign_established((lo, hi))
     return _clean({"model": model, "config": config, "kappa": result.kappa, "kappa_ci95": [lo, hi],
+                   "sign_established": known,
+                   "kappa_sign": ("positive" if result.kappa > 0 else "negative") if known else UNKNOWN,
+                   "next_step": next_step(result.kappa, (lo, hi), result.batches),
                    "groups": result.n_groups, "mixed_groups": result.n_mixed, "batches": result.batches,
                    "reward_mean": result.reward_mean, "entropy": result.entropy,
                    "probe_entropy": result.probe_entropy, "lr": result.lr, "seconds": round(result.seconds, 1),
-                   "pairs": result.rows})
+                   "pairs": reported_rows(result.rows, known)})
 
 
 def _clean(x: Any) -> Any:
@@ -70,8 +179,8 @@ def print_rich(doc: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     lo, hi = doc["kappa_ci95"]
-    sig = "" if lo is None else (
-        "  (CI excludes 0)" if lo > 0 or hi < 0 else "  (CI includes 0: the sign is not known)")
+    known = doc["sign_established"]
+    sig = "" if lo is None else ("  (CI excludes 0)" if known else "  (CI includes 0: the sign is not known)")
     console.print(f"kappa_B = {_f(doc['kappa'], '.4g')}, 95% CI [{_f(lo)}, {_f(hi)}]{sig}; "
                   f"{doc['mixed_groups']} mixed of {doc['groups']} groups over {doc['batches']} batch(es); "
                   f"reward {doc['reward_mean']:.3f}, entropy {doc['entropy']:.4f} nats/token; {doc['seconds']} s")
@@ -79,11 +188,75 @@ def print_rich(doc: dict[str, Any], console: Any) -> None:
     for col in ("pair", "Prop. 1", "first order", "lookahead", "W+ peak", "W- peak"):
         t.add_column(col, justify="left" if col == "pair" else "right")
     for r in doc["pairs"]:
-        t.add_row(r["label"], _f(r["prop1"]), _f(r["first_order"]), _f(r["lookahead"]),
+        t.add_row(r["label"], *[UNKNOWN if is_unknown(r, k) else _f(r[k]) for k in SIGN_DEPENDENT],
                   _f(r["peak_pos"], ".2f"), _f(r["peak_neg"], ".2f"))
     console.print(t)
-    console.print("Prop. 1 and first order are in nats/token per step at the config's lr (eta = lr); "
-                  "their sign and rank, not their size, carry over to a run (docs/scan.md).")
+    if known:
+        console.print("Prop. 1 and first order are in nats/token per step at the config's lr (eta = lr); "
+                      "their sign and rank, not their size, carry over to a run (docs/scan.md).")
+    else:
+        console.print("unknown: Prop. 1 ranks pairs as sign(kappa_B) x (beta_pos - beta_neg), and kappa_B's sign is "
+                      "not established here, so no pair's direction or rank is known (0s hold at any sign; "
+                      "docs/scan.md).")
+        console.print(f"next: {doc['next_step']}", soft_wrap=True)
+
+
+def run_summary(run_dir: str, docs: Sequence[tuple[int, dict[str, Any]]], skipped: Sequence[str] = ()
+                ) -> dict[str, Any]:
+    """``asym scan --run``'s report: each checkpoint's scan (step order) and the first step
+    whose kappa_B CI excludes 0, with the next step when none does."""
+    first = next(((step, d) for step, d in docs if d["sign_established"]), None)
+    signs = {d["kappa_sign"] for _, d in docs if d["sign_established"]}
+    if first is not None:
+        note = (f"scan from step {first[0]} ({first[1]['model']}); " if len(signs) == 1 else
+                f"kappa_B's established sign changes between checkpoints ({', '.join(sorted(signs))}): its sign is "
+                f"a property of the policy, and a prediction holds while it does; ") + \
+            "predictions from that checkpoint are in its folder"
+    else:
+        last_step, last = docs[-1]
+        note = (f"none of the {len(docs)} checkpoint(s) (last: step {last_step}) has kappa_B's sign established: "
+                + (next_step(last["kappa"] if last["kappa"] is not None else math.nan,
+                             [math.nan if x is None else x for x in last["kappa_ci95"]], last["batches"],
+                             from_run=True) or ""))
+    return {"run": run_dir, "first_established_step": None if first is None else first[0],
+            "first_established_model": None if first is None else first[1]["model"],
+            "next_step": note, "skipped": list(skipped),
+            "checkpoints": [dict(d, step=step) for step, d in docs]}
+
+
+def checkpoint_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """:data:`CHECKPOINTS` rows of a :func:`run_summary`."""
+    nan = math.nan
+    return [{"step": d["step"], "model": d["model"], "kappa": nan if d["kappa"] is None else d["kappa"],
+             "kappa_lo": nan if d["kappa_ci95"][0] is None else d["kappa_ci95"][0],
+             "kappa_hi": nan if d["kappa_ci95"][1] is None else d["kappa_ci95"][1],
+             "sign_established": d["sign_established"], "groups": d["groups"], "mixed_groups": d["mixed_groups"],
+             "batches": d["batches"]} for d in doc["checkpoints"]]
+
+
+def print_run(doc: dict[str, Any], console: Any) -> None:
+    """The per-checkpoint table, the first established step, then that checkpoint's pairs."""
+    from rich.table import Table
+
+    console.print(f"kappa_B per checkpoint of {doc['run']}", soft_wrap=True)
+    t = Table()
+    for col in ("step", "kappa_B", "95% CI", "mixed / groups", "sign"):
+        t.add_column(col, justify="right")
+    for d in doc["checkpoints"]:
+        lo, hi = d["kappa_ci95"]
+        t.add_row(str(d["step"]), _f(d["kappa"], ".4g"), f"[{_f(lo)}, {_f(hi)}]",
+                  f"{d['mixed_groups']} / {d['groups']}", d["kappa_sign"])
+    console.print(t)
+    if doc["skipped"]:
+        console.print("skipped: " + "; ".join(doc["skipped"]), soft_wrap=True)
+    step = doc["first_established_step"]
+    if step is None:
+        console.print("first checkpoint with kappa_B's sign established: none", soft_wrap=True)
+        console.print(f"next: {doc['next_step']}", soft_wrap=True)
+        return
+    console.print(f"first checkpoint with kappa_B's sign established: step {step}: {doc['next_step']}",
+                  soft_wrap=True)
+    print_rich(next(d for d in doc["checkpoints"] if d["step"] == step), console)
 
 
 def _f(x: float | None, fmt: str = ".3g") -> str:
@@ -92,7 +265,8 @@ def _f(x: float | None, fmt: str = ".3g") -> str:
 
 def heatmap(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
     """Fig. 4d's layout per prediction for the AsymGRPO pairs (and GRPO, REINFORCE, Pos-Only,
-    Neg-Only at their betas); None when fewer than two distinct pairs have betas."""
+    Neg-Only at their betas); None when fewer than two distinct pairs have betas, or when no
+    prediction has a value (no mixed group)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,17 +280,23 @@ def heatmap(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | No
         return None
     bps = sorted({k[0] for k in cells}, reverse=True)
     bns = sorted({k[1] for k in cells})
-    preds = [p for p in PREDICTIONS if any(not math.isnan(c[p]) for c in cells.values())]
+    preds = [p for p in PREDICTIONS if any(not math.isnan(c[p]) or is_unknown(c, p) for c in cells.values())]
+    if not preds:  # no mixed group: every prediction is NaN, nothing to draw
+        return None
     fig, axes = plt.subplots(1, len(preds), figsize=(3.6 * len(preds) + 0.6, 3.4), squeeze=False)
     for ax, pred in zip(axes[0], preds):
         grid = np.full((len(bps), len(bns)), np.nan)
         for (bp, bn), r in cells.items():
             grid[bps.index(bp), bns.index(bn)] = r[pred]
-        lim = float(np.nanmax(np.abs(grid))) or 1.0
+        finite = np.abs(grid[np.isfinite(grid)])
+        lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0  # all unknown or 0: any scale
         im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim)  # red: raises entropy vs REINFORCE
         for (i, j), v in np.ndenumerate(grid):
             if not math.isnan(v):
                 ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=7)
+        for (bp, bn), r in cells.items():  # withheld for kappa_B's sign: marked, not left as a gap
+            if is_unknown(r, pred):
+                ax.text(bns.index(bn), bps.index(bp), "?", ha="center", va="center", fontsize=9)
         ax.set_xticks(range(len(bns)), [f"{b:g}" for b in bns])
         ax.set_yticks(range(len(bps)), [f"{b:g}" for b in bps])
         ax.set_xlabel("β₋ (beta_neg)")

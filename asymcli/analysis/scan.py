@@ -208,10 +208,9 @@ def run_summary(run_dir: str, docs: Sequence[tuple[int, dict[str, Any]]], skippe
     first = next(((step, d) for step, d in docs if d["sign_established"]), None)
     signs = {d["kappa_sign"] for _, d in docs if d["sign_established"]}
     if first is not None:
-        note = (f"scan from step {first[0]} ({first[1]['model']}); " if len(signs) == 1 else
-                f"kappa_B's established sign changes between checkpoints ({', '.join(sorted(signs))}): its sign is "
-                f"a property of the policy, and a prediction holds while it does; ") + \
-            "predictions from that checkpoint are in its folder"
+        note = (f"{first[1]['model']}; its scan follows" + ("" if len(signs) == 1 else
+                f". kappa_B's established sign changes between checkpoints ({', '.join(sorted(signs))}): it is a "
+                "property of the policy, and a prediction holds only while the sign does"))
     else:
         last_step, last = docs[-1]
         note = (f"none of the {len(docs)} checkpoint(s) (last: step {last_step}) has kappa_B's sign established: "

@@ -98,6 +98,7 @@ METRICS = pa.schema(
         _added(pa.field("beta_pos", pa.float64())),
         _added(pa.field("beta_neg", pa.float64())),
         _added(pa.field("entropy_target", pa.float64())),
+        _added(pa.field("schedule_saturated", pa.float64())),  # 1.0: the schedule's betas sat at their bounds
     ]
 )
 

@@ -155,6 +155,8 @@ def train(
     beta_pos: Optional[float] = typer.Option(None, help="AsymGRPO beta_pos (method asym)."),
     beta_neg: Optional[float] = typer.Option(None, help="AsymGRPO beta_neg (method asym)."),
     seed: Optional[int] = typer.Option(None, help="Run seed (default: train.seed)."),
+    target: Optional[float] = typer.Option(None, help="asym_adaptive's entropy target (train.schedule.target's "
+                                           "unit); the run's id becomes asym_adaptive_t{target}_s{seed}."),
     prompts: Optional[Path] = typer.Option(None, help="prompts.parquet (default: {results_dir}/data/prompts.parquet)."),
     model: Optional[Path] = typer.Option(None, help="Starting model folder (default: the base stage's model)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: {results_dir}/runs/{run_id})."),
@@ -174,8 +176,8 @@ def train(
 
     if runs is not None:
         if method != "asym" or beta_pos is not None or beta_neg is not None or seed is not None \
-                or model is not None or out is not None or steps is not None:
-            fail("--runs names the runs: drop --method/--beta-pos/--beta-neg/--seed/--model/--out/--steps")
+                or target is not None or model is not None or out is not None or steps is not None:
+            fail("--runs names the runs: drop --method/--beta-pos/--beta-neg/--seed/--target/--model/--out/--steps")
         ids = [r.strip() for r in runs.split(",") if r.strip()]
         if not ids:
             fail("--runs is empty: give comma-separated run ids, e.g. grpo_s0,reinforce_s0")
@@ -192,6 +194,12 @@ def train(
         check_beta(beta_pos, "--beta-pos")
     if beta_neg is not None:
         check_beta(beta_neg, "--beta-neg")
+    if target is not None:
+        if method != "asym_adaptive":
+            fail(f"--target applies to method 'asym_adaptive' only, not '{method}'")
+        if not target > 0 or target == float("inf"):
+            fail(f"--target must be a finite number > 0, got {target}")
+        beta_pos = target  # asym_adaptive's run ids carry the target in the beta_pos slot (methods.run_id)
     if steps is not None and steps < 1:
         fail(f"--steps must be >= 1, got {steps}")
     cfg = numerics(load_config(config))

@@ -207,6 +207,7 @@ class GridConfig:
     grid: list[float] = field(default_factory=list)  # cartesian beta grid (Figure 4d); [] = none
     methods: list[str] = field(default_factory=lambda: ["grpo", "reinforce"])  # named baselines
     seeds: list[int] = field(default_factory=lambda: [0])
+    adaptive_targets: list[float] = field(default_factory=list)  # with asym_adaptive in methods: one asym_adaptive run per target (its train.schedule.target, in train.schedule.target_mode's unit), ids asym_adaptive_t{target}_s{seed}; [] = one run at train.schedule.target, id asym_adaptive_s{seed}
     bases: list[int] = field(default_factory=list)  # base seeds (tiny model): [] = one base, base.seed, in base/; else seed s trains from base bases[s % len(bases)], each in base/b{k}/ (seeds nested in bases, paired within a base)
 
 
@@ -287,9 +288,17 @@ def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
     if method == "asym":
         data["beta_pos"] = check_beta(cfg.train.beta_pos if beta_pos is None else beta_pos, "beta_pos")
         data["beta_neg"] = check_beta(cfg.train.beta_neg if beta_neg is None else beta_neg, "beta_neg")
+    elif method == "asym_adaptive" and beta_pos is not None:  # the run's own target (run_id)
+        data["schedule"] = dict(data["schedule"], target=_check_target(beta_pos))
     if seed is not None:
         data["seed"] = int(seed)
     return build_dataclass(TrainConfig, data, f"run {method}")
+
+
+def _check_target(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"an asym_adaptive target must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def run_settings(run: TrainConfig) -> dict[str, Any]:
@@ -330,10 +339,14 @@ def grid_runs(cfg: Config) -> list[tuple[str, float | None, float | None, int]]:
     seen: set[str] = set()
     for seed in cfg.grid.seeds:
         for m in cfg.grid.methods:
-            rid = run_id(m, None, None, seed)
-            if rid not in seen:
-                seen.add(rid)
-                runs.append((m, None, None, seed))
+            targets: list[float | None] = [None]
+            if m == "asym_adaptive" and cfg.grid.adaptive_targets:
+                targets = [float(t) for t in cfg.grid.adaptive_targets]
+            for t in targets:
+                rid = run_id(m, t, None, seed)
+                if rid not in seen:
+                    seen.add(rid)
+                    runs.append((m, t, None, seed))
         for bp, bn in pairs:
             rid = run_id("asym", bp, bn, seed)
             if rid not in seen:
@@ -432,6 +445,13 @@ def validate(cfg: Config, where: str = "config") -> Config:
         if cfg.model.kind != "tiny":
             bad("grid.bases", "builds several warmed-up bases of the tiny model; with model.kind 'hf' the "
                 "checkpoint is the one base")
+    if cfg.grid.adaptive_targets:
+        ts = cfg.grid.adaptive_targets
+        if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0 for t in ts) \
+                or len({fmt_beta(float(t)) for t in ts}) != len(ts):
+            bad("grid.adaptive_targets", f"must list distinct finite targets > 0, got {ts}")
+        if "asym_adaptive" not in cfg.grid.methods:
+            bad("grid.adaptive_targets", "sets the targets of asym_adaptive runs: add asym_adaptive to grid.methods")
     if cfg.resources.train_bundle < 1:
         bad("resources.train_bundle", f"must be >= 1 (1 = one run per job), got {cfg.resources.train_bundle}")
     pe = cfg.report.primary_endpoint

@@ -77,9 +77,15 @@ def fmt_beta(x: float) -> str:
 
 
 def run_id(method: str, beta_pos: float | None, beta_neg: float | None, seed: int) -> str:
-    """Folder name of a run: ``asym_bp0.9_bn0.4_s0`` for AsymGRPO, ``grpo_s0`` otherwise."""
+    """Folder name of a run: ``asym_bp0.9_bn0.4_s0`` for AsymGRPO, ``grpo_s0`` otherwise.
+
+    ``asym_adaptive`` with a target of its own (``grid.adaptive_targets``) carries it in the
+    second field and its id, ``asym_adaptive_t0.9_s0``: runs of two targets are two groups
+    of one results folder, paired by seed like any other method (issue 28)."""
     if method == "asym":
         return f"asym_bp{fmt_beta(beta_pos)}_bn{fmt_beta(beta_neg)}_s{seed}"
+    if method == "asym_adaptive" and beta_pos is not None:
+        return f"asym_adaptive_t{fmt_beta(beta_pos)}_s{seed}"
     return f"{method}_s{seed}"
 
 
@@ -96,7 +102,12 @@ def parse_run_id(rid: str) -> tuple[str, float | None, float | None, int]:
         if head.startswith("asym_bp"):
             bp_s, bn_s = head[len("asym_bp"):].split("_bn")
             return "asym", float(bp_s), float(bn_s), seed
+        if head.startswith("asym_adaptive_t"):  # (method, target, None, seed): see run_id
+            target = float(head[len("asym_adaptive_t"):])
+            if not math.isfinite(target) or target <= 0:
+                raise ValueError(head)
+            return "asym_adaptive", target, None, seed
         check_method(head)
         return head, None, None, seed
     except (ValueError, ConfigError):
-        raise ConfigError(f"'{rid}' is not a run id (expected e.g. asym_bp0.9_bn0.4_s0 or grpo_s0)") from None
+        raise ConfigError(f"'{rid}' is not a run id (expected e.g. asym_bp0.9_bn0.4_s0, asym_adaptive_t0.9_s0 or grpo_s0)") from None

@@ -57,7 +57,11 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     A run on the stacked path (asymcli/training/bundle.py) trains as a bundle of one."""
     tc = _resolve(cfg, method, beta_pos, beta_neg, seed, steps)
     stacked = bundle.stacked_reason(tc, cfg.model.dtype) is None
-    trainer, hooks = _build(cfg, tc, prompts=prompts, model=model, out=out, progress=progress,
+    # the run's id: asym's from the resolved betas (the config's when not given); an
+    # asym_adaptive run's carries its own target only when it has one (methods.run_id)
+    rid = run_id(method, beta_pos, None, tc.seed) if method == "asym_adaptive" else \
+        run_id(tc.method, tc.beta_pos, tc.beta_neg, tc.seed)
+    trainer, hooks = _build(cfg, tc, rid, prompts=prompts, model=model, out=out, progress=progress,
                             fresh_on_change=fresh_on_change, stacked=stacked)
     try:
         return bundle.Bundle([trainer], progress=progress).train()[0] if stacked else trainer.train()
@@ -79,8 +83,8 @@ def run_bundle(cfg: Config, run_ids: list[str], *, prompts: Path | None = None, 
         if reason is not None:
             raise ConfigError(f"run {rid} cannot train in a bundle: {reason}")
         tcs.append(tc)
-    built = [_build(cfg, tc, prompts=prompts, progress=False, fresh_on_change=fresh_on_change, stacked=True)
-             for tc in tcs]
+    built = [_build(cfg, tc, rid, prompts=prompts, progress=False, fresh_on_change=fresh_on_change, stacked=True)
+             for tc, rid in zip(tcs, (run_id(*parse_run_id(r)) for r in run_ids))]
     try:
         return bundle.Bundle([t for t, _ in built], progress=progress).train()
     finally:
@@ -101,7 +105,7 @@ def _resolve(cfg: Config, method: str, beta_pos: float | None, beta_neg: float |
     return tc
 
 
-def _build(cfg: Config, tc: TrainConfig, *, prompts: Path | None = None, model: Path | None = None,
+def _build(cfg: Config, tc: TrainConfig, rid: str, *, prompts: Path | None = None, model: Path | None = None,
            out: Path | None = None, progress: bool = True, fresh_on_change: bool = False,
            stacked: bool = False) -> tuple[Trainer, "_StepHooks"]:
     """The run's Trainer (resumed from its latest checkpoint) and its step hooks."""
@@ -112,7 +116,6 @@ def _build(cfg: Config, tc: TrainConfig, *, prompts: Path | None = None, model: 
 
         model = Path(model_path(cfg, tc.seed))
     model = Path(model) if model else paths["model"]
-    rid = run_id(tc.method, tc.beta_pos, tc.beta_neg, tc.seed)
     out = Path(out) if out else paths["runs"] / rid
     train_rows, heldout_rows = load_splits(prompts)
     if fresh_on_change:

@@ -456,11 +456,40 @@ def test_fig_schedule_draws_the_betas_and_entropy_over_target(monkeypatch):
     a, b = fig.axes[:2]
     bp = next(ln for ln in a.lines if ln.get_label().startswith("β₊"))
     assert bp.get_ydata()[-1] == pytest.approx(1.0) and bp.get_ydata()[0] == pytest.approx(0.525)
-    # entropy / target: the mean over seeds of H / H* at the last step, per method
+    # entropy in nats/token: the mean over seeds at the last step, per method; the target drawn
     ad = _runs(c, "asym_adaptive", "entropy")
     line = next(ln for ln in b.lines if ln.get_label() == figures.spec_label(figures.ADAPTIVE))
-    assert line.get_ydata()[-1] == pytest.approx(np.mean([ad[s][STEPS] / 0.05 for s in SEEDS]))
-    assert {figures.spec_label(s) for s in figures.SCHEDULE_REFS} <= {ln.get_label() for ln in b.lines}
+    assert line.get_ydata()[-1] == pytest.approx(np.mean([ad[s][STEPS] for s in SEEDS]))
+    target = next(ln for ln in b.lines if ln.get_label().startswith("target H*"))
+    assert target.get_ydata()[0] == pytest.approx(0.05)
+    refs = {"REINFORCE", "GRPO", figures.spec_label(("asym", 0.9, 0.4))}
+    assert refs <= {ln.get_label() for ln in b.lines}
+
+
+def test_fig_schedule_shows_both_targets_and_the_steps_at_the_bounds(monkeypatch):
+    """Two targets (asym_adaptive_t{target}_s{seed}): one beta pair and one dashed target per
+    target; steps where most seeds sat at the bounds are marked with the first such step."""
+    figs = _capture(monkeypatch)
+    rows = []
+    for t, rate in ((0.06, 0.1), (0.04, 0.02)):
+        part = make_curves(levels={"asym_adaptive": (0.001, 0.0)}, run_fmt=f"asym_adaptive_t{t:g}_s{{s}}").to_pylist()
+        for r in part:
+            r["beta_pos"], r["beta_neg"] = t, None
+            if r["step"] >= 1:
+                d = min(1.0, rate * r["step"])
+                r.update(step_beta_pos=0.5 + d / 2, step_beta_neg=0.5 - d / 2, entropy_target=t,
+                         schedule_saturated=1.0 if rate * r["step"] > 1 else 0.0)
+        rows += part
+    figures.fig_schedule(artifacts.to_table(rows, agg.CURVES), "s.png")
+    (fig,) = figs
+    a, b = fig.axes[:2]
+    names = [figures.spec_label(("asym_adaptive", t, None)) for t in (0.04, 0.06)]
+    assert names == ["AsymGRPO-Adaptive (target 0.04)", "AsymGRPO-Adaptive (target 0.06)"]
+    for n in names:
+        assert {f"β₊, {n}", f"β₋, {n}"} <= {ln.get_label() for ln in a.lines}
+        assert f"target H* of {n} (mean over seeds)" in {ln.get_label() for ln in b.lines}
+    marks = [ln.get_label() for ln in a.lines if "at the bounds" in ln.get_label()]
+    assert marks == [f"{names[1]}: most seeds at the bounds (first at step 11)"]
 
 
 def test_fig_schedule_only_with_scheduled_runs(monkeypatch):

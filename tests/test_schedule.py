@@ -83,6 +83,10 @@ def test_betas_stay_within_bounds_and_the_gap_does_not_wind_up(level, bounds):
         assert lo - 1e-12 <= x.beta_pos <= hi + 1e-12 and lo - 1e-12 <= x.beta_neg <= hi + 1e-12
     if hi > lo:  # saturated at the top after 30 steps far below target
         assert states[30].beta_pos == pytest.approx(hi) and states[30].beta_neg == pytest.approx(lo)
+        # and says so: the integrator asks for a gap past the bounds at those steps, not before
+        assert states[30].saturated == 1.0 and states[0].saturated == 0.0
+        first = next(i for i, x in enumerate(states) if x.saturated)
+        assert all(x.beta_pos - x.beta_neg < hi - lo - 1e-9 for x in states[:first])
         # anti-windup: three steps above target leave the bound at once
         assert states[-1].beta_pos - states[-1].beta_neg < states[30].beta_pos - states[30].beta_neg
 
@@ -157,10 +161,12 @@ def test_trainer_logs_the_betas_it_used_and_resumes_the_schedule(tiny_policy_dir
         st = schedule_step(st, s, entropy=r["entropy"], kappa=r["kappa"] if r["kappa"] is not None else math.nan,
                            p_hist=r["p_hist"])
         assert (r["beta_pos"], r["beta_neg"]) == pytest.approx((st.beta_pos, st.beta_neg))
+        assert r["schedule_saturated"] in (0.0, 1.0)
     # a fixed method logs its constant betas; one without betas logs NaN
     fixed = pq.read_table(make(cfg, resolve_run(cfg, "asym", 0.9, 0.4, 0), arith_rows, tiny_policy_dir,
                                tmp_path / "fixed", ParityGrader()).train()).to_pylist()
     assert {(r["beta_pos"], r["beta_neg"]) for r in fixed if r["step"] >= 1} == {(0.9, 0.4)}
+    assert all(math.isnan(r["schedule_saturated"]) for r in fixed if r["step"] >= 1)
     # resuming from step 2 continues the schedule exactly
     part = make(cfg, run, arith_rows, tiny_policy_dir, tmp_path / "part", ParityGrader())
     part.train_cfg.steps = 2
@@ -171,3 +177,58 @@ def test_trainer_logs_the_betas_it_used_and_resumes_the_schedule(tiny_policy_dir
         for k in a:
             if k not in TIMING and k != "eval_bench":
                 assert same(a[k], b[k]) or a[k] == pytest.approx(b[k]), (a["step"], k)
+
+
+def test_saturated_steps_are_flagged_and_logged(tiny_policy_dir, arith_rows, tmp_path, capsys, monkeypatch):
+    """The trainer records the controller's saturation per step (metrics schedule_saturated)
+    and logs the step where it begins and ends, once each. The controller's own flag is tested
+    above; here it is forced at steps 3-4 so the wiring is tested whatever the tiny run's kappa does."""
+    import dataclasses
+
+    import asymcli.training.trainer as trainer_mod
+    from tests.test_trainer import ParityGrader, make, small_cfg
+
+    calls = []
+
+    def forced(state, settings, **signals):
+        calls.append(1)
+        out = schedule_step(state, settings, **signals)
+        return dataclasses.replace(out, saturated=1.0 if len(calls) in (3, 4) else 0.0)
+
+    monkeypatch.setattr(trainer_mod, "schedule_step", forced)
+    cfg = small_cfg(steps=5)
+    t = make(cfg, resolve_run(cfg, "asym_adaptive", seed=0), arith_rows, tiny_policy_dir, tmp_path / "sat",
+             ParityGrader())
+    rows = [r for r in pq.read_table(t.train()).to_pylist() if r["step"] >= 1]
+    assert [r["schedule_saturated"] for r in rows] == [0.0, 0.0, 1.0, 1.0, 0.0]
+    err = capsys.readouterr().err
+    assert err.count("schedule saturated") == 1 and "sat step 3: schedule saturated" in err
+    assert err.count("back inside the bounds") == 1 and "sat step 5: schedule back inside" in err
+
+
+def test_adaptive_targets_are_runs_of_their_own():
+    from asymcli.config import grid_runs, parse_run_id, run_id
+    from asymcli.pipeline.runs import run_id_regex, train_args
+    import re
+
+    cfg = load_config(None, {"grid": {"methods": ["asym_adaptive", "grpo"], "betas": [], "seeds": [0, 1],
+                                      "adaptive_targets": [0.9, 0.75]}})
+    ids = [run_id(*r) for r in grid_runs(cfg)]
+    assert ids == ["asym_adaptive_t0.9_s0", "asym_adaptive_t0.75_s0", "grpo_s0",
+                   "asym_adaptive_t0.9_s1", "asym_adaptive_t0.75_s1", "grpo_s1"]
+    assert parse_run_id("asym_adaptive_t0.75_s1") == ("asym_adaptive", 0.75, None, 1)
+    assert parse_run_id("asym_adaptive_s1") == ("asym_adaptive", None, None, 1)
+    assert resolve_run(cfg, *parse_run_id("asym_adaptive_t0.75_s1")).schedule.target == 0.75
+    assert resolve_run(cfg, "asym_adaptive").schedule.target == cfg.train.schedule.target
+    assert re.fullmatch(run_id_regex(), "asym_adaptive_t0.75_s1")
+    assert train_args("asym_adaptive_t0.75_s1") == "--method asym_adaptive --target 0.75 --seed 1"
+    # each target its own fingerprint
+    assert fingerprint(cfg, "train", "asym_adaptive_t0.9_s0") != fingerprint(cfg, "train", "asym_adaptive_t0.75_s0")
+    for bad, msg in (({"adaptive_targets": [0.9, 0.9]}, "distinct"), ({"adaptive_targets": [0]}, "> 0"),
+                     ({"methods": ["grpo"], "adaptive_targets": [0.9]}, "add asym_adaptive")):
+        grid = {"methods": ["asym_adaptive"], **bad}
+        with pytest.raises(ConfigError, match=r"grid\.adaptive_targets.*" + msg):
+            load_config(None, {"grid": grid})
+    for bad in ("asym_adaptive_t0_s0", "asym_adaptive_tx_s0", "asym_adaptive_t-1_s0"):
+        with pytest.raises(ConfigError, match="is not a run id"):
+            parse_run_id(bad)

@@ -29,7 +29,11 @@ What sets what, and why (docs/scan.md, "The adaptive schedule"):
 - **The target** is absolute (nats per token) or relative to the entropy of the first
   step's rollouts, which the base policy sampled.
 - **Bounds:** both betas stay in [beta_min, beta_max]; the gap is re-read from the clipped
-  betas, so the integrator does not wind up past a bound.
+  betas, so the integrator does not wind up past a bound. A step whose integrator asks for
+  a gap beyond the bounds is *saturated* (``ScheduleState.saturated``): the run is then the
+  fixed pair at the bound, and the target is out of the betas' reach. The trainer logs the
+  step where that starts and records it per step (metrics column ``schedule_saturated``), so
+  that a run which spent most of its steps at (beta_max, beta_min) cannot pass for a schedule.
 
 Pure: numpy and the standard library. The trainer calls :func:`schedule_step` once per
 step, after the rollouts and before the advantages, and logs the betas it returns.
@@ -71,6 +75,7 @@ class ScheduleState:
     kappa: float = math.nan  # moving average of kappa_B; NaN until a batch had a mixed group
     kappa_sq: float = math.nan  # moving average of kappa_B^2
     kappa_n: float = 0.0  # batches averaged so far
+    saturated: float = 0.0  # 1.0 when this step's integrator asked for a gap beyond the bounds
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -142,12 +147,13 @@ def schedule_step(state: ScheduleState, settings: ScheduleSettings, *, entropy: 
     if math.isfinite(entropy) and target > 0:
         gap += settings.gain * sign * (target - entropy) / target
     width = settings.beta_max - settings.beta_min
+    saturated = abs(gap) > width + 1e-12  # the asked-for gap lies past the bounds
     gap = min(max(gap, -width), width)
     m = _level(settings, gap, p_hist, (state.beta_pos + state.beta_neg) / 2)
     bp = min(max(m + gap / 2, settings.beta_min), settings.beta_max)
     bn = min(max(m - gap / 2, settings.beta_min), settings.beta_max)
     return ScheduleState(beta_pos=float(bp), beta_neg=float(bn), target=float(target), kappa=float(k),
-                         kappa_sq=float(k2), kappa_n=float(n))
+                         kappa_sq=float(k2), kappa_n=float(n), saturated=float(saturated))
 
 
 def kappa_sign(mean: float, mean_sq: float, n: float, ema: float) -> float:

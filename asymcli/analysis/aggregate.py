@@ -105,6 +105,7 @@ CURVES = pa.schema([
     ("step_beta_pos", pa.float64()),  # the betas this step used (asym_adaptive sets them every step)
     ("step_beta_neg", pa.float64()),
     ("entropy_target", pa.float64()),  # the schedule's entropy target H*; NaN for fixed methods
+    ("schedule_saturated", pa.float64()),  # 1 where the schedule's betas sat at their bounds (NaN: no schedule)
 ])
 
 KAPPA = pa.schema([
@@ -241,6 +242,8 @@ def row_label(method: str, beta_pos: float | None = None, beta_neg: float | None
         if beta_pos == beta_neg:
             return f"AsymGRPO (βpos=βneg={fmt_beta(beta_pos)})"
         return f"AsymGRPO (βpos={fmt_beta(beta_pos)}, βneg={fmt_beta(beta_neg)})"
+    if method == "asym_adaptive" and beta_pos is not None and beta_neg is None:  # its own target (methods.run_id)
+        return f"{METHOD_LABELS[method]} (target {fmt_beta(beta_pos)})"
     return METHOD_LABELS.get(method, method)
 
 
@@ -350,7 +353,8 @@ def curves(metrics_files: Mapping[str, str | Path], *, ema_weight: float = 0.7) 
     return _conform(t, CURVES)
 
 
-STEP_SCHEDULE = {"beta_pos": "step_beta_pos", "beta_neg": "step_beta_neg", "entropy_target": "entropy_target"}
+STEP_SCHEDULE = {"beta_pos": "step_beta_pos", "beta_neg": "step_beta_neg", "entropy_target": "entropy_target",
+                 "schedule_saturated": "schedule_saturated"}
 
 
 def _step_schedule(paths: Mapping[str, str], run_ids: Sequence[str], steps: Sequence[int]) -> dict[str, list[float]]:
@@ -359,7 +363,7 @@ def _step_schedule(paths: Mapping[str, str], run_ids: Sequence[str], steps: Sequ
     columns, and DuckDB cannot select a column that no file of the union has."""
     per: dict[tuple[str, int], dict[str, float]] = {}
     for rid, path in paths.items():
-        have = [c for c in STEP_SCHEDULE if c in pq.read_schema(path).names]
+        have = [c for c in STEP_SCHEDULE if c in pq.read_schema(path).names]  # older files lack some
         if not have:
             continue
         for r in pq.read_table(path, columns=["step", *have]).to_pylist():

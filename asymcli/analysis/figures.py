@@ -292,44 +292,73 @@ def avg_curves(scores: pa.Table | None) -> dict[Spec, dict[str, dict[int, float]
 
 
 ADAPTIVE: Spec = ("asym_adaptive", None, None)
-#: Fixed methods the schedule's entropy is compared with (claim 7's references).
-SCHEDULE_REFS: list[Spec] = [("reinforce", None, None), ("grpo", None, None), ("asym", 0.9, 0.4)]
+#: Fixed methods the schedule's entropy is compared with (claim 7's references, with every
+#: AsymGRPO pair present).
+SCHEDULE_REFS: list[Spec] = [("reinforce", None, None), ("grpo", None, None), ("pos_only", None, None)]
+
+
+def schedule_specs(c: pa.Table) -> tuple[list[Spec], list[Spec]]:
+    """(schedule groups, fixed references) present in the curves: ``asym_adaptive`` and one
+    group per target of its own (``asym_adaptive_t0.9_s0``); claim 7's references."""
+    rows = c.select(["method", "beta_pos", "beta_neg"]).to_pylist() if c.num_rows else []
+    fin = lambda x: None if x is None or not math.isfinite(float(x)) else float(x)  # noqa: E731
+    specs = {(r["method"], fin(r["beta_pos"]), fin(r["beta_neg"])) for r in rows}
+    scheds = sorted((sp for sp in specs if sp[0] == "asym_adaptive"), key=lambda sp: (sp[1] is not None, sp[1] or 0))
+    pairs = sorted(sp for sp in specs if sp[0] == "asym" and sp[1] is not None and sp[2] is not None)
+    return scheds, [sp for sp in SCHEDULE_REFS if sp in specs] + pairs
 
 
 def fig_schedule(curves: pa.Table | None, path: str | Path) -> Path | None:
     """The adaptive beta schedule (asym_adaptive), or None when no such run exists: (a) the
-    betas each step used, (b) entropy relative to the schedule's target H* of the same seed,
-    for the schedule and the fixed references (claim 7 scores the same ratio over the second
-    half of training, shaded)."""
+    betas each step used, per target (mean over seeds, band = spread), steps where the
+    controller sat at its bounds marked; (b) entropy in nats/token for every schedule and
+    fixed reference, each target drawn as a dashed line (its mean over seeds): claim 7 scores
+    |H - H*| over the second half of training, shaded."""
     c = curves_or_empty(curves)
-    bp, bn = run_curves(c, ADAPTIVE, "step_beta_pos"), run_curves(c, ADAPTIVE, "step_beta_neg")
-    if not bp:
+    scheds, refs = schedule_specs(c)
+    if not scheds or not any(run_curves(c, sp, "step_beta_pos") for sp in scheds):
         return None
-    target = {k: next((v for _, v in sorted(c_.items()) if math.isfinite(v)), math.nan)
-              for k, c_ in run_curves(c, ADAPTIVE, "entropy_target").items()}
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
     ax = fig.subplots(1, 2)
-    color = COLORS["asym_adaptive"]
-    draw_runs(ax[0], bp, "β₊ of AsymGRPO-Adaptive", {"color": color}, clip=FRACTION)
-    draw_runs(ax[0], bn, "β₋ of AsymGRPO-Adaptive", {"color": color, "linestyle": "--"}, clip=FRACTION)
+    idx: dict[tuple[Any, Any], int] = {}
+    last = 1
+    for sp in scheds:
+        style = spec_style(sp, idx)
+        bp, bn = run_curves(c, sp, "step_beta_pos"), run_curves(c, sp, "step_beta_neg")
+        name = spec_label(sp)
+        draw_runs(ax[0], bp, f"β₊, {name}", dict(style), clip=FRACTION)
+        draw_runs(ax[0], bn, f"β₋, {name}", {**style, "alpha": 0.55}, clip=FRACTION)
+        sat = run_curves(c, sp, "schedule_saturated")
+        frac: dict[int, list[float]] = {}
+        for c_ in sat.values():
+            for st, v in c_.items():
+                frac.setdefault(st, []).append(v)
+        hit = sorted(st for st, vs in frac.items() if np.mean(vs) >= 0.5)
+        if hit:  # most seeds at the bound: the run is the fixed pair there
+            ax[0].plot(hit, [1.01] * len(hit), "|", color=style.get("color"), markersize=6,
+                       label=f"{name}: most seeds at the bounds (first at step {hit[0]})")
+        last = max([last, *(s for runs in (bp, bn) for c_ in runs.values() for s in c_)])
     axes_style(ax[0], "(a) the betas each step used (bands cut to [0, 1])", "beta")
-    ax[0].set_ylim(-0.02, 1.02)
-    last = max((s for runs in (bp, bn) for c_ in runs.values() for s in c_), default=1)
+    ax[0].set_ylim(-0.02, 1.04)
     ax[1].axvspan(last / 2, last, color="#f0f0f0", zorder=0, linewidth=0,
                   label="second half: claim 7's tracking-error window")
-    idx: dict[tuple[Any, Any], int] = {}
     drawn = []
-    for spec in [ADAPTIVE, *SCHEDULE_REFS]:
-        runs = run_curves(c, spec, "entropy")
-        rel = {k: {s: v / target[k] for s, v in c_.items()} for k, c_ in runs.items()
-               if math.isfinite(target.get(k, math.nan)) and target[k] > 0}
-        if rel:
-            draw_runs(ax[1], rel, spec_label(spec), spec_style(spec, idx))
-            drawn.append(spec)
-    ax[1].axhline(1.0, color="black", linewidth=0.9, label="target H* (same seed)", zorder=1)
-    axes_style(ax[1], "(b) entropy / target", "H / H*")
+    idx2: dict[tuple[Any, Any], int] = {}
+    for sp in [*scheds, *refs]:
+        runs = run_curves(c, sp, "entropy")
+        if runs:
+            draw_runs(ax[1], runs, spec_label(sp), spec_style(sp, idx if sp in scheds else idx2))
+            drawn.append(sp)
+    for sp in scheds:
+        targets = [next((v for _, v in sorted(c_.items()) if math.isfinite(v)), math.nan)
+                   for c_ in run_curves(c, sp, "entropy_target").values()]
+        targets = [t for t in targets if math.isfinite(t)]
+        if targets:
+            ax[1].axhline(float(np.mean(targets)), color=spec_style(sp, idx).get("color"), linestyle=":",
+                          linewidth=1.2, label=f"target H* of {spec_label(sp)} (mean over seeds)", zorder=1)
+    axes_style(ax[1], "(b) entropy (nats/token) and the targets", "H")
     missing = [spec_label(s) for s in SCHEDULE_REFS if s not in drawn]
-    figure_legend(fig, ax, ncol=4)
+    figure_legend(fig, ax, ncol=3)
     fig.suptitle(f"Adaptive beta schedule: {BANDS}{_not_run(missing)}", fontsize=10)
     return _save(fig, path)
 

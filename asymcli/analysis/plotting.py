@@ -54,6 +54,9 @@ def _rows_of(curves: pa.Table, spec: Spec) -> np.ndarray:
     if method == "asym" and keep.any():
         keep &= np.isclose(curves.column("beta_pos").to_numpy(zero_copy_only=False).astype(float), bp)
         keep &= np.isclose(curves.column("beta_neg").to_numpy(zero_copy_only=False).astype(float), bn)
+    elif method == "asym_adaptive" and keep.any():  # beta_pos holds a run's own target, else NaN
+        t = curves.column("beta_pos").to_numpy(zero_copy_only=False).astype(float)
+        keep &= np.isnan(t) if bp is None else np.isclose(t, bp)
     return keep
 
 
@@ -179,9 +182,9 @@ def spec_label(spec: Spec) -> str:
 
 def _style(spec: Spec, asym_index: dict[tuple[Any, Any], int]) -> dict[str, Any]:
     method, bp, bn = spec
-    if method == "asym":
-        i = asym_index.setdefault((bp, bn), len(asym_index))
-        return {"color": COLORS["asym"], "linestyle": ASYM_STYLES[i % len(ASYM_STYLES)]}
+    if method in ("asym", "asym_adaptive") and (method == "asym" or bp is not None):
+        i = asym_index.setdefault((method, bp, bn), len(asym_index))
+        return {"color": COLORS[method], "linestyle": ASYM_STYLES[i % len(ASYM_STYLES)]}
     return {"color": COLORS.get(method, None)}
 
 

@@ -45,10 +45,15 @@ def run_info(run_id: str, run_json: dict[str, Any] | None = None) -> RunInfo:
     """Identity columns of a run (the base model is run "base", method "base")."""
     if is_base_run(run_id):  # "base", or "base_b{k}" with several bases
         return RunInfo(run_id, "base", math.nan, math.nan, -1)
+    parsed = parse_run_id(run_id)
+    if parsed[0] == "asym_adaptive" and parsed[1] is not None:
+        # a schedule run with its own target: its group is the target (beta_pos column; the
+        # betas move every step), so that two targets are two Table 2 rows (methods.run_id)
+        return RunInfo(run_id, "asym_adaptive", parsed[1], math.nan, parsed[3])
     if run_json and "run" in run_json:
         r = run_json["run"]
         return RunInfo(run_id, r["method"], float(r["beta_pos"]), float(r["beta_neg"]), int(r["seed"]))
-    method, bp, bn, seed = parse_run_id(run_id)
+    method, bp, bn, seed = parsed
     return RunInfo(run_id, method, math.nan if bp is None else bp, math.nan if bn is None else bn, seed)
 
 

@@ -88,7 +88,7 @@ def run_id_regex(exclude: Iterable[str] = ()) -> str:
     in ``exclude`` (the runs a bundle rule trains)."""
     named = "|".join(sorted((m for m in METHODS if m != "asym"), key=len, reverse=True))
     num = r"[0-9][0-9.e+-]*"
-    rx = rf"(?:asym_bp{num}_bn{num}|{named})_s[0-9]+"
+    rx = rf"(?:asym_bp{num}_bn{num}|asym_adaptive_t{num}|{named})_s[0-9]+"
     skip = "|".join(re.escape(r) for r in sorted(exclude))
     return rf"(?!(?:{skip})$){rx}" if skip else rx
 
@@ -104,6 +104,8 @@ def train_args(rid: str) -> str:
     out = f"--method {method}"
     if method == "asym":
         out += f" --beta-pos {fmt_beta(bp)} --beta-neg {fmt_beta(bn)}"  # type: ignore[arg-type]
+    elif method == "asym_adaptive" and bp is not None:  # its own target (methods.run_id)
+        out += f" --target {fmt_beta(bp)}"
     return f"{out} --seed {seed}"
 
 

@@ -225,8 +225,11 @@ class Trainer(CheckpointMixin):
         sb = StepBatch(prompt_idx, group_ids, rewards, batch, old_logp, old_ent, ref_logp, torch.empty(0),
                        [o.finish_reason for o in outs])
         if self.schedule is not None:  # this step's betas from this step's rollouts
+            was = self.schedule.saturated
             self.schedule = schedule_step(self.schedule, ScheduleSettings(**dataclasses.asdict(self.train_cfg.schedule)),
                                           **schedule_signals(sb, self.train_cfg.group_size))
+            if self.schedule.saturated != was:  # said once per change, not every step
+                self._log_saturation(step)
         sb.advantages = self.advantages(step, rewards, group_ids)
         return sb
 
@@ -494,12 +497,24 @@ class Trainer(CheckpointMixin):
             **self._beta_columns(),
         }
 
+    def _log_saturation(self, step: int) -> None:
+        st, sc = self.schedule, self.train_cfg.schedule
+        assert st is not None
+        if st.saturated:
+            msg = (f"{self.out_dir.name} step {step}: schedule saturated: the betas are at the bound "
+                   f"({st.beta_pos:g}, {st.beta_neg:g}) and the entropy target {st.target:.4g} is out of their "
+                   f"reach (beta in [{sc.beta_min:g}, {sc.beta_max:g}]); the run is the fixed pair while this lasts")
+        else:
+            msg = f"{self.out_dir.name} step {step}: schedule back inside the bounds: ({st.beta_pos:.3g}, {st.beta_neg:.3g})"
+        self._log(msg)
+
     def _beta_columns(self) -> dict[str, float]:
         """The betas the step's advantages used (NaN for estimators without betas), and the
         schedule's entropy target (NaN without a schedule)."""
         bp, bn = adv_mod.resolve_betas(self.train_cfg.estimator, *self.betas())
         return {"beta_pos": math.nan if bp is None else bp, "beta_neg": math.nan if bn is None else bn,
-                "entropy_target": self.schedule.target if self.schedule is not None else math.nan}
+                "entropy_target": self.schedule.target if self.schedule is not None else math.nan,
+                "schedule_saturated": self.schedule.saturated if self.schedule is not None else math.nan}
 
     def diagnostics(self, sb: StepBatch, new_logp: torch.Tensor) -> dict[str, Any]:
         """The step's rollout diagnostics over the whole batch (:func:`.diagnostics.step_diagnostics`)."""

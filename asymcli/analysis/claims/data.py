@@ -70,9 +70,12 @@ class RunData:
 
 
 def group_of(method: str, beta_pos: float | None = None, beta_neg: float | None = None) -> GroupKey:
-    """Run group = method; AsymGRPO runs are told apart by their betas."""
+    """Run group = method; AsymGRPO runs are told apart by their betas, asym_adaptive runs by
+    their own target when they have one (``asym_adaptive_t0.9_s0``: methods.run_id)."""
     if method == "asym":
         return ("asym", float(beta_pos), float(beta_neg))  # type: ignore[arg-type]
+    if method == "asym_adaptive" and beta_pos is not None and (beta_neg is None or math.isnan(beta_neg)):
+        return (method, float(beta_pos), None)
     return (method, None, None)
 
 
@@ -80,6 +83,8 @@ def group_label(g: GroupKey) -> str:
     method, bp, bn = g
     if method == "asym":
         return f"AsymGRPO ({fmt_beta(bp)}, {fmt_beta(bn)})"  # type: ignore[arg-type]
+    if method == "asym_adaptive" and bp is not None:
+        return f"{METHOD_LABELS[method]} (target {fmt_beta(bp)})"
     return METHOD_LABELS.get(method, method)
 
 
@@ -88,6 +93,8 @@ def group_sort_key(g: GroupKey) -> tuple[Any, ...]:
     method, bp, bn = g
     if method == "asym":
         return (len(order) + 1, bp, bn, "")
+    if method == "asym_adaptive" and bp is not None:  # its targets, in order
+        return (order.index(method), bp, 0.0, method)
     return (order.index(method) if method in order else len(order), 0.0, 0.0, method)
 
 

@@ -92,9 +92,8 @@ METRICS = pa.schema(
         # weight in the token-mean loss; claim 6). Added later: older files read back with nulls.
         _added(pa.field("w_pos_tok_hist", pa.list_(pa.float64()))),
         _added(pa.field("w_neg_tok_hist", pa.list_(pa.float64()))),
-        # The (beta_pos, beta_neg) the step's advantages used (NaN for estimators without betas;
-        # they move every step under a beta schedule), and the schedule's entropy target (NaN
-        # without one). Added later: older files read back with nulls.
+        # The betas the step's advantages used (NaN without betas; a schedule moves them), the
+        # schedule's entropy target (NaN without one). Added later: older files read back with nulls.
         _added(pa.field("beta_pos", pa.float64())),
         _added(pa.field("beta_neg", pa.float64())),
         _added(pa.field("entropy_target", pa.float64())),

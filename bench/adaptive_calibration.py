@@ -19,7 +19,13 @@ Reads a finished calibration results folder and prints, as markdown and (``--jso
    at that sd (claims.stats.seeds_for). Printed beside it: the sds measured on the mechanism
    testbed's committed claims (docs/results/mechanism-bundled), the larger of the two is used.
 
+4. **The gain** (``--gains DIR...``, the results of configs/adaptive/gain-*.yaml): per gain,
+   the schedule runs' tracking error |H - H*| against their own target (nats/token, second
+   half), averaged over both targets and both seeds, and their saturated steps; the rule
+   picks the lowest mean error.
+
     python bench/adaptive_calibration.py results/adaptive-calibration [--json out.json]
+    python bench/adaptive_calibration.py --gains results/adaptive-gain-0.05 results/adaptive-gain-0.15 ...
 """
 
 from __future__ import annotations
@@ -134,11 +140,42 @@ def markdown(c: dict) -> str:
     return "\n".join(out)
 
 
+def gains(dirs: list[Path]) -> dict:
+    """Per results folder (one gain each): the schedule runs' own tracking error and saturation."""
+    from asymcli.analysis.claims.schedule import saturation, target_of, tracking_error
+    from asymcli.config import load_config
+
+    out = {}
+    for d in dirs:
+        gain = load_config(d / "config.resolved.yaml").train.schedule.gain
+        runs = [r for r in load_runs(locate(d)).values() if r.method == "asym_adaptive"]
+        per = {r.run_id: {"tracking_nats": tracking_error(r, target_of(r), r.rows[-1]["step"]),
+                          "saturated_steps": saturation(r)[0], "first_saturated": saturation(r)[1],
+                          "mean_gap_second_half": statistics.fmean(x["beta_pos"] - x["beta_neg"] for x in second_half(r))}
+               for r in runs}
+        out[str(gain)] = {"results": str(d), "runs": per,
+                          "mean_tracking_nats": statistics.fmean(v["tracking_nats"] for v in per.values())}
+    best = min(out, key=lambda g: out[g]["mean_tracking_nats"])
+    return {"gains": out, "chosen": float(best)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", type=Path)
+    ap.add_argument("results", type=Path, nargs="?")
+    ap.add_argument("--gains", type=Path, nargs="+", default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    if args.gains:
+        g = gains(args.gains)
+        for gain, v in g["gains"].items():
+            print(f"gain {gain}: mean tracking error {v['mean_tracking_nats']:.5f} nats/token")
+            for rid, r in sorted(v["runs"].items()):
+                print(f"  {rid}: {r['tracking_nats']:.5f}, saturated steps {r['saturated_steps']} "
+                      f"(first {r['first_saturated']}), mean gap (second half) {r['mean_gap_second_half']:+.2f}")
+        print(f"chosen gain: {g['chosen']}")
+        if args.json:
+            args.json.write_text(json.dumps(g, indent=2) + "\n")
+        return
     c = calibrate(args.results)
     print(markdown(c))
     if args.json:

@@ -571,9 +571,9 @@ app.registered_commands.sort(
 )
 
 
-def main() -> None:
+def main(prog_name: str | None = None) -> None:
     try:
-        app()
+        app(prog_name=prog_name)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

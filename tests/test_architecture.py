@@ -106,10 +106,14 @@ def test_no_import_cycle_in_the_library():
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
+#: The top layer (CLI -> stages -> library), not part of the library: the command and
+#: ``python -m asymcli``, how the Snakemake rules run it.
+TOP = ("asymcli.cli", "asymcli.__main__")
+
+
 def test_library_never_imports_upward():
-    # asymcli/cli.py is the top layer (CLI -> stages -> library), not part of the library
     for name, path in library_modules().items():
-        if name == "asymcli.cli":
+        if name in TOP:
             continue
         bad = {t for t in imports_of(name, path)
                if t.split(".")[0] in ("stages", "snakemake") or t == "asymcli.cli"}
@@ -249,7 +253,7 @@ def wing_of(module: str) -> str:
 
 
 def test_every_wing_has_a_layer():
-    wings = {wing_of(m) for m in library_modules() if m not in ("asymcli", "asymcli.cli")}
+    wings = {wing_of(m) for m in library_modules() if m not in ("asymcli", *TOP)}
     layered = {w for layer in LAYERS for w in layer}
     assert wings == layered, f"wings without a layer: {sorted(wings - layered)}; gone: {sorted(layered - wings)}"
 
@@ -259,7 +263,7 @@ def test_no_wing_imports_one_above_it_or_beside_it():
     graph = library_graph()
     bad = []
     for name, deps in graph.items():
-        if name in ("asymcli", "asymcli.cli"):
+        if name in ("asymcli", *TOP):
             continue
         for dep in deps:
             a, b = wing_of(name), wing_of(dep)
@@ -272,7 +276,7 @@ def test_no_cycle_between_wings():
     graph = library_graph()
     wings: dict[str, set[str]] = {}
     for name, deps in graph.items():
-        if name in ("asymcli", "asymcli.cli"):
+        if name in ("asymcli", *TOP):
             continue
         a = wing_of(name)
         wings.setdefault(a, set()).update(

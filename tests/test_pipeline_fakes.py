@@ -102,8 +102,11 @@ def write_fake_results(root: Path, runs: dict[str, float] = FAKE_RUNS) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# A stand-in `asym` executable for Snakemake DAG tests
+# A stand-in `asym` for Snakemake DAG tests
 # ---------------------------------------------------------------------------
+# The rules run `python -m asymcli` with Snakemake's own interpreter (workflow/rules/common.smk),
+# so the stand-in is a package `asymcli` placed first on PYTHONPATH: its __main__ is the fake
+# below, and every other module is the real one (its __path__ goes on to the real package).
 # prep / base / train / eval write synthetic artifacts instantly (and log each call to
 # $FAKE_ASYM_LOG, one line per job, so a test can count what ran); every other command
 # (aggregate, report) runs the real CLI.
@@ -164,18 +167,17 @@ def fake_asym_main(argv: list[str]) -> int:
     return 0
 
 
-def install_fake_asym(bin_dir: Path) -> Path:
-    """Write an `asym` script into ``bin_dir`` that runs :func:`fake_asym_main`."""
-    import sys
-
-    repo = Path(__file__).resolve().parent.parent
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    script = bin_dir / "asym"
-    script.write_text(
-        f"#!{sys.executable}\n"
+def install_fake_asym(shim_dir: Path) -> Path:
+    """Write the stand-in package into ``shim_dir`` (put it first on PYTHONPATH); return it."""
+    real = Path(__file__).resolve().parent.parent / "asymcli"
+    pkg = shim_dir / "asymcli"
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text(
+        f"__path__.append({str(real)!r})\n"
+        f"exec(compile(open({str(real / '__init__.py')!r}).read(), {str(real / '__init__.py')!r}, 'exec'))\n")
+    (pkg / "__main__.py").write_text(
         "import sys\n"
-        f"sys.path.insert(0, {str(repo)!r})\n"
+        f"sys.path.insert(0, {str(real.parent)!r})\n"
         "from tests.test_pipeline_fakes import fake_asym_main\n"
         "sys.exit(fake_asym_main(sys.argv[1:]))\n")
-    script.chmod(0o755)
-    return script
+    return shim_dir

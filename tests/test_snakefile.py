@@ -1,6 +1,6 @@
 """The Snakemake workflow: schema, dry runs of every shipped config, lint, rerun semantics.
 
-The DAG tests run real Snakemake with a stand-in `asym` on PATH (tests/test_pipeline_fakes)
+The DAG tests run real Snakemake with a stand-in `asym` package (tests/test_pipeline_fakes)
 whose prep/base/train/eval write synthetic artifacts instantly, while aggregate and report
 are the real commands. The true end-to-end smoke run is ``test_smoke_dag_end_to_end``
 (marked slow).
@@ -141,6 +141,21 @@ def test_train_rule_passes_resources_and_run_options(tmp_path):
                      r"--beta-neg 0\.4 --seed 0 .*--model Qwen/Qwen3-4B", out)
 
 
+def test_jobs_run_the_interpreter_that_runs_snakemake(tmp_path):
+    """The bug of a full-path call (`.venv/bin/asym run-grid` in a shell without the venv):
+    jobs must not look `asym` up on PATH but run Snakemake's own interpreter."""
+    # PATH without any folder that holds an asym (the venv's bin/, with its python, among them)
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if d and not shutil.which("asym", path=d))
+    env = {**os.environ, "PATH": path, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    assert shutil.which("asym", path=env["PATH"]) is None
+    prompts = tmp_path / "r" / "data" / "prompts.parquet"
+    res = snakemake("--cores", "1", str(prompts), "--printshellcmds", "--configfile", str(REPO / "configs" / "smoke.yaml"),
+                    "--config", f"results_dir={tmp_path}/r", cwd=tmp_path, env=env)
+    log = tmp_path / "r" / "logs" / "prep.log"
+    assert res.returncode == 0, res.stderr[-3000:] + (log.read_text() if log.exists() else "")
+    assert prompts.exists() and "asym prep --config" in res.stdout + res.stderr
+
+
 def test_invalid_config_fails_with_one_clear_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  group_size: 1\n")
@@ -182,11 +197,10 @@ MINI = {
 
 @pytest.fixture()
 def fake_env(tmp_path):
-    install_fake_asym(tmp_path / "bin")
+    shim = install_fake_asym(tmp_path / "shim")
     env = dict(os.environ)
-    env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}"
     env["FAKE_ASYM_LOG"] = str(tmp_path / "calls.log")
-    env["PYTHONPATH"] = f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join([str(shim), str(REPO), env.get("PYTHONPATH", "")])
     return env
 
 

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from asymcli import pipeline
 from asymcli.errors import ConfigError
@@ -43,12 +43,12 @@ if not workflow.overwrite_configfiles:
     configfile: str(DEFAULT_CONFIG)
 
 
-# asym's own checks first (one-line messages naming the key), then the JSON schema.
+# asym's checks (one-line messages naming the key): the one validation. The JSON schema
+# (workflow/schemas/config.schema.json) is generated from the same declarations, for editors.
 try:
     CFG = pipeline.workflow_config(config, workflow.overwrite_configfiles or [DEFAULT_CONFIG])
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
-validate(config, "workflow/schemas/config.schema.json", set_default=False)
 # numerics.portable: pin the CPU kernels in this process's environment, which every job's
 # `asym <stage>` process inherits, before any of them loads torch (asymcli/platform.py).
 apply_numerics(CFG.numerics.portable)

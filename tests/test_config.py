@@ -1,11 +1,16 @@
+import dataclasses
+import json
 import math
+import typing
+from pathlib import Path
 
 import pytest
 
 from asymcli.config import (
-    METHODS, Config, config_json_schema, config_from_dict, grid_runs, load_config, parse_run_id,
+    METHODS, Config, config_json_schema, config_from_dict, config_to_dict, grid_runs, load_config, parse_run_id,
     resolve_run, run_id,
 )
+from asymcli.config_fields import setting
 from asymcli.errors import ConfigError
 
 
@@ -110,3 +115,94 @@ def test_exponent_floats_without_a_dot_are_numbers():
         load_config(None, {"train": {"lr": "2e-4x"}})
     with pytest.raises(ConfigError, match="'train.steps' must be an integer"):
         load_config(None, {"train": {"steps": "1e2"}})  # integers stay strict
+
+
+# ---------------------------------------------------------------------------
+# Config as data (issue 26): every key declares its type, default, range and description
+# ---------------------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def schema_paths(node: dict, prefix: str = "") -> set[str]:
+    """Every key path of a JSON schema: ``train.schedule.target``, ``eval.benchmarks[].k``."""
+    found = set()
+    for key, prop in node.get("properties", {}).items():
+        found |= {prefix + key} | schema_paths(prop, f"{prefix}{key}.")
+        if "items" in prop:
+            found |= schema_paths(prop["items"], f"{prefix}{key}[].")
+        for alt in prop.get("anyOf", []):
+            found |= schema_paths(alt, f"{prefix}{key}.")
+    return found
+
+
+def test_generated_schema_has_exactly_the_keys_it_had():
+    recorded = {line for line in (DATA / "config_schema_keys.txt").read_text().splitlines()
+                if line and not line.startswith("#")}
+    assert schema_paths(config_json_schema()) == recorded
+
+
+def test_defaults_and_fingerprints_are_unchanged():
+    """Declaring the keys as data changed no default and so no rerun fingerprint."""
+    from asymcli import pipeline
+
+    snap = json.loads((DATA / "config_defaults.json").read_text())
+    cfg = load_config(None)
+    assert json.loads(json.dumps(config_to_dict(cfg))) == snap["defaults"]
+    for key, expected in snap["fingerprints"].items():
+        stage, _, rid = key.partition(":")
+        if stage.startswith("base") and stage != "base":
+            got = pipeline.fingerprint(cfg, "base", base=int(stage[4:]))
+        else:
+            got = pipeline.fingerprint(cfg, stage, rid or None)
+        assert got == expected, key
+
+
+def test_every_key_declares_a_description():
+    def walk(cls: type, path: str) -> None:
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("doc"), f"{path}{f.name} has no description"
+            tp = typing.get_type_hints(cls)[f.name]
+            inner = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
+            for section in (tp, inner):
+                if dataclasses.is_dataclass(section):
+                    walk(section, f"{path}{f.name}.")
+
+    walk(Config, "")
+    with pytest.raises(TypeError, match="needs its description"):
+        setting(1)
+
+
+@pytest.mark.parametrize("bad,message", [
+    # one line, naming the key: the range is the one declared, and the hint says why
+    ({"train": {"group_size": 1}}, "'train.group_size' must be >= 2 (a group needs at least two rollouts), got 1"),
+    ({"train": {"rollout_shards": -1}}, "'train.rollout_shards' must be >= 0 (0 = one per process), got -1"),
+    ({"train": {"top_p": 0.0}}, "'train.top_p' must be in (0, 1], got 0.0"),
+    ({"train": {"lr": 2.0}}, "'train.lr' must be in (0, 1], got 2.0"),
+    ({"train": {"temperature": float("inf")}}, "'train.temperature' must be a finite number >= 0, got inf"),
+    ({"train": {"adam_eps": 0.0}}, "'train.adam_eps' must be a finite number > 0, got 0.0"),
+    ({"train": {"kl_coef": float("nan")}}, "'train.kl_coef' must be a finite number, got nan"),
+    ({"train": {"dual_clip_c": 1.0}}, "'train.dual_clip_c' must be > 1 (or null), got 1.0"),
+    ({"train": {"deepspeed": {"stage": 4}}}, "'train.deepspeed.stage' must be 0, 1, 2 or 3, got 4"),
+    ({"train": {"schedule": {"kappa_ema": 1.0}}}, "'train.schedule.kappa_ema' must be in [0, 1), got 1.0"),
+    ({"eval": {"benchmarks": [{"name": "a"}, {"name": "b", "curve_limit": 0}]}},
+     "'eval.benchmarks[1].curve_limit' must be >= 1 (or null for all problems), got 0"),
+    ({"grading": {"rel_tol": 1.0}}, "'grading.rel_tol' must be in (0, 1) or null, got 1.0"),
+    ({"resources": {"train_bundle": 0}}, "'resources.train_bundle' must be >= 1 (1 = one run per job), got 0"),
+    ({"methods": {"asym_adaptive": {"schedule": {"gain": -1.0}}}},
+     "'methods.asym_adaptive.schedule.gain' must be a finite number >= 0, got -1.0"),
+])
+def test_declared_ranges_are_checked_with_one_line(bad, message):
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict(bad, "where")
+    assert str(exc.value) == "where: " + message
+
+
+def test_schema_and_reference_carry_the_declared_range():
+    from asymcli import pipeline
+
+    train = config_json_schema()["properties"]["train"]["properties"]
+    assert train["group_size"]["minimum"] == 2 and train["lr"]["exclusiveMinimum"] == 0
+    assert train["lr"]["maximum"] == 1 and train["deepspeed"]["properties"]["stage"]["enum"] == [0, 1, 2, 3]
+    assert ("| `group_size` | int | `8` | >= 2 (a group needs at least two rollouts) | G rollouts per prompt |"
+            in pipeline.config_docs_text())

@@ -60,6 +60,13 @@ def test_committed_schema_is_the_generated_one():
         "python -c \"from asymcli import pipeline; pipeline.write_schema()\"")
 
 
+def test_committed_config_reference_is_the_generated_one():
+    committed = pipeline.CONFIG_DOCS.read_text(encoding="utf-8")
+    assert committed == pipeline.config_docs_text(), (
+        "docs/config.md is stale; regenerate with "
+        "python -c \"from asymcli import pipeline; pipeline.write_schema()\"")
+
+
 def test_schema_documents_every_key():
     schema = json.loads(pipeline.SCHEMA_FILE.read_text())
 

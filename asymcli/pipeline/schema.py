@@ -1,12 +1,10 @@
-"""The config Snakemake sees: the resolved config file, and the JSON schema generated from the
-dataclasses of asymcli/config.py (with their field comments as descriptions)."""
+"""The config Snakemake sees: the resolved config file; and the JSON schema and docs/config.md,
+generated from the declarations of asymcli/config_sections.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,11 +12,13 @@ from typing import Any
 import yaml
 
 from .. import artifacts
-from ..config import Config, config_from_dict, config_to_dict
+from ..config import Config, config_from_dict, config_json_schema, config_to_dict
+from ..config_fields import markdown_reference
 from .layout import Layout, REPO_ROOT
 
 
 SCHEMA_FILE = REPO_ROOT / "workflow" / "schemas" / "config.schema.json"
+CONFIG_DOCS = REPO_ROOT / "docs" / "config.md"
 
 
 def resolved_config_text(cfg: Config) -> str:
@@ -38,68 +38,34 @@ def write_resolved_config(cfg: Config) -> Path:
 
 def schema_text() -> str:
     """workflow/schemas/config.schema.json as it must be (a test keeps the file equal):
-    ``config_json_schema()`` plus, for every key, its default and a description taken
-    from the field's comment in asymcli/config.py.
+    ``config_json_schema()``, each key with the type, default, range and description its
+    section declares (asymcli/config_sections.py).
 
-    Regenerate: python -c "from asymcli import pipeline; pipeline.write_schema()"
+    Regenerate (with docs/config.md): python -c "from asymcli import pipeline; pipeline.write_schema()"
     """
-    from .. import config as config_mod
-
-    schema = config_mod.config_json_schema()
-    # Snakemake validates with the 2020-12 validator whatever $schema says (and warns when
-    # it says another draft); the keywords used here mean the same in both drafts.
+    schema = config_json_schema()
+    # Draft 2020-12 for editors and validators; the keywords used here mean the same in draft 7.
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["description"] = ("asym experiment config, generated from the dataclasses in "
-                             "asymcli/config.py; see configs/default.yaml for an example")
-    _annotate(schema, config_mod.Config)
+    schema["description"] = ("asym experiment config, generated from the declarations in "
+                             "asymcli/config_sections.py; see configs/default.yaml for an example")
     return json.dumps(schema, indent=2) + "\n"
 
 
-def _field_comments(cls: type) -> dict[str, str]:
-    import inspect
-
-    out = {}
-    for line in inspect.getsource(cls).splitlines():
-        m = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
-    return out
-
-
-def _annotate(schema: dict[str, Any], cls: type) -> None:
-    """Add description/default to every property of dataclass ``cls``'s schema, recursively."""
-    import typing
-
-    doc = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
-    schema.setdefault("description", doc)
-    comments = _field_comments(cls)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        prop = schema["properties"][f.name]
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            _annotate(prop, tp)
-            if f.name in comments:
-                prop["description"] = comments[f.name]
-            continue
-        args = typing.get_args(tp)
-        if typing.get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
-            _annotate(prop["items"], args[0])
-        prop["description"] = comments.get(f.name, f"{cls.__name__}.{f.name}")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        prop["default"] = _plain(default)
-
-
-def _plain(x: Any) -> Any:
-    """A default as JSON data (dataclasses -> dicts)."""
-    if dataclasses.is_dataclass(x):
-        return dataclasses.asdict(x)  # type: ignore[arg-type]
-    if isinstance(x, list):
-        return [_plain(v) for v in x]
-    return x
+def config_docs_text() -> str:
+    """docs/config.md as it must be (a test keeps the file equal): every key's type, default,
+    range and description, from the same declarations as the schema."""
+    head = ["# Config reference", "",
+            "<!-- Generated from asymcli/config_sections.py by "
+            "`python -c \"from asymcli import pipeline; pipeline.write_schema()\"`; do not edit. -->", "",
+            "Every key of a config file (configs/default.yaml is an example), section by section. Loading a",
+            "config checks each key's type and range, and the rules that span several keys (asymcli/config.py);",
+            "an error is one line naming the key. A run's method may override train keys (`methods:`).", ""]
+    return "\n".join(head + markdown_reference(Config)) + "\n"
 
 
 def write_schema() -> Path:
+    """Regenerate workflow/schemas/config.schema.json and docs/config.md."""
+    artifacts.write_text(CONFIG_DOCS, config_docs_text())
     artifacts.write_text(SCHEMA_FILE, schema_text())
     return SCHEMA_FILE
 

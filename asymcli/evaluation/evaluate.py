@@ -45,15 +45,18 @@ def run_info(run_id: str, run_json: dict[str, Any] | None = None) -> RunInfo:
     """Identity columns of a run (the base model is run "base", method "base")."""
     if is_base_run(run_id):  # "base", or "base_b{k}" with several bases
         return RunInfo(run_id, "base", math.nan, math.nan, -1)
-    parsed = parse_run_id(run_id)
-    if parsed[0] == "asym_adaptive" and parsed[1] is not None:
+    try:  # a run folder of any name evaluates from its run.json; only a run id can carry a target
+        parsed: tuple[str, float | None, float | None, int] | None = parse_run_id(run_id)
+    except ConfigError:
+        parsed = None
+    if parsed is not None and parsed[0] == "asym_adaptive" and parsed[1] is not None:
         # a schedule run with its own target: its group is the target (beta_pos column; the
         # betas move every step), so that two targets are two Table 2 rows (methods.run_id)
         return RunInfo(run_id, "asym_adaptive", parsed[1], math.nan, parsed[3])
     if run_json and "run" in run_json:
         r = run_json["run"]
         return RunInfo(run_id, r["method"], float(r["beta_pos"]), float(r["beta_neg"]), int(r["seed"]))
-    method, bp, bn, seed = parsed
+    method, bp, bn, seed = parsed if parsed is not None else parse_run_id(run_id)  # the error names the id
     return RunInfo(run_id, method, math.nan if bp is None else bp, math.nan if bn is None else bn, seed)
 
 

@@ -172,7 +172,7 @@ def train(
     """Train one run (one method config + seed), or a bundle of runs; resumes from the latest checkpoints."""
     from stages import train as stage
 
-    from .config import check_beta, check_method, load_config, parse_run_id
+    from .config import check_beta, check_method, is_target, load_config, parse_run_id
 
     if runs is not None:
         if method != "asym" or beta_pos is not None or beta_neg is not None or seed is not None \
@@ -197,7 +197,7 @@ def train(
     if target is not None:
         if method != "asym_adaptive":
             fail(f"--target applies to method 'asym_adaptive' only, not '{method}'")
-        if not target > 0 or target == float("inf"):
+        if not is_target(target):
             fail(f"--target must be a finite number > 0, got {target}")
         beta_pos = target  # asym_adaptive's run ids carry the target in the beta_pos slot (methods.run_id)
     if steps is not None and steps < 1:

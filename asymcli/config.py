@@ -34,7 +34,7 @@ from .config_sections import (BaseConfig, BenchmarkSpec, Config, DeepSpeedConfig
 from .errors import ConfigError
 # Re-exported: `from asymcli.config import METHODS, run_id, ...` keeps working everywhere.
 from .methods import (METHOD_LABELS, METHODS, check_beta, check_method, fmt_beta,  # noqa: F401
-                      is_base_run, parse_run_id, run_id)
+                      is_base_run, is_target, parse_run_id, run_id)
 
 # ---------------------------------------------------------------------------
 # The runs of a config
@@ -60,7 +60,7 @@ def resolve_run(cfg: Config, method: str, beta_pos: float | None = None,
 
 
 def _check_target(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not is_target(value):
         raise ConfigError(f"an asym_adaptive target must be a finite number > 0, got {value!r}")
     return float(value)
 
@@ -196,8 +196,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
                 "checkpoint is the one base")
     if cfg.grid.adaptive_targets:
         ts = cfg.grid.adaptive_targets
-        if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0 for t in ts) \
-                or len({fmt_beta(float(t)) for t in ts}) != len(ts):
+        if not all(is_target(t) for t in ts) or len({fmt_beta(float(t)) for t in ts}) != len(ts):
             bad("grid.adaptive_targets", f"must list distinct finite targets > 0, got {ts}")
         if "asym_adaptive" not in cfg.grid.methods:
             bad("grid.adaptive_targets", "sets the targets of asym_adaptive runs: add asym_adaptive to grid.methods")

@@ -71,6 +71,11 @@ def check_beta(value: Any, what: str) -> float:
     return value
 
 
+def is_target(value: Any) -> bool:
+    """Whether ``value`` can be an asym_adaptive entropy target: a finite number > 0."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
 def fmt_beta(x: float) -> str:
     """Short stable text for a beta in names: 0.9 -> '0.9', 1.0 -> '1'."""
     return f"{x:g}"
@@ -104,7 +109,7 @@ def parse_run_id(rid: str) -> tuple[str, float | None, float | None, int]:
             return "asym", float(bp_s), float(bn_s), seed
         if head.startswith("asym_adaptive_t"):  # (method, target, None, seed): see run_id
             target = float(head[len("asym_adaptive_t"):])
-            if not math.isfinite(target) or target <= 0:
+            if not is_target(target):
                 raise ValueError(head)
             return "asym_adaptive", target, None, seed
         check_method(head)

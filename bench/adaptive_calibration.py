@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from asymcli.analysis.claims import stats  # noqa: E402
 from asymcli.analysis.claims.data import by_group, group_label, load_runs, locate  # noqa: E402
+from asymcli.analysis.claims.schedule import saturation, target_of, tracking_error  # noqa: E402
 
 GRID = (0.1, 0.5, 0.9)
 TARGET_MDE = 1.5  # points of accuracy (issue 28)
@@ -63,8 +64,8 @@ def relative_entropy(run) -> float:
 
 
 def tracking(run, rel_target: float) -> float:
-    target = rel_target * first_entropy(run)
-    return statistics.fmean(abs(r["entropy"] - target) for r in second_half(run))
+    """Claim 7's tracking error against the target the schedule would set from this run's first step."""
+    return tracking_error(run, rel_target * first_entropy(run), run.rows[-1]["step"])
 
 
 def accuracy(run) -> float | None:
@@ -142,7 +143,6 @@ def markdown(c: dict) -> str:
 
 def gains(dirs: list[Path]) -> dict:
     """Per results folder (one gain each): the schedule runs' own tracking error and saturation."""
-    from asymcli.analysis.claims.schedule import saturation, target_of, tracking_error
     from asymcli.config import load_config
 
     out = {}

@@ -32,7 +32,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     payload = json.loads(claims.read_text())
     ids = [k["id"] for c in payload["claims"] if c["id"] == "7" for k in c["checks"]]
-    title = f"Claim 7 ({claims})"
+    machines = "; ".join(payload.get("platforms") or {}) or "platform not recorded"
+    title = f"Claim 7 ({claims}); runs made on: {machines}"
     print(figures.claims_figure(payload, out / "fig_claim7.png", ids=ids, title=title))
     metrics: dict[str, Path] = {}
     for d in sys.argv[3:]:

@@ -55,6 +55,8 @@ def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, 
         import torch
 
         torch.set_num_threads(max(1, cfg.resources.eval_threads))
-    return evaluate(cfg, run_id=rid, checkpoints=ckpts, out=out, prompts_path=prompts,
-                    benchmarks=benchmarks, progress=progress, run_json=run_json,
-                    on_progress=EvalProgress(out.parent / PROGRESS_FILE, rid))  # for `asym run-grid`
+    note = EvalProgress(out.parent / PROGRESS_FILE, rid)  # for `asym run-grid`
+    path = evaluate(cfg, run_id=rid, checkpoints=ckpts, out=out, prompts_path=prompts,
+                    benchmarks=benchmarks, progress=progress, run_json=run_json, on_progress=note)
+    note.finish()
+    return path

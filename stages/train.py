@@ -64,7 +64,9 @@ def run(cfg: Config, method: str, beta_pos: float | None = None, beta_neg: float
     trainer, hooks = _build(cfg, tc, rid, prompts=prompts, model=model, out=out, progress=progress,
                             fresh_on_change=fresh_on_change, stacked=stacked)
     try:
-        return bundle.Bundle([trainer], progress=progress).train()[0] if stacked else trainer.train()
+        path = bundle.Bundle([trainer], progress=progress).train()[0] if stacked else trainer.train()
+        hooks.finish()
+        return path
     finally:
         hooks.close()
 
@@ -86,7 +88,10 @@ def run_bundle(cfg: Config, run_ids: list[str], *, prompts: Path | None = None, 
     built = [_build(cfg, tc, rid, prompts=prompts, progress=False, fresh_on_change=fresh_on_change, stacked=True)
              for tc, rid in zip(tcs, (run_id(*parse_run_id(r)) for r in run_ids))]
     try:
-        return bundle.Bundle([t for t, _ in built], progress=progress).train()
+        paths = bundle.Bundle([t for t, _ in built], progress=progress).train()
+        for _, hooks in built:
+            hooks.finish()
+        return paths
     finally:
         for _, hooks in built:
             hooks.close()
@@ -129,7 +134,8 @@ def _build(cfg: Config, tc: TrainConfig, rid: str, *, prompts: Path | None = Non
 
 class _StepHooks:
     """After each step: the progress note `asym run-grid` shows (asymcli.progress), and the
-    experiment trackers of train.loggers (asymcli.trackers). Main process only."""
+    experiment trackers of train.loggers (asymcli.trackers); :meth:`finish` marks the note
+    finished once the run's metrics are written. Main process only."""
 
     def __init__(self, cfg: Config, trainer: Trainer, rid: str):
         self.note = self.sink = None
@@ -145,6 +151,10 @@ class _StepHooks:
             self.note.write(step, row)
         if self.sink is not None:
             self.sink.log_row(step, row)
+
+    def finish(self) -> None:
+        if self.note is not None:
+            self.note.finish()
 
     def close(self) -> None:
         if self.sink is not None:

@@ -87,7 +87,8 @@ def test_snakemake_log_parsed_into_job_states():
     st = live.SnakemakeLog(clock=lambda: 100.0)
     for line in SNAKEMAKE_LOG.splitlines():
         st.feed(line)
-    assert st.jobs[10].rule == "train" and st.jobs[10].wildcards == {"run": "grpo_s0"}
+    assert st.jobs[10].rule == "train" and st.jobs[10].runs == [("train", "grpo_s0")]
+    assert st.jobs[10].label == "train grpo_s0"
     assert st.jobs[10].state == "done" and st.jobs[10].log == "results/logs/train/grpo_s0.log"
     assert st.jobs[7].state == "failed" and st.jobs[7].log == "results/logs/train/reinforce_s0.log"
     assert st.counts() == (2, 0, 2, 1)  # done (incl. prep), running, pending, failed
@@ -96,8 +97,20 @@ def test_snakemake_log_parsed_into_job_states():
     assert st.jobs[9].state == "failed" and st.jobs[9].rule == "eval_base"
 
 
-def _train_job(started: float) -> live.Job:
-    return live.Job(3, "train", started, {"run": "grpo_s0"})
+def _train_job(started: float, run: str = "grpo_s0") -> live.Job:
+    return live.Job(3, "train", started, [f"results/runs/{run}/metrics.parquet"])
+
+
+def _detail(job: live.Job, results: Path) -> dict:
+    (row,) = live.job_rows(job, results, time.time())
+    return row
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def test_train_note_shown_and_a_stale_note_ignored(tmp_path):
@@ -105,14 +118,14 @@ def test_train_note_shown_and_a_stale_note_ignored(tmp_path):
     note = tmp_path / "runs" / "grpo_s0" / progress.PROGRESS_FILE
     # A note left by an earlier attempt (older than the job) is not this job's progress.
     progress.write_note(note, {"kind": "train", "step": 9, "total": 10, "time": time.time() - 3600})
-    assert live.job_detail(job, tmp_path, time.time())["done"] is None
+    assert _detail(job, tmp_path)["done"] is None
     p = progress.TrainProgress(note, "grpo_s0", total=60, start_step=1)
     p.t0 -= 10.0  # 10 s ago: 5 steps -> 0.5 steps/s, 55 left -> ETA 110 s
     p.write(5, {"reward_mean": 0.25, "entropy": 1.5, "eval_greedy_acc": float("nan")})
     saved = json.loads(note.read_text())
-    assert saved["heldout"] is None and saved["pid"] == os.getpid()
-    d = live.job_detail(job, tmp_path, time.time())
-    assert (d["done"], d["total"]) == (5, 60)
+    assert saved["heldout"] is None and saved["pid"] == os.getpid() and saved["finished"] is False
+    d = _detail(job, tmp_path)
+    assert d["label"] == "train grpo_s0" and (d["done"], d["total"]) == (5, 60)
     assert re.search(r"step 5/60  reward 0\.250  entropy 1\.500  0\.5\d steps/s  ETA 1:5\d", d["text"]), d["text"]
 
 
@@ -123,9 +136,101 @@ def test_eval_note_counts_problems_and_is_throttled(tmp_path):
     p(8, 32, benchmark="arith_heldout", step=0, part=1, parts=2)  # throttled: not written
     assert json.loads(path.read_text())["done"] == 0
     p(32, 32, benchmark="arith_heldout", step=0, part=1, parts=2)  # the last one always is
-    job = live.Job(1, "eval_base", time.time() - 1)
-    d = live.job_detail(job, tmp_path, time.time())
-    assert d["text"] == "32/32 problems  arith_heldout step 0 (part 1/2)"
+    job = live.Job(1, "eval_base", time.time() - 1, ["results/evals/base/samples.parquet"])
+    d = _detail(job, tmp_path)
+    assert d["label"] == "eval  base" and d["text"] == "32/32 problems  arith_heldout step 0 (part 1/2)"
+    assert live.Job(2, "eval_base", 0.0, ["r/evals/base_b1/samples.parquet"]).label == "eval  base b1"
+
+
+def test_a_note_whose_writer_died_is_not_shown_as_running(tmp_path):
+    job = _train_job(started=time.time() - 60)
+    path = tmp_path / "runs" / "grpo_s0" / progress.PROGRESS_FILE
+    p = progress.TrainProgress(path, "grpo_s0", total=60, start_step=1)
+    p.write(5, {"reward_mean": 0.25, "entropy": 1.5})
+    note = json.loads(path.read_text())
+    assert progress.note_state(note) == "running"  # this process wrote it
+    assert _detail(job, tmp_path)["done"] == 5
+    # The writer died (a crash, a kill): the note is as fresh as before, but not running.
+    progress.write_note(path, dict(note, pid=_dead_pid()))
+    assert progress.note_state(progress.read_note(path)) == "gone"
+    d = _detail(job, tmp_path)
+    assert d["done"] is None and d["text"] == "starting 1:00"
+    # A live process that reuses the pid was created after the note was written: not its writer.
+    progress.write_note(path, dict(note, time=time.time() - 10 * 365 * 86400))
+    assert progress.note_state(progress.read_note(path)) == "gone"
+    # A cluster job's note, written on another machine: its pid means nothing here, so its time
+    # decides (written since the job started: shown).
+    progress.write_note(path, dict(note, pid=_dead_pid(), host="node-17"))
+    assert progress.note_state(progress.read_note(path)) == "unknown"
+    assert _detail(job, tmp_path)["done"] == 5
+    assert _detail(_train_job(started=time.time() + 60), tmp_path)["done"] is None
+
+
+def test_a_finished_note_keeps_its_numbers_until_snakemake_ends_the_job(tmp_path):
+    job = _train_job(started=time.time() - 5)
+    path = tmp_path / "runs" / "grpo_s0" / progress.PROGRESS_FILE
+    p = progress.TrainProgress(path, "grpo_s0", total=4, start_step=1)
+    p.write(4, {"reward_mean": 0.5, "entropy": 0.75})
+    p.finish()
+    # The process has exited, but Snakemake has not logged the job's end yet.
+    progress.write_note(path, dict(json.loads(path.read_text()), pid=_dead_pid()))
+    note = progress.read_note(path)
+    assert note["finished"] is True and (note["step"], note["reward"]) == (4, 0.5)
+    assert progress.note_state(note) == "finished"
+    d = _detail(job, tmp_path)
+    assert (d["done"], d["total"]) == (4, 4) and "reward 0.500" in d["text"]
+    # The same note at the start of the next attempt (the config changed): an earlier run's.
+    assert _detail(_train_job(started=time.time() + 60), tmp_path)["done"] is None
+    # An eval job's last note, marked finished; none when there was nothing to evaluate.
+    ev = progress.EvalProgress(tmp_path / "evals" / "base" / progress.PROGRESS_FILE, "base")
+    ev.finish()
+    assert not ev.path.exists()
+    ev(4, 4, benchmark="arith_heldout", step=0, part=1, parts=1)
+    ev.finish()
+    assert progress.note_state(progress.read_note(ev.path)) == "finished"
+
+
+BUNDLE_LOG = """[Mon Dec  7 01:06:37 2026]
+localrule train_bundle_2of2_grpo_s1:
+    input: R/data/prompts.parquet, R/base/model
+    output: R/runs/grpo_s1/metrics.parquet, R/runs/reinforce_s1/metrics.parquet, R/runs/asym_bp0.9_bn0.4_s1/metrics.parquet
+    log: R/logs/train/bundle_2of2_grpo_s1.log
+    jobid: 10
+    reason: Missing output files: R/runs/grpo_s1/metrics.parquet
+    resources: tmpdir=/tmp, gpu=0, runtime=60, mem_mb=4000, mem=4 GB, mem_mib=3815
+Shell command: asym train --config R/config.resolved.yaml --runs grpo_s1,reinforce_s1,asym_bp0.9_bn0.4_s1
+"""
+
+
+def test_a_bundle_job_shows_a_row_per_run(tmp_path):
+    clock = [time.time()]
+    st = live.SnakemakeLog(clock=lambda: clock[0])
+    for line in BUNDLE_LOG.replace("R/", f"{tmp_path}/").splitlines():
+        st.feed(line)
+    (job,) = st.running
+    assert job.label == "train_bundle_2of2_grpo_s1"
+    assert [rid for _, rid in job.runs] == ["grpo_s1", "reinforce_s1", "asym_bp0.9_bn0.4_s1"]
+    for i, rid in enumerate(["grpo_s1", "reinforce_s1"]):  # the third has written no note yet
+        p = progress.TrainProgress(tmp_path / "runs" / rid / progress.PROGRESS_FILE, rid, total=8, start_step=1)
+        p.write(3 + i, {"reward_mean": 0.25 * (i + 1), "entropy": 1.0})
+    out = io.StringIO()
+    from rich.console import Console
+
+    view = live.LiveView(st, tmp_path, Console(file=out, width=250), title="table2", plain_interval=30,
+                         clock=lambda: clock[0])
+    view.start()
+    clock[0] += 31
+    view.update()
+    text = out.getvalue()
+    assert "started train_bundle_2of2_grpo_s1  (0 done, 1 running, 0 pending)" in text
+    line = text.splitlines()[-1]
+    assert line.startswith("[0:31] 0 done, 1 running, 0 pending | train grpo_s1: step 3/8  reward 0.250"), line
+    assert "| train reinforce_s1: step 4/8  reward 0.500" in line
+    assert line.endswith("| train asym_bp0.9_bn0.4_s1: starting 0:31"), line
+    screen = io.StringIO()
+    Console(file=screen, width=250).print(view.renderable())
+    rows = [r for r in screen.getvalue().splitlines() if r.startswith(" train ")]
+    assert [r.split()[1] for r in rows] == ["grpo_s1", "reinforce_s1", "asym_bp0.9_bn0.4_s1"], rows
 
 
 def test_plain_output_has_one_line_per_event_and_periodic_status(tmp_path):
@@ -411,6 +516,10 @@ def test_sigkilled_run_grid_then_another_finishes_without_manual_unlock(killed_i
     assert re.search(r"run-grid: \d+/\d+ jobs done in", r.stdout)
     assert (work / "results" / "report" / "table2.md").exists()
     assert not (work / ".snakemake" / "locks").exists()
+    # every train and eval job that ended well left its last note marked finished
+    notes = {str(p.relative_to(work)): progress.read_note(p) for p in (work / "results").glob("*/*/progress.json")}
+    assert any(k.startswith("results/runs/") for k in notes) and any(k.startswith("results/evals/") for k in notes)
+    assert all(n["finished"] for n in notes.values()), notes
 
 
 def _mtimes(work: Path) -> dict[str, float]:

@@ -11,10 +11,17 @@ run was, or what its reward and entropy were doing. Here Snakemake writes its ou
      base               running 0:12
 
 Where each number comes from:
-- jobs: Snakemake's log lines (``rule train:`` + ``jobid:``, ``Finished jobid:``,
-  ``N of M steps``, ``Error in rule``); a job is running from its record to its end;
-- step, reward, entropy, steps/s, ETA: the train job's ``runs/{run}/progress.json``;
-  problems done/total: the eval job's ``evals/{run}/progress.json`` (asymcli.progress).
+- what a train or eval job is doing: the progress notes (asymcli.progress) of the runs
+  it makes, ``runs/{run}/progress.json`` (step, reward, entropy, steps/s, ETA) and
+  ``evals/{run}/progress.json`` (problems done/total). A note counts while its writer's
+  process is alive (psutil) or once it is marked finished; one whose writer died, or an
+  earlier attempt's, does not (the run shows as ``starting``). A bundle job
+  (``asym train --runs a,b,...``) shows a row per run, each from its own note.
+- the jobs themselves, from Snakemake's log, for what no note can say: the DAG's job
+  count (``total N``, ``N of M steps``), each job's start (``rule X:`` + ``jobid:``, with
+  its ``output:`` files, which name the runs whose notes to read, and its ``log:``), its
+  end (``Finished jobid:``) and failure (``Error in rule``), and how long the jobs that
+  write no note (prep, base, aggregate, report) have run.
 
 On a terminal the view is a rich ``Live`` display; elsewhere (CI, a pipe) it prints plain
 lines: one per job started, finished or failed, and every ``plain_interval`` seconds a
@@ -30,13 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..progress import PROGRESS_FILE, read_note
+from ..progress import PROGRESS_FILE, note_state, read_note
+from .layout import BASE_RUN, Layout
 
 _RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
 _ERROR = re.compile(r"^Error in rule (\w+):\s*$")
 _ERROR_LINE = re.compile(r"^Error in rule (\w+), jobid: (\d+)")  # an interrupted job
 _JOBID = re.compile(r"^\s+jobid: (\d+)\s*$")
-_WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
+_OUTPUT = re.compile(r"^\s+output: (.*)$")
 _LOG = re.compile(r"^\s+log: ([^,\s]+)")
 _FINISHED = re.compile(r"^Finished jobid: (\d+)")
 _STEPS = re.compile(r"^(\d+) of (\d+) steps \(\d+%\) done")
@@ -45,37 +53,56 @@ LOCKED = "Directory cannot be locked"
 NOTHING = "Nothing to be done"
 
 
+#: Layout relative to nothing: the tails of a run's metrics and an evaluation's samples.
+_TAILS = Layout(Path())
+
+
+def output_run(path: str) -> tuple[str, str] | None:
+    """("train", run) if ``path`` is a run's metrics.parquet, ("eval", run) if an evaluation's
+    samples.parquet (Layout's paths, under any results folder); else None."""
+    p = Path(path)
+    rid = p.parent.name
+    for kind, made in (("train", _TAILS.metrics(rid)), ("eval", _TAILS.samples(rid))):
+        if p.parts[-len(made.parts):] == made.parts:
+            return kind, rid
+    return None
+
+
+def run_label(kind: str, rid: str) -> str:
+    """A row's name: "train grpo_s0", "eval  grpo_s0", "eval  base", "eval  base b1"."""
+    if kind == "train":
+        return f"train {rid}"
+    if rid.startswith(f"{BASE_RUN}_b"):
+        rid = f"{BASE_RUN} b{rid[len(BASE_RUN) + 2:]}"
+    return f"eval  {rid}"
+
+
+def note_path(results: Path, kind: str, rid: str) -> Path:
+    """Where run ``rid``'s train or eval job writes its progress note (asymcli.progress)."""
+    layout = Layout(results)
+    return (layout.run_dir(rid) if kind == "train" else layout.eval_dir(rid)) / PROGRESS_FILE
+
+
 @dataclass
 class Job:
     jobid: int
     rule: str
     started: float
-    wildcards: dict[str, str] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
     log: str = ""
     state: str = "running"  # running | done | failed
     ended: float | None = None
 
     @property
-    def label(self) -> str:
-        run = self.wildcards.get("run")
-        if self.rule == "train":
-            return f"train {run}"
-        if self.rule == "eval_run":
-            return f"eval  {run}"
-        if self.rule == "eval_base":
-            return f"eval  base b{self.wildcards['b']}" if "b" in self.wildcards else "eval  base"
-        return self.rule
+    def runs(self) -> list[tuple[str, str]]:
+        """(kind, run id) of the runs this job trains or evaluates (several for a bundle):
+        whose progress notes say how far it is. None for prep, base, aggregate, report."""
+        return [r for o in self.outputs if (r := output_run(o)) is not None]
 
-    def note_path(self, results: Path) -> Path | None:
-        """Where this job's progress note is (asymcli.progress), if it writes one."""
-        if self.rule == "train":
-            return results / "runs" / self.wildcards.get("run", "") / PROGRESS_FILE
-        if self.rule == "eval_run":
-            return results / "evals" / self.wildcards.get("run", "") / PROGRESS_FILE
-        if self.rule == "eval_base":
-            b = self.wildcards.get("b")
-            return results / "evals" / (f"base_b{b}" if b is not None else "base") / PROGRESS_FILE
-        return None
+    @property
+    def label(self) -> str:
+        runs = self.runs
+        return run_label(*runs[0]) if len(runs) == 1 else self.rule
 
 
 class SnakemakeLog:
@@ -91,36 +118,38 @@ class SnakemakeLog:
         self._block: tuple[str, str] | None = None  # ("start" | "error", rule)
         self._current: Job | None = None
         self._log = ""
+        self._outputs: list[str] = []  # a record names its output and log before its jobid
         self.events: list[tuple[str, Job]] = []  # (started | done | failed, job), drained by the view
 
     def feed(self, line: str) -> None:
         line = line.rstrip("\n")
         if m := _RULE.match(line):
-            self._block, self._current, self._log = ("start", m.group(1)), None, ""
+            self._block, self._current, self._log, self._outputs = ("start", m.group(1)), None, "", []
         elif m := _ERROR.match(line):
-            self._block, self._current, self._log = ("error", m.group(1)), None, ""
+            self._block, self._current, self._log, self._outputs = ("error", m.group(1)), None, "", []
         elif m := _ERROR_LINE.match(line):
-            self._block, self._current, self._log = ("error", m.group(1)), None, ""
+            self._block, self._current, self._log, self._outputs = ("error", m.group(1)), None, "", []
             self.feed(f"    jobid: {m.group(2)}")
             self._block = self._current = None
         elif (m := _JOBID.match(line)) and self._block is not None:
             jid = int(m.group(1))
             kind, rule = self._block
             if kind == "start":
-                job = self.jobs[jid] = Job(jid, rule, self.clock(), log=self._log)
+                job = self.jobs[jid] = Job(jid, rule, self.clock(), self._outputs, log=self._log)
                 self.events.append(("started", job))
                 self._current = job
             else:
-                job = self.jobs.setdefault(jid, Job(jid, rule, self.clock(), log=self._log))
+                job = self.jobs.setdefault(jid, Job(jid, rule, self.clock(), self._outputs, log=self._log))
                 if job.state != "failed":
                     job.state, job.ended = "failed", self.clock()
                     self.events.append(("failed", job))
                 self._current = job
-        elif (m := _WILDCARDS.match(line)) and self._current is not None:
-            for part in m.group(1).split(","):
-                k, _, v = part.strip().partition("=")
-                if k:
-                    self._current.wildcards[k] = v
+        elif (m := _OUTPUT.match(line)) and self._block is not None:
+            outputs = [o.split(" (")[0].strip() for o in m.group(1).split(",") if o.strip()]
+            if self._current is None:
+                self._outputs = outputs
+            elif not self._current.outputs:
+                self._current.outputs = outputs
         elif (m := _LOG.match(line)) and self._block is not None:
             if self._current is None:
                 self._log = m.group(1)  # the record names its log before its jobid
@@ -171,14 +200,35 @@ def _num(x: Any, fmt: str) -> str:
     return "-" if x is None or (isinstance(x, float) and x != x) else format(x, fmt)
 
 
-def job_detail(job: Job, results: Path, now: float) -> dict[str, Any]:
-    """What is known of a running job: {"done", "total", "text"} (done/total None if unknown)."""
-    path = job.note_path(results)
-    note = read_note(path) if path is not None else None
-    # A note older than the job is the previous attempt's: not this job's progress.
-    if note is None or float(note.get("time") or 0) < job.started - 2:
-        return {"done": None, "total": None, "text": f"starting {fmt_duration(now - job.started)}"
-                if path is not None else f"running {fmt_duration(now - job.started)}"}
+def current_note(note: dict[str, Any] | None, job: Job) -> dict[str, Any] | None:
+    """``note`` if it tells of ``job``'s work: its writer is alive, or it was written since
+    the job started and is finished (or from another machine, where no pid can be checked).
+    A note whose writer died, or an earlier attempt's, is None."""
+    state = note_state(note)
+    if note is None or state == "gone":
+        return None
+    return note if state == "running" or float(note.get("time") or 0) >= job.started - 2 else None
+
+
+def job_rows(job: Job, results: Path, now: float) -> list[dict[str, Any]]:
+    """The view's rows for a running job, {"label", "done", "total", "text"} each (done/total
+    None if unknown): a row per run it trains or evaluates, from that run's progress note;
+    one row (how long it has run) for a job that writes no note."""
+    runs = job.runs
+    if not runs:
+        return [{"label": job.label, "done": None, "total": None,
+                 "text": f"running {fmt_duration(now - job.started)}"}]
+    rows = []
+    for kind, rid in runs:
+        note = current_note(read_note(note_path(results, kind, rid)), job)
+        detail = note_detail(note) if note is not None else \
+            {"done": None, "total": None, "text": f"starting {fmt_duration(now - job.started)}"}
+        rows.append({"label": run_label(kind, rid), **detail})
+    return rows
+
+
+def note_detail(note: dict[str, Any]) -> dict[str, Any]:
+    """{"done", "total", "text"} of a train or eval note."""
     if note.get("kind") == "train":
         text = (f"step {note['step']}/{note['total']}  reward {_num(note.get('reward'), '.3f')}  "
                 f"entropy {_num(note.get('entropy'), '.3f')}  {_num(note.get('steps_per_s'), '.2f')} steps/s  "
@@ -190,7 +240,8 @@ def job_detail(job: Job, results: Path, now: float) -> dict[str, Any]:
 
 
 class LiveView:
-    """Renders a SnakemakeLog (+ progress notes) on a rich console, or as plain lines."""
+    """Renders a SnakemakeLog's jobs (their runs' progress notes for train and eval jobs)
+    on a rich console, or as plain lines."""
 
     def __init__(self, state: SnakemakeLog, results: Path, console: Any, *, title: str, log_hint: str = "",
                  plain_interval: float = 30.0, verbose: bool = False, clock: Callable[[], float] = time.time):
@@ -220,14 +271,18 @@ class LiveView:
         table.add_column(no_wrap=True)
         table.add_column(width=24)
         table.add_column()
-        for job in sorted(self.state.running, key=lambda j: j.jobid):
-            d = job_detail(job, self.results, now)
+        for d in self.rows(now):
             bar: Any = ""
             if d["total"]:
                 bar = ProgressBar(total=d["total"], completed=d["done"] or 0, width=24)
-            table.add_row(Text(" " + job.label, style="bold"), bar, d["text"])
+            table.add_row(Text(" " + d["label"], style="bold"), bar, d["text"])
         foot = Text(f"log: {self.log_hint}", style="dim")
         return Group(head, table, foot)
+
+    def rows(self, now: float) -> list[dict[str, Any]]:
+        """The running jobs' rows (:func:`job_rows`), in job order."""
+        return [r for job in sorted(self.state.running, key=lambda j: j.jobid)
+                for r in job_rows(job, self.results, now)]
 
     def start(self) -> None:
         if self.live_mode:
@@ -269,8 +324,7 @@ class LiveView:
                         f"{pending} pending){extra}")
         if now - self._last_plain >= self.plain_interval and self.state.running:
             self._last_plain = now
-            parts = [f"{j.label.replace('  ', ' ')}: {job_detail(j, self.results, now)['text']}"
-                     for j in sorted(self.state.running, key=lambda j: j.jobid)]
+            parts = [f"{r['label'].replace('  ', ' ')}: {r['text']}" for r in self.rows(now)]
             self._print(f"{stamp} {done} done, {running} running, {pending} pending | " + " | ".join(parts))
 
 

@@ -8,7 +8,7 @@ Here every weight is stacked along a leading run axis ``[K, ...]`` and every act
 laid out run-major (``[K * rows, ...]``, run k's rows contiguous), so each linear layer is one
 ``bmm`` over the K runs and every other op (norms, rope, SDPA, sampling) one op over all rows.
 
-Why a run's numbers do not depend on its bundle (tests/test_bundle.py checks it bit for bit):
+Why a run's numbers do not depend on its bundle (tests/training/test_bundle.py checks it bit for bit):
 - every per-row op (norms, softmax, SDPA, sampling) computes a row from that row alone;
 - ``bmm`` computes slice k from slice k alone, whatever K (measured on torch 2.13 CPU at one
   thread, for every shape used here; at several threads MKL may split one product but not a

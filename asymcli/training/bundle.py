@@ -14,7 +14,7 @@ steps cost little more than one; the training forward and backward over a whole 
 bound by compute and memory, and stacking them made each run slower, not faster. What a
 bundle saves besides: one process start, import, grader and prompt encoding for K runs.
 
-A run's numbers do not depend on its bundle (tests/test_bundle.py): see
+A run's numbers do not depend on its bundle (tests/training/test_bundle.py): see
 :mod:`asymcli.engines.stacked` for why; the prompt width it decodes at is canonical (the
 longest prompt of the training split). Runs may join at different steps (a resumed run next
 to a fresh one) and have different lengths: each step trains the runs that are at it.

@@ -18,7 +18,7 @@ state; rank 0 writes the HF folder, the marker, run.json and metrics.parquet).
 Why the loss needs no extra scaling in the trainer: with ``agg_denom`` the mini-batch-wide
 denominator, the ranks' micro-batch losses add up to the single-process mini-batch loss;
 DeepSpeed *averages* gradients over ranks, so :meth:`DeepSpeedBackend.backward` multiplies
-by the world size. tests/test_distributed.py checks on the CPU (gloo, 2 processes, ZeRO 2
+by the world size. tests/training/test_distributed.py checks on the CPU (gloo, 2 processes, ZeRO 2
 and 3) that the loss and the updated weights equal a single-process step.
 
 Checkpoints under DeepSpeed: ``save_state`` writes ``deepspeed/`` (DeepSpeed's own
@@ -209,7 +209,7 @@ def fp32_masters(model: Any) -> Any:
 
     Every backend steps fp32 tensors: AdamW on bf16 weights rounds an update smaller than
     half a bf16 step (2^-8 relative) to nothing, i.e. most updates at lr 2e-6
-    (tests/test_master_weights.py: ~4% of entries move instead of ~100%). Compute runs at
+    (tests/training/test_master_weights.py: ~4% of entries move instead of ~100%). Compute runs at
     ``model.dtype`` through autocast (the trainer's ``autocast()``), as verl's FSDP mixed
     precision does (fp32 parameters, bf16 compute). DeepSpeed's own bf16 mode is not used:
     it keeps fp32 masters as well (its FP16_Optimizer wrapper at stage 0, fp32 partitions at

@@ -117,7 +117,7 @@ class Trainer(CheckpointMixin):
         load_from = str(resume) if resume is not None else self.model_path
         # fp32 master weights whatever model.dtype says: AdamW steps fp32 tensors, and
         # model.dtype is the compute precision (autocast). Stepping bf16 weights directly
-        # rounds most updates away at the paper's lr 2e-6 (tests/test_master_weights.py).
+        # rounds most updates away at the paper's lr 2e-6 (tests/training/test_master_weights.py).
         self.compute_dtype = resolve_dtype(cfg.model.dtype, self.device)
         master_cfg = dataclasses.replace(cfg.model, dtype="float32")
         self.model, self.tokenizer = load_policy(load_from, master_cfg, device=str(self.device))
@@ -183,7 +183,7 @@ class Trainer(CheckpointMixin):
         Chunk c of a step's prompts is sampled with seed ``_step_seed(seed, step, 1) + c`` in
         its own generate call and each mini-batch takes the same share of every chunk, so a
         fixed ``rollout_shards`` gives the same run on any number of processes that divides
-        it (tests/test_distributed.py compares 1 and 2 processes).
+        it (tests/training/test_distributed.py compares 1 and 2 processes).
         """
         return self.train_cfg.rollout_shards or dist.world()
 

@@ -4,7 +4,7 @@
 # command-line shape as run_qwen3-4b_math_asym_grpo.sh. verl's PPO step needs GPU workers, so
 # cpu_main_ppo.py runs verl's main_ppo entry (Hydra, validate_config), builds the asym_sync
 # trainer with verl's constructor and runs verl's _compute_advantage on one batch of real
-# rollouts, then stops (see its docstring). CI runs this file (tests/test_integrations_verl.py).
+# rollouts, then stops (see its docstring). CI runs this file (tests/integrations/test_integrations_verl.py).
 set -xeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -1,0 +1,1 @@
+"""Tests of asymcli/algorithm/: estimators, objective, metrics, theory, the beta schedule."""

@@ -1,0 +1,1 @@
+"""Tests of asymcli/analysis/: aggregation, report, figures, curves, claims."""

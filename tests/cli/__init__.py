@@ -1,0 +1,1 @@
+"""Tests of End to end through the asym CLI: bad inputs, fault injection, reliability."""

@@ -1,0 +1,1 @@
+"""Tests of asymcli/embedded/: arithmetic task, tiny model, warm-up, prebuilt base."""

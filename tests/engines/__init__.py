@@ -1,0 +1,1 @@
+"""Tests of asymcli/engines/: the rollout engines (hf, static, vllm)."""

@@ -1,0 +1,1 @@
+"""Tests of asymcli/evaluation/: evaluation parts, benchmark registry and loaders, benchmark curves."""

@@ -1,0 +1,1 @@
+"""Tests of stages/: one module per DAG node."""

@@ -1,0 +1,1 @@
+"""Tests of The Snakefile and workflow/profiles/."""

@@ -1,4 +1,5 @@
-"""The RL trainer on a tiny random model: wiring, every method, resume, numerical guards."""
+"""The RL trainer on a tiny random model: wiring, every method on its own advantages, resume,
+numerical guards."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from asymcli.config import METHODS, load_config, resolve_run
 from asymcli.errors import NumericalError
 from asymcli.grading import Verdict
 from asymcli.artifacts import list_checkpoints
+from asymcli.algorithm.advantages import ESTIMATORS
+from asymcli.training.policy import response_logprobs
 from asymcli.training.trainer import Trainer
 
 TIMING = {"rollout_s", "update_s", "tokens_per_s", "eval_s"}
@@ -74,12 +77,145 @@ def test_metrics_rows_and_schema(tiny_policy_dir, arith_rows, tmp_path):
     assert [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [2, 3]
 
 
+class FixedGrader:
+    """Stand-in reward with known values: the i-th response of the step is correct iff
+    ``pattern[i]`` (the rollouts come prompt by prompt, G in a row), so every group's accuracy
+    and every advantage is known before the step runs."""
+
+    def __init__(self, pattern):
+        self.pattern = [bool(c) for c in pattern]
+
+    def grade_many(self, texts, golds):
+        assert len(texts) == len(self.pattern), (len(texts), len(self.pattern))
+        return [Verdict(c, "correct" if c else "wrong", t[-3:]) for c, t in zip(self.pattern, texts)]
+
+
+# The known batch: 6 prompts x G = 4 rollouts, groups with 1, 2, 3, 0, 4 and 1 correct, so each
+# channel is seen at p = 1/4, 1/2 and 3/4 and at the ends p = 0 (failed only) and 1 (correct only).
+G = 4
+KNOWN = [1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0]
+
+
+# Each method's advantage of a rollout with reward r in a group of accuracy p, written from the
+# paper's equations here rather than read from asymcli.algorithm.advantages, so that a method
+# wired to the wrong estimator or betas fails. 0 ** 0 = 1, as Eq. (5) reads at p in {0, 1}.
+def _a_pos(p, b):  # Eq. (5), correct rollouts
+    return ((1 - p) / p) ** b
+
+
+def _a_neg(p, b):  # Eq. (5), failed rollouts
+    return -((p / (1 - p)) ** b)
+
+
+def _asym(bp, bn):  # Eq. (8)
+    return lambda r, p: _a_pos(p, bp) if r else _a_neg(p, bn)
+
+
+def _grpo(r, p):  # Eq. (3): (r - mean) / population std; a group without contrast gets 0
+    return 0.0 if p in (0.0, 1.0) else (r - p) / math.sqrt(p * (1 - p))
+
+
+def _ent_decrease(r, p, b=0.5):
+    """App. C: the positive channel reflected, B_pos(p) = A_pos(1 - p), and past (G-1)/G the
+    line through its last two grid points; the negative channel unchanged."""
+    if not r:
+        return _a_neg(p, b)
+    last = (G - 1) / G
+    return _a_pos(1 - p, b) if p <= last else 2 * _a_pos(1 - last, b) - _a_pos(1 - (G - 2) / G, b)
+
+
+def _ent_increase(r, p, b=0.5):
+    """App. C: the negative channel reflected, B_neg(p) = A_neg(1 - p), and below 1/G the line
+    through its first two grid points; the positive channel unchanged."""
+    if r:
+        return _a_pos(p, b)
+    first = 1 / G
+    return _a_neg(1 - p, b) if p >= first else 2 * _a_neg(1 - first, b) - _a_neg(1 - 2 / G, b)
+
+
+EXPECTED = {
+    "reinforce": _asym(0.0, 0.0), "reinforce_ent": _asym(0.0, 0.0),  # Eq. (2): 2r - 1
+    "grpo": _grpo, "grpo_ent": _grpo, "clip_higher": _grpo,
+    "dr_grpo": lambda r, p: r - p,  # Liu et al.: no std division
+    "pos_only": _asym(0.5, 0.0), "neg_only": _asym(0.0, 0.5),
+    "ent_decrease": _ent_decrease, "ent_increase": _ent_increase,
+    "asym": _asym(0.7, 0.3),  # the run's betas below
+    "asym_adaptive": None,  # Eq. (8) with the betas the schedule set for this step
+}
+
+
+def test_every_method_has_an_expected_advantage():
+    assert set(EXPECTED) == set(METHODS)
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_every_method_runs(method, tiny_policy_dir, arith_rows, tmp_path):
-    cfg = small_cfg(steps=1, eval_every=0, checkpoint_every=0)
+def test_every_method_trains_on_its_own_advantages(method, tiny_policy_dir, arith_rows, tmp_path):
+    """On the known batch, the advantages the trainer uses are the method's own (EXPECTED, and
+    the registry's estimator with the method's betas), and its loss pushes each response's
+    log-probs the way its advantage points; then the update runs to a finite loss."""
+    cfg = small_cfg(steps=1, prompts_per_step=6, mini_batch_prompts=3, group_size=G, eval_every=0,
+                    checkpoint_every=0)
     run = resolve_run(cfg, method, 0.7 if method == "asym" else None, 0.3 if method == "asym" else None, 0)
-    rows = pq.read_table(make(cfg, run, arith_rows, tiny_policy_dir, tmp_path / method).train()).to_pylist()
-    assert len(rows) == 1 and math.isfinite(rows[0]["loss"])
+    trainer = make(cfg, run, arith_rows, tiny_policy_dir, tmp_path / method, grader=FixedGrader(KNOWN))
+    if method == "asym_adaptive":  # the schedule's state as a run resumed mid-schedule carries it,
+        # away from the run's own (0.5, 0.5): its first step alone would not move the betas
+        trainer.schedule = dataclasses.replace(trainer.schedule, beta_pos=0.8, beta_neg=0.2)
+    sb, _ = trainer.rollout(1)
+    assert sb.rewards.tolist() == KNOWN
+    assert sb.group_ids.tolist() == [g for g in range(len(KNOWN) // G) for _ in range(G)]
+
+    # 1. The advantages of the StepBatch the update reads.
+    bp, bn = (0.7, 0.3) if method == "asym" else (METHODS[method].get("beta_pos"), METHODS[method].get("beta_neg"))
+    formula = EXPECTED[method]
+    if method == "asym_adaptive":
+        bp, bn = trainer.betas()  # this step's, set by the schedule from this step's rollouts
+        assert bp - bn == pytest.approx(0.6), (bp, bn)
+        formula = _asym(bp, bn)
+    acc = [sum(KNOWN[i - i % G : i - i % G + G]) / G for i in range(len(KNOWN))]
+    want = torch.tensor([formula(r, p) for r, p in zip(KNOWN, acc)], dtype=torch.float64)
+    A = sb.advantages
+    torch.testing.assert_close(A.double(), want, rtol=1e-5, atol=1e-6)
+    own = ESTIMATORS[METHODS[method]["estimator"]](sb.rewards, sb.group_ids, beta_pos=bp, beta_neg=bn)
+    torch.testing.assert_close(A, own, rtol=0, atol=0)
+
+    # 2. The loss the update minimises, at the rollout policy (ratio 1, nothing clipped): its
+    # gradient in each response token's log-prob is -c * A of that response, one c > 0 for the
+    # batch, so a descent step raises the log-probs of A > 0 responses and lowers those of A < 0.
+    rows = torch.arange(len(KNOWN))
+    mask = sb.batch.resp_mask
+    logp = sb.old_logp.clone().requires_grad_(True)
+    loss, _ = trainer.micro_loss(sb, rows, logp, sb.old_entropy.clone(), mask, trainer.agg_denom(sb, rows))
+    loss.backward()
+    grad, along = logp.grad * mask, A[:, None] * mask
+    c = -float((grad * along).sum() / (along * along).sum())
+    assert c > 0, (method, c)
+    torch.testing.assert_close(grad, -c * along, rtol=1e-5, atol=1e-9)
+
+    # 3. The update itself runs on them to a finite loss.
+    assert math.isfinite(trainer.update(1, sb)["loss"])
+
+
+@pytest.mark.parametrize("correct", [1, 0], ids=["all-correct", "all-wrong"])
+def test_an_update_moves_log_probs_the_way_the_advantages_point(correct, tiny_policy_dir, arith_rows, tmp_path):
+    """REINFORCE on a batch where every response is correct (every advantage +1): one update
+    raises the log-probs of those responses; every response wrong (every advantage -1): it
+    lowers them. Through Trainer.update, the optimizer step included."""
+    cfg = small_cfg(steps=1, eval_every=0, checkpoint_every=0)
+    n = cfg.train.prompts_per_step * cfg.train.group_size
+    trainer = make(cfg, resolve_run(cfg, "reinforce", seed=0), arith_rows, tiny_policy_dir, tmp_path / "r",
+                   grader=FixedGrader([correct] * n))
+    sb, _ = trainer.rollout(1)
+    assert sb.advantages.tolist() == [1.0 if correct else -1.0] * n
+
+    def seq_logp():
+        trainer.model.eval()
+        with torch.no_grad():
+            return response_logprobs(trainer.model, sb.batch)[0].sum(dim=1)
+
+    before = seq_logp()
+    trainer.update(1, sb)
+    moved = (seq_logp() - before) * (1 if correct else -1)
+    assert moved.mean() > 0 and (moved > 0).float().mean() >= 0.75, moved
 
 
 def test_resume_reproduces_uninterrupted_run(tiny_policy_dir, arith_rows, tmp_path):

@@ -12,7 +12,9 @@
 - :func:`measured_gaps`: per run id, the mean over steps of its entropy minus REINFORCE's of
   the same seed (the run-level effect a scan predicts), with its mean and CI over seeds;
 - :func:`spearman`: Spearman's rho with an exact or Monte-Carlo permutation p-value and a
-  Fisher-z 95% CI (sd 1.06 / sqrt(n - 3), Fieller, Hartley and Pearson 1957).
+  Fisher-z 95% CI (sd 1.06 / sqrt(n - 3), Fieller, Hartley and Pearson 1957);
+- :func:`seed_bootstrap_spearman`: the same rho for pairs measured on independent seeds, with a
+  CI from resampling each pair's seeds (the referee-grade validation's statistic).
 """
 
 from __future__ import annotations
@@ -369,3 +371,38 @@ def spearman(x: Sequence[float], y: Sequence[float], *, n_perm: int = 100_000, s
         z, sd = math.atanh(rho), 1.06 / math.sqrt(n - 3)
         lo, hi = math.tanh(z - 1.96 * sd), math.tanh(z + 1.96 * sd)
     return {"rho": rho, "p": p, "lo": lo, "hi": hi, "n": n}
+
+
+def seed_bootstrap_spearman(prediction: dict[str, float], per_seed: dict[str, Sequence[float]], *,
+                            n_boot: int = 10_000, seed: int = 0, n_perm: int = 100_000,
+                            ) -> dict[str, Any]:
+    """Spearman's rho of ``prediction`` against each key's mean over its seeds, for keys measured
+    on independent seeds (docs/results/scan-validation/): its CI resamples the seeds, not the keys.
+
+    prediction: key -> predicted value; per_seed: key -> that key's per-seed measurements
+    (its own seeds, shared with no other key). Keys missing from either are left out.
+    Returns rho (average ranks for ties), the two-sided permutation p of :func:`spearman`
+    (shuffling the keys' means), and ``lo``/``hi``: the 2.5/97.5 percentiles of rho over
+    ``n_boot`` resamples in which each key's seeds are drawn with replacement within that key
+    (a stratified bootstrap: the keys are the design, the seeds are the noise). A resample whose
+    rho is undefined (every mean tied) is dropped and counted in ``dropped``.
+    """
+    keys = [k for k in prediction if k in per_seed and len(per_seed[k]) > 0]
+    x = np.array([prediction[k] for k in keys], float)
+    ys = [np.asarray(per_seed[k], float) for k in keys]
+    base = spearman(x, [float(y.mean()) for y in ys], n_perm=n_perm, seed=seed)
+    rng = np.random.default_rng(seed)
+    rx = sps.rankdata(x)
+    rhos = []
+    dropped = 0
+    for _ in range(n_boot):
+        means = np.array([y[rng.integers(0, len(y), len(y))].mean() for y in ys])
+        ry = sps.rankdata(means)
+        if np.all(ry == ry[0]) or np.all(rx == rx[0]):
+            dropped += 1
+            continue
+        rhos.append(float(np.corrcoef(rx, ry)[0, 1]))
+    r = np.asarray(rhos)
+    lo, hi = (float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))) if len(r) else (math.nan, math.nan)
+    return {"rho": base["rho"], "p": base["p"], "lo": lo, "hi": hi, "n": base["n"],
+            "seeds": {k: len(y) for k, y in zip(keys, ys)}, "n_boot": n_boot, "dropped": dropped}

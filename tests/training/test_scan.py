@@ -105,3 +105,23 @@ def test_asym_scan_on_the_smoke_config(tmp_path):
     # bad input: a model folder that is not there is named
     r = CliRunner().invoke(app, ["scan", "--config", str(path), "--model", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "nope" in r.output
+
+
+def test_seed_bootstrap_spearman_resamples_seeds_within_each_pair():
+    from asymcli.analysis.scan import seed_bootstrap_spearman
+    pred = {"a": 0.0, "b": 1.0, "c": 2.0, "d": 3.0}
+    # Seeds far apart relative to their spread: every resample keeps the order, so the CI is [1, 1].
+    sep = {"a": [0.0, 0.1, 0.2], "b": [10.0, 10.1, 10.2], "c": [20.0, 20.1], "d": [30.0]}
+    r = seed_bootstrap_spearman(pred, sep, n_boot=500, n_perm=1000)
+    assert r["rho"] == pytest.approx(1.0) and r["lo"] == pytest.approx(1.0) and r["hi"] == pytest.approx(1.0)
+    assert r["seeds"] == {"a": 3, "b": 3, "c": 2, "d": 1} and r["n"] == 4
+    # Overlapping seeds: the point rho is the rank correlation of the seed means, and the CI widens.
+    noisy = {"a": [0.0, 3.0, 1.0], "b": [2.0, -1.0, 1.5], "c": [1.0, 2.5, 0.0], "d": [3.0, 0.5, 2.0]}
+    means = [sum(v) / 3 for v in noisy.values()]
+    r = seed_bootstrap_spearman(pred, noisy, n_boot=2000, n_perm=1000)
+    assert r["rho"] == pytest.approx(spearman(list(pred.values()), means)["rho"])
+    assert r["lo"] < 0 < r["hi"]
+    # A key in only one of the two inputs is left out; tied predictions take average ranks.
+    r = seed_bootstrap_spearman({"a": 0.0, "b": 0.0, "c": 1.0, "x": 5.0}, {**sep, "y": [1.0]}, n_boot=200, n_perm=100)
+    assert r["n"] == 3 and set(r["seeds"]) == {"a", "b", "c"}
+    assert r["rho"] == pytest.approx(spearman([0.0, 0.0, 1.0], [0.1, 10.1, 20.05])["rho"])

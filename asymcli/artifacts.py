@@ -123,7 +123,7 @@ SAMPLES = pa.schema(
     ]
 )
 
-BASE_STATS = pa.schema(
+BASE_STATS = pa.schema(  # footer adds base_accuracy, constant_answer per family (stages/base.py)
     [
         ("k_correct", pa.int64()),  # number of correct rollouts in a group of size G
         ("groups", pa.int64()),

@@ -10,13 +10,20 @@ base model and only its statistics are recorded.
 Then, for both: the distribution of group accuracy at RL start (``BASE_STATS``): for
 ``base.probe_prompts`` training prompts, ``train.group_size`` samples each at the RL
 sampling settings, graded, counted per number of correct samples k = 0..G.
+
+Beside it, per family, the constant-answer baseline (:func:`constant_answer_baseline`): the
+family's most common gold answer among its training rows, and the share of its training and
+held-out rows that this one answer earns the reward on. A family where it does as well as the
+base rewards RL for answering it to everything (letter_counting: '1' is right on 56% of the
+training rows, and RL drove the policies to it), so the stage warns.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +66,22 @@ def train_rows(prompts: Path) -> list[dict[str, str]]:
     return rows
 
 
+def heldout_rows(prompts: Path) -> list[dict[str, str]]:
+    """The rows the trainer holds out (split heldout or test, as :func:`stages.train.load_splits`)."""
+    return [r for r in artifacts.read_parquet(prompts, artifacts.PROMPTS).to_pylist()
+            if r["split"] in ("heldout", "test")]
+
+
 def probe_rows(rows: list[dict[str, str]], n: int, seed: int) -> list[dict[str, str]]:
     """A fixed random subset of ``n`` training rows (all rows if fewer)."""
     if n >= len(rows):
         return list(rows)
     return random.Random(f"probe:{seed}").sample(rows, n)
+
+
+def family_of(row: dict[str, str]) -> str:
+    """A row's family, as the accuracy lines count it: its tier or generator, else its source."""
+    return row["difficulty"] or row["source"]
 
 
 def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]], cfg: Config,
@@ -89,7 +107,7 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
         counts[c] += 1
     if per_family is not None:  # family -> [correct samples, samples]
         for row, c in zip(rows, correct):
-            acc = per_family.setdefault(row["difficulty"] or row["source"], [0, 0])
+            acc = per_family.setdefault(family_of(row), [0, 0])
             acc[0] += c
             acc[1] += G
     return counts
@@ -99,8 +117,77 @@ def group_accuracy_counts(model: Any, tokenizer: Any, rows: list[dict[str, str]]
 USABLE = (0.2, 0.8)
 
 
-def accuracy_lines(per_family: dict[str, list[int]], source: str) -> list[str]:
-    """One line per family of the probe: the base's sample accuracy and whether RL can use it."""
+#: Rows graded per family and split for the constant-answer baseline (a fixed random subset
+#: beyond it, and the line says so). Grading is one pass and cheap: a generator's score_answer is
+#: (7898 letter_counting rows: 0.6 s), and the math grader caches (answer, gold) pairs, so a gold
+#: repeated costs one check. The cap bounds families whose golds math-verify parses one by one.
+CONSTANT_CAP = 10_000
+
+
+def _share_right(answer: str, rows: Sequence[dict[str, str]], grader: Any, cap: int) -> dict[str, Any]:
+    """How many of ``rows`` (at most ``cap``, a fixed random subset) give ``answer`` the reward."""
+    from asymcli.grading import grade_rows  # lazy: math-verify
+
+    graded = list(rows) if len(rows) <= cap else random.Random("constant-answer").sample(list(rows), cap)
+    # The answer as the warm-up taught the model to give it (a final box), graded by the reward's
+    # own path: a reasoning-gym row by its generator's score_answer and grading.rg_threshold.
+    verdicts = grade_rows(grader, [f"\\boxed{{{answer}}}"] * len(graded), graded)
+    right = sum(bool(v.correct) for v in verdicts)
+    return {"right": right, "graded": len(graded), "rows": len(rows),
+            "frac": right / len(graded) if graded else None}
+
+
+def constant_answer_baseline(train: Sequence[dict[str, str]], heldout: Sequence[dict[str, str]], grader: Any,
+                             cap: int = CONSTANT_CAP) -> dict[str, dict[str, Any]]:
+    """Per family (:func:`family_of`): ``answer``, its most common gold answer among its training
+    rows (ties: the smallest string), and ``train`` / ``heldout``: ``{right, graded, rows, frac}``,
+    how many of those rows that one answer, boxed, earns the reward on under ``grader`` (the RL
+    reward's: ``make_grader(cfg.grading)``); ``frac`` is None for a split without the family's rows.
+
+    A policy that ignores the prompt and gives this answer scores ``frac``: the floor that RL's
+    reward must beat before a higher reward means more than a collapse to one answer."""
+    by_split: dict[str, dict[str, list[dict[str, str]]]] = {"train": {}, "heldout": {}}
+    for split, rows in (("train", train), ("heldout", heldout)):
+        for row in rows:
+            by_split[split].setdefault(family_of(row), []).append(row)
+    out: dict[str, dict[str, Any]] = {}
+    for fam, rows in sorted(by_split["train"].items()):
+        counts = Counter(r["answer"] for r in rows)
+        answer = min(counts, key=lambda a: (-counts[a], a))
+        out[fam] = {"answer": answer, "train": _share_right(answer, rows, grader, cap),
+                    "heldout": _share_right(answer, by_split["heldout"].get(fam, []), grader, cap)}
+    return out
+
+
+def _shown(answer: str, width: int = 40) -> str:
+    return repr(answer if len(answer) <= width else answer[:width - 3] + "...")
+
+
+def _share(part: dict[str, Any], split: str) -> str:
+    if part["frac"] is None:
+        return f"no {split} prompts"
+    of = f"{part['graded']} graded of {part['rows']}" if part["graded"] < part["rows"] else str(part["rows"])
+    return f"{part['frac']:.0%} of {split} prompts ({part['right']}/{of})"
+
+
+def constant_answer_lines(fam: str, acc: float, baseline: dict[str, Any]) -> list[str]:
+    """The family's constant-answer line, and a warning when that answer does as well as the base
+    (``acc``: its sample accuracy): a warning, not a refusal, since the family may still be wanted."""
+    answer, train = _shown(baseline["answer"]), baseline["train"]
+    lines = [f"the most common answer on {fam}, {answer}, alone is right on {_share(train, 'training')}; "
+             f"{_share(baseline['heldout'], 'held-out')}"]
+    if train["frac"] and train["frac"] >= acc:  # a constant right on no prompt is no shortcut
+        lines.append(f"warning: on {fam}, always answering {answer} is rewarded on {train['frac']:.3f} of "
+                     f"training prompts, at least the base's accuracy {acc:.3f}: RL can raise the reward by "
+                     f"always giving that answer, so this family's accuracy comparisons may measure a "
+                     f"collapse to it; the family is usable only if you accept that")
+    return lines
+
+
+def accuracy_lines(per_family: dict[str, list[int]], source: str,
+                   constant: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """One line per family of the probe: the base's sample accuracy and whether RL can use it;
+    with ``constant`` (:func:`constant_answer_baseline`), each followed by its constant-answer lines."""
     lines = []
     for fam, (ok, n) in sorted(per_family.items()):
         acc = ok / n if n else 0.0
@@ -114,6 +201,8 @@ def accuracy_lines(per_family: dict[str, list[int]], source: str) -> list[str]:
         else:
             verdict = "usable for RL (20-80%: mixed groups)"
         lines.append(f"base accuracy on {fam}: {acc:.3f} ({ok}/{n} samples); {verdict}")
+        if constant and fam in constant:
+            lines.extend(constant_answer_lines(fam, acc, constant[fam]))
     return lines
 
 
@@ -127,6 +216,7 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     import torch
 
     from asymcli.embedded import prebuilt, sft, tiny
+    from asymcli.sampling.grade import make_grader
     from asymcli.sampling.models import encode_prompts, load_policy
 
     paths = default_paths(cfg)
@@ -179,6 +269,8 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     counts = group_accuracy_counts(model, tokenizer, probe, cfg, seed=cfg.base.seed, per_family=per_family)
     G = cfg.train.group_size
     meta["base_accuracy"] = {fam: ok / n for fam, (ok, n) in per_family.items() if n}
+    constant = constant_answer_baseline(rows, heldout_rows(prompts), make_grader(cfg.grading))
+    meta["constant_answer"] = constant
     stats_rows = [{"k_correct": k, "groups": n, "group_size": G} for k, n in enumerate(counts)]
     stats_path = artifacts.write_parquet(out_dir / "base_stats.parquet", stats_rows, artifacts.BASE_STATS,
                                          dict(meta, seconds=time.perf_counter() - t0))
@@ -187,7 +279,7 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
         log(f"base: {time.perf_counter() - t0:.0f}s; groups none-solved {none:.2f}, "
             f"mixed {1 - none - all_:.2f}, all-solved {all_:.2f}")
         source = "task.generators[].config" if cfg.task.kind == "reasoning_gym" else "task.tiers"
-        for line in accuracy_lines(per_family, source):
+        for line in accuracy_lines(per_family, source, constant):
             log(f"base: {line}")
     return {"model": model_path, "sft_metrics": sft_path, "base_stats": stats_path}
 

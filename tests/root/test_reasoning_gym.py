@@ -181,3 +181,18 @@ def test_smoke_run_grid_end_to_end(tmp_path):
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
     table = (tmp_path / "results" / "report" / "table2.md").read_text()
     assert "GRPO" in table and "AsymGRPO" in table
+
+
+def test_constant_answer_baseline_scores_rg_rows_by_their_generator():
+    from collections import Counter
+
+    rows = rg.generate([GeneratorSpec("letter_counting", 1.0, {"min_words": 3, "max_words": 6})], 60, 20, seed=1)
+    train = [r for r in rows if r["split"] == "train"]
+    held = [r for r in rows if r["split"] == "heldout"]
+    grader = Grader(rg_threshold=1.0)
+    got = base_stage.constant_answer_baseline(train, held, grader)["letter_counting"]
+    counts = Counter(r["answer"] for r in train)
+    assert counts[got["answer"]] == max(counts.values())
+    assert got["train"]["right"] == counts[got["answer"]] and got["train"]["rows"] == len(train)
+    assert got["heldout"]["right"] == sum(r["answer"] == got["answer"] for r in held)
+    assert grader.rg.checked == len(rows)  # every row went through its generator's score_answer

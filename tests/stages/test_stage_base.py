@@ -118,3 +118,61 @@ def test_cli_base(built, tmp_path):
     assert (tmp_path / "b" / "base_stats.parquet").exists()
     res = CliRunner().invoke(app, ["base", "--config", str(cfg_file), "--prompts", str(tmp_path / "nope.parquet")])
     assert res.exit_code == 2 and "nope.parquet" in res.output
+
+
+def _row(i: int, answer: str, split: str = "train", family: str = "t1") -> dict:
+    return {"problem_id": f"{split}-{i}", "split": split, "source": "arith", "difficulty": family,
+            "prompt": f"Compute {answer}+0. Put the final answer in \\boxed{{}}.", "answer": answer,
+            "solution": f"\\boxed{{{answer}}}", "metadata": None}
+
+
+def test_constant_answer_baseline_is_graded_by_the_reward():
+    from asymcli.grading import Grader
+
+    # "7" is 3 of the 5 training golds; "7.0" is graded equal to it (the grader's path, not ==)
+    train = [_row(0, "7"), _row(1, "7"), _row(2, "7.0"), _row(3, "12"), _row(4, "3"),
+             _row(5, "5", family="t2"), _row(6, "4", family="t2")]  # t2: a tie, the smaller string
+    held = [_row(0, "7", "heldout"), _row(1, "8", "heldout"), _row(2, "9", "test"), _row(3, "9", "heldout")]
+    got = base.constant_answer_baseline(train, held, Grader())
+    assert got["t1"] == {"answer": "7", "train": {"right": 3, "graded": 5, "rows": 5, "frac": 0.6},
+                         "heldout": {"right": 1, "graded": 4, "rows": 4, "frac": 0.25}}
+    assert got["t2"]["answer"] == "4" and got["t2"]["train"]["frac"] == 0.5
+    assert got["t2"]["heldout"] == {"right": 0, "graded": 0, "rows": 0, "frac": None}
+    capped = base.constant_answer_baseline(train, held, Grader(), cap=2)["t1"]
+    assert capped["train"]["graded"] == 2 and capped["train"]["rows"] == 5
+
+
+def test_the_warning_appears_when_the_constant_does_as_well_as_the_base():
+    const = {"t1": {"answer": "1", "train": {"right": 56, "graded": 100, "rows": 100, "frac": 0.56},
+                    "heldout": {"right": 57, "graded": 98, "rows": 98, "frac": 57 / 98}}}
+    below = base.accuracy_lines({"t1": [223, 512]}, "task.tiers", const)  # base 0.436 < 0.56
+    assert below[1] == ("the most common answer on t1, '1', alone is right on 56% of training prompts (56/100); "
+                        "58% of held-out prompts (57/98)")
+    assert len(below) == 3 and below[2].startswith("warning: on t1, always answering '1' is rewarded on 0.560")
+    assert "collapse" in below[2] and "usable only if you accept" in below[2]
+    above = base.accuracy_lines({"t1": [300, 512]}, "task.tiers", const)  # base 0.586 > 0.56
+    assert len(above) == 2 and not any("warning" in line for line in above)
+    tie = base.accuracy_lines({"t1": [56, 100]}, "task.tiers", const)  # as well as the base: warned
+    assert "warning" in tie[-1]
+    never = {"t1": dict(const["t1"], train={"right": 0, "graded": 9, "rows": 9, "frac": 0.0})}
+    assert len(base.accuracy_lines({"t1": [0, 64]}, "task.tiers", never)) == 2  # right on none: no shortcut
+    capped = {"t1": dict(const["t1"], train={"right": 5, "graded": 10, "rows": 30, "frac": 0.5})}
+    assert "(5/10 graded of 30)" in base.accuracy_lines({"t1": [1, 8]}, "task.tiers", capped)[1]
+
+
+def test_base_run_records_and_reports_the_constant_answer(built, tmp_path):
+    cfg, paths = built
+    rows = [_row(i, "1" if i % 4 else str(i)) for i in range(12)] + [_row(i, "1", "heldout") for i in range(3)]
+    prompts = artifacts.write_parquet(tmp_path / "p.parquet", rows, artifacts.PROMPTS)
+    d = _cfg_dict(tmp_path)
+    d["model"] = {**d["model"], "kind": "hf", "path": str(paths["model"])}  # no warm-up: the built base
+    lines: list[str] = []
+    out = base.run(config_from_dict(d), prompts, tmp_path / "hf", log=lines.append)
+    const = artifacts.read_metadata(out["base_stats"])["constant_answer"]
+    assert const == {"t1": {"answer": "1", "train": {"right": 9, "graded": 12, "rows": 12, "frac": 0.75},
+                            "heldout": {"right": 3, "graded": 3, "rows": 3, "frac": 1.0}}}
+    i = next(i for i, line in enumerate(lines) if line.startswith("base: base accuracy on t1"))
+    assert lines[i + 1] == ("base: the most common answer on t1, '1', alone is right on 75% of training "
+                            "prompts (9/12); 100% of held-out prompts (3/3)")
+    acc = artifacts.read_metadata(out["base_stats"])["base_accuracy"]["t1"]
+    assert any(line.startswith("base: warning: on t1") for line in lines) == (acc <= 0.75)

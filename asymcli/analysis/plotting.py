@@ -256,6 +256,17 @@ def _axes_style(ax: Any, title: str, ylabel: str) -> None:
     ax.grid(alpha=0.3)
 
 
+def single_step_axis(ax: Any) -> None:
+    """A panel whose points all sit at one training step (a config that evaluates only the
+    final checkpoint): matplotlib would zoom to the dodge offsets (59.97-60.03, "+6e1"), so the
+    axis shows that one step as one tick, with the dodged bars side by side around it."""
+    lo, hi = ax.get_xlim()
+    if hi - lo < 1.0:
+        step = round((lo + hi) / 2)
+        ax.set_xlim(step - 0.1, step + 0.1)
+        ax.set_xticks([step])
+
+
 def panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], column: str, *, title: str, ylabel: str,
           asym_index: dict[tuple[Any, Any], int] | None = None, linestyle: str | None = None,
           suffix: str = "", legend: bool = True, dodge: bool = False, clip: tuple[float, float] | None = None,
@@ -279,6 +290,7 @@ def panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], column: str, *, titl
                    slot=(i - (len(specs) - 1) / 2) if dodge else 0.0, clip=clip)
         drawn += 1
     _axes_style(ax, title, ylabel)
+    single_step_axis(ax)
     if drawn == 0:
         note(ax, "no runs with this metric yet:\n" + "\n".join(missing)
               + "\n(add the methods to grid.methods)", big=True)
@@ -323,6 +335,8 @@ def diff_panel(ax: Any, curves: pa.Table, specs: Sequence[Spec], ref: Spec, colu
         note(ax, "nothing to pair:\n" + "\n".join(f"no runs: {m}" for m in missing), big=True)
         return missing
     ax.axhline(0.0, color="black", linewidth=0.9, label=zero_label(ref), zorder=1)
+    if not summary:
+        single_step_axis(ax)
     if summary:
         lines = ax.get_lines()
         x_max = max(float(np.max(ln.get_xdata())) for ln in lines if len(ln.get_xdata()) > 1) \

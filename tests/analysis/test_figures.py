@@ -614,6 +614,22 @@ def test_fig4_plots_avg_at_k_and_the_paired_test(monkeypatch):
     assert t.ci90_low > 0 and t.p < 0.05  # this world's gain holds, and the thick bar clears 0
 
 
+def test_fig4_with_one_evaluated_step_shows_that_step_as_one_tick(monkeypatch):
+    """A config that evaluates only the final checkpoint (the headline's): panels (c) and (e)
+    hold the step-20 points only; their axis is that step, not the dodge offsets around it."""
+    import pyarrow.compute as pc
+
+    figs = _capture(monkeypatch)
+    curves, scores = _asym_world()
+    scores = scores.filter(pc.equal(scores["step"], 20))
+    figures.fig4_dynamics(curves, "x.png", pairs=((0.9, 0.4),), scores=scores)
+    (fig,) = figs
+    for ax in (fig.axes[2], fig.axes[4]):
+        x, y, lo, hi = drawn(ax, figures.spec_label(("asym", 0.9, 0.4)))
+        assert list(np.round(x)) == [20]
+        assert list(ax.get_xticks()) == [20] and ax.get_xlim() == pytest.approx((19.9, 20.1))
+
+
 def test_fig4_without_scores_says_it_plots_greedy(curves, monkeypatch):
     figs = _capture(monkeypatch)
     figures.fig4_dynamics(curves, "x.png", pairs=())

@@ -3,6 +3,8 @@
     prep -> base (tiny model only) -> train per run -> eval per run (+ the base model)
          -> aggregate (DuckDB) -> report (tables, figures, index.md)
 
+(With resources.train_bundle / eval_bundle, one job trains or evaluates several runs.)
+
 Targets: all (default), table2, grid, figures. From the repository root:
 
     snakemake --cores all table2                                  # embedded default config

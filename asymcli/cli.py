@@ -220,11 +220,14 @@ def eval_(
     benchmarks: Optional[str] = typer.Option(None, help="Comma-separated subset of the config's benchmarks."),
     steps: Optional[str] = typer.Option(None, help="'final', 'all' or comma-separated checkpoint steps."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    runs: Optional[str] = typer.Option(
+        None, "--runs", help="Comma-separated run ids to evaluate in this one process, one after another (an "
+        "eval bundle; each run into its own evals/{run}/, as alone). Replaces --run/--model/--run-id/--out."),
 ) -> None:
-    """Evaluate a run's checkpoints (or a model) with Avg@k sampling into samples.parquet."""
+    """Evaluate a run's checkpoints (or a model), or a bundle of runs, with Avg@k sampling into samples.parquet."""
     from stages import evaluate as stage
 
-    from .config import load_config
+    from .config import load_config, parse_run_id
 
     step_sel: Any = None
     if steps is not None:
@@ -235,8 +238,20 @@ def eval_(
                 step_sel = [int(x) for x in steps.split(",") if x.strip()]
             except ValueError:
                 fail(f"--steps must be 'final', 'all' or comma-separated integers, got '{steps}'")
-    cfg = numerics(load_config(config))
     bench = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else None
+    if runs is not None:
+        if run is not None or model is not None or run_id is not None or out is not None:
+            fail("--runs names the runs: drop --run/--model/--run-id/--out")
+        ids = [r.strip() for r in runs.split(",") if r.strip()]
+        if not ids:
+            fail("--runs is empty: give comma-separated run ids, e.g. grpo_s0,reinforce_s0")
+        for rid in ids:
+            parse_run_id(rid)  # a ConfigError naming the bad id
+        cfg = numerics(load_config(config))
+        for path in stage.run_bundle(cfg, ids, prompts=prompts, benchmarks=bench, steps=step_sel, progress=progress):
+            typer.echo(str(path))
+        return
+    cfg = numerics(load_config(config))
     path = stage.run(cfg, run_dir=run, model=model, run_id=run_id, prompts=prompts, out=out,
                      benchmarks=bench, steps=step_sel, progress=progress)
     typer.echo(str(path))

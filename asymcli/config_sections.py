@@ -258,9 +258,14 @@ class ResourcesConfig:
     train_mem_mb: int = setting(4000, "memory of a train job, MB")
     train_runtime_min: int = setting(60, "wall time of a train job, minutes (cluster executors)")
     eval_threads: int = setting(1, "CPU threads of an eval job")
+    eval_bundle: int = setting(1, "runs evaluated together in one job (asym eval --runs: one run after another "
+                                  "in one process, which starts and imports once; runs that share a base, split "
+                                  "evenly); 1 = one run per job. A run's samples do not depend on it",
+                               ge=1, hint="1 = one run per job")
     eval_gpus: int = setting(0, "GPUs of an eval job")
     eval_mem_mb: int = setting(4000, "memory of an eval job, MB")
-    eval_runtime_min: int = setting(60, "wall time of an eval job, minutes (cluster executors)")
+    eval_runtime_min: int = setting(60, "wall time of an eval job, minutes (cluster executors); an eval "
+                                        "bundle's job gets this times its number of runs")
     slurm_partition: str | None = setting(None, "SLURM partition of the train and eval jobs")
     slurm_account: str | None = setting(None, "SLURM account of the train and eval jobs")
 

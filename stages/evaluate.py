@@ -3,6 +3,17 @@
 Evaluates the base model as run "base" at step 0, and every selected checkpoint of a run
 (eval.steps: final | all, or --steps). Finished (checkpoint, benchmark) pairs are kept
 across interruptions.
+
+Eval bundles (``resources.eval_bundle``, ``asym eval --runs a,b,...``, :func:`run_bundle`):
+several runs evaluated in one process, one run after another, each exactly as ``asym eval
+--run`` evaluates it alone (its own engine, grader and progress note, the same threads), into
+its own evals/{run}/, so a run's samples and parts are bit-identical alone or in a bundle
+(tests/test_eval_bundle.py). What the bundle saves is the per-job fixed cost paid once for K
+runs: the process start and the imports (torch, transformers, math-verify); each run still
+loads its own benchmark tables and grader, as alone. The decoding is not stacked across runs as training bundles stack rollouts: the
+evaluation samples through ``train.engine``'s own engine, whose numerics (attention blocks,
+prompt widths per chunk) differ from the stacked decoder's, so a stacked eval would change
+every run's samples, alone included.
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from asymcli.config import Config
+from asymcli.config import Config, parse_run_id
 from asymcli.errors import ArtifactError, ConfigError
 from asymcli.evaluation.evaluate import evaluate, select_steps
 from asymcli.pipeline.layout import Layout
@@ -60,3 +71,39 @@ def run(cfg: Config, *, run_dir: Path | None = None, model: Path | None = None, 
                     benchmarks=benchmarks, progress=progress, run_json=run_json, on_progress=note)
     note.finish()
     return path
+
+
+def run_bundle(cfg: Config, run_ids: Sequence[str], *, prompts: Path | None = None,
+               benchmarks: Sequence[str] | None = None, steps: str | Sequence[int] | None = None,
+               progress: bool = True) -> list[Path]:
+    """Evaluate the runs ``run_ids`` (folders under the config's runs/) one after another in
+    this process, each into its own evals/{run}/samples.parquet as :func:`run` writes it
+    alone; returns those paths. Every run folder must exist before any run is evaluated."""
+    if not run_ids:
+        raise ConfigError("--runs is empty: give comma-separated run ids, e.g. grpo_s0,reinforce_s0")
+    if len(set(run_ids)) != len(run_ids):
+        raise ConfigError(f"--runs names a run twice: {', '.join(run_ids)}")
+    layout = Layout.of(cfg)
+    for rid in run_ids:
+        parse_run_id(rid)  # a ConfigError naming the bad id (the base model is evaluated with --model)
+        if not layout.run_dir(rid).is_dir():
+            raise ArtifactError(f"{layout.run_dir(rid)}: run folder does not exist (run {rid} is not trained)")
+    out = []
+    for rid in run_ids:
+        out.append(run(cfg, run_dir=layout.run_dir(rid), prompts=prompts, benchmarks=benchmarks, steps=steps,
+                       progress=progress))
+        _release_memory()
+    return out
+
+
+def _release_memory() -> None:
+    """Give back what the last run's models and engines held, so that the next run starts
+    from the memory a process of its own would see (the static engine sizes its KV cache
+    from the free GPU memory)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -33,9 +33,9 @@ from .grid import (RUN_GRID_LOCK, TARGET_AGG, TARGET_PARTS, TARGETS, check_cores
                    set_aside_damage, snakemake_command, snakemake_processes, summary_lines)
 from .layout import (AGG_PARTS, BASE_RUN, DEFAULT_CONFIG, REPO_ROOT, REPORT_PARTS, RESOLVED_CONFIG,
                      SNAKEFILE, Layout, model_path)
-from .runs import (all_runs, base_run_id, base_run_ids, fingerprint, grid_overrides, grid_pair_runs, ids,
-                   parse_grid, parse_methods, parse_pair, parse_seeds, Run, run_id_regex, run_seed,
-                   table_runs, train_args, train_bundles)
+from .runs import (all_runs, base_run_id, base_run_ids, eval_bundles, fingerprint, grid_overrides,
+                   grid_pair_runs, ids, parse_grid, parse_methods, parse_pair, parse_seeds, Run,
+                   run_id_regex, run_seed, table_runs, train_args, train_bundles)
 from .schema import (CONFIG_DOCS, SCHEMA_FILE, config_docs_text, resolved_config_text, schema_text,
                      workflow_config, write_resolved_config, write_schema)
 from .status import (agg_names, collect_status, complete_checkpoints, disk_usage, human_bytes, render_status,
@@ -46,7 +46,7 @@ __all__ = [
     "RESOLVED_CONFIG", "RUN_GRID_LOCK", "Run", "RunStatus", "SCHEMA_FILE", "SNAKEFILE", "Status", "TARGETS",
     "TARGET_AGG", "TARGET_PARTS", "agg_names", "all_runs", "base_run_id", "base_run_ids", "check_cores",
     "check_target", "collect_status", "complete_checkpoints", "config_docs_text", "config_source", "default_target", "disk_usage",
-    "find_damage", "fingerprint", "grid_overrides", "grid_pair_runs", "human_bytes", "ids",
+    "eval_bundles", "find_damage", "fingerprint", "grid_overrides", "grid_pair_runs", "human_bytes", "ids",
     "load_workflow_config", "model_path", "parse_grid", "parse_methods", "parse_pair", "parse_seeds",
     "plan_grid", "rebuild_targets", "release_stale_lock", "render_status", "resolved_config_text",
     "results_lock", "rule_resources", "run_grid", "run_id_regex", "run_seed", "schema_text",

@@ -73,8 +73,36 @@ def train_bundles(cfg: Config) -> dict[str, list[str]]:
         rid = run_id(*r)
         key = (rid in table, base_of(cfg, r[3]), shape_key(tc))
         groups.setdefault(key, []).append(rid)
+    return _split(groups.values(), size)
+
+
+def eval_bundles(cfg: Config) -> dict[str, list[str]]:
+    """The config's runs evaluated together, ``{bundle name: [run ids]}`` (bundles of 2 or more).
+
+    With ``resources.eval_bundle`` > 1, the runs that share a base and a target (Table 2's runs
+    apart from the grid's, so that ``table2`` never evaluates, and so never trains, a grid-only
+    run) are split into as few bundles of at most that many runs as possible, of near-equal
+    size, named as :func:`train_bundles` names them. An eval bundle is one process that
+    evaluates its runs' checkpoints one run after another (stages/evaluate.py), so any engine
+    and shape may share one; a run's samples do not depend on its bundle, and its finished
+    parts are kept, so regrouping samples nothing again. The base models are evaluated alone.
+    """
+    size = cfg.resources.eval_bundle
+    if size <= 1:
+        return {}
+    table = set(ids(table_runs(cfg)))
+    groups: dict[Any, list[str]] = {}
+    for r in all_runs(cfg):
+        rid = run_id(*r)
+        groups.setdefault((rid in table, base_of(cfg, r[3])), []).append(rid)
+    return _split(groups.values(), size)
+
+
+def _split(groups: Iterable[list[str]], size: int) -> dict[str, list[str]]:
+    """Each group of run ids cut into as few chunks of at most ``size`` as possible, of
+    near-equal size, named ``{k}of{n}_{first run id}``; chunks of one run are left out."""
     out: dict[str, list[str]] = {}
-    for rids in groups.values():
+    for rids in groups:
         n = -(-len(rids) // size)
         for k in range(n):
             chunk = rids[k * len(rids) // n:(k + 1) * len(rids) // n]

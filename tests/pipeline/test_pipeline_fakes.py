@@ -160,10 +160,15 @@ def fake_asym_main(argv: list[str]) -> int:
         (ck / "COMPLETE").write_text("{}")
         artifacts.write_parquet(out / "metrics.parquet", metrics_rows(4, level), artifacts.METRICS)
     elif cmd == "eval":
-        rid = _opt(argv, "--run-id") or Path(_opt(argv, "--run")).name
-        level = 0.2 + (zlib.crc32(rid.encode()) % 50) / 100
-        rows = samples_rows(rid, 0 if is_base_run(rid) else 4, level, benches={"arith_heldout": 2}, n_problems=4)
-        artifacts.write_parquet(_opt(argv, "--out"), rows, artifacts.SAMPLES)
+        if "--runs" in argv:  # an eval bundle: each run into results/evals/{run}/ (results = the prompts' root)
+            results = Path(_opt(argv, "--prompts")).parent.parent
+            jobs = [(rid, results / "evals" / rid / "samples.parquet") for rid in _opt(argv, "--runs").split(",")]
+        else:
+            jobs = [(_opt(argv, "--run-id") or Path(_opt(argv, "--run")).name, _opt(argv, "--out"))]
+        for rid, out in jobs:
+            level = 0.2 + (zlib.crc32(rid.encode()) % 50) / 100
+            rows = samples_rows(rid, 0 if is_base_run(rid) else 4, level, benches={"arith_heldout": 2}, n_problems=4)
+            artifacts.write_parquet(out, rows, artifacts.SAMPLES)
     return 0
 
 

@@ -189,6 +189,7 @@ def test_every_key_declares_a_description():
      "'eval.benchmarks[1].curve_limit' must be >= 1 (or null for all problems), got 0"),
     ({"grading": {"rel_tol": 1.0}}, "'grading.rel_tol' must be in (0, 1) or null, got 1.0"),
     ({"resources": {"train_bundle": 0}}, "'resources.train_bundle' must be >= 1 (1 = one run per job), got 0"),
+    ({"resources": {"eval_bundle": 0}}, "'resources.eval_bundle' must be >= 1 (1 = one run per job), got 0"),
     ({"methods": {"asym_adaptive": {"schedule": {"gain": -1.0}}}},
      "'methods.asym_adaptive.schedule.gain' must be a finite number >= 0, got -1.0"),
 ])

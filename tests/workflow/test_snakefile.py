@@ -106,8 +106,11 @@ def test_dry_run_plans_table2(path, tmp_path):
     n = len(pipeline.table_runs(cfg))
     bundles = pipeline.train_bundles(cfg)  # one job per bundle, one per unbundled run
     bundled = sum(len(v) for v in bundles.values())
-    assert counts.get("train", 0) == n - bundled and counts["eval_run"] == n
+    assert counts.get("train", 0) == n - bundled
     assert sum(v for k, v in counts.items() if k.startswith("train_bundle_")) == len(bundles)
+    evals = pipeline.eval_bundles(cfg)  # the same for evaluation
+    assert counts.get("eval_run", 0) == n - sum(len(v) for v in evals.values())
+    assert sum(v for k, v in counts.items() if k.startswith("eval_bundle_")) == len(evals)
     bases = len(cfg.grid.bases) or 1
     assert counts["eval_base"] == bases and counts["prep"] == 1
     assert counts.get("base", 0) == (bases if cfg.model.kind == "tiny" else 0)
@@ -300,6 +303,40 @@ def test_dag_runs_then_reruns_only_what_changed(tmp_path, fake_env):
 
     # dry runs never rewrote the resolved config
     assert (results / "config.resolved.yaml").stat().st_mtime_ns == resolved_mtime
+
+
+def test_eval_bundles_run_as_one_job_and_rerun_as_runs(tmp_path, fake_env):
+    """resources.eval_bundle: bundled runs are evaluated by one `asym eval --runs` job into
+    their own evals/{run}/; a second call does nothing; a retrained member reruns its bundle
+    (the others' parts are kept: tests/test_eval_bundle.py), a missing samples file too."""
+    work = tmp_path / "work"
+    work.mkdir()
+    cfg = write_config(tmp_path / "eb.yaml", resources__eval_bundle=2, grid__seeds=[0, 1])
+    bundles = pipeline.eval_bundles(load_config(cfg))
+    assert sorted(len(v) for v in bundles.values()) == [2, 2, 2]  # 6 Table 2 runs
+    res = snakemake("--cores", "2", "table2", "--configfile", str(cfg), cwd=work, env=fake_env)
+    assert res.returncode == 0, res.stderr[-4000:]
+    ran = [c for c in calls(tmp_path) if c.startswith("eval")]
+    assert sorted(c.split("--runs ")[1].split()[0] for c in ran if "--runs" in c) == \
+        sorted(",".join(v) for v in bundles.values())
+    assert len(ran) == 3 + 1  # the bundles and the base model
+    results = work / "results"
+    for rids in bundles.values():
+        for rid in rids:
+            assert (results / "evals" / rid / "samples.parquet").exists()
+    res = snakemake("-n", "table2", "--configfile", str(cfg), cwd=work, env=fake_env)
+    assert "Nothing to be done" in res.stdout + res.stderr, res.stdout[-2000:]
+    name, rids = next(iter(bundles.items()))
+    (results / "evals" / rids[1] / "samples.parquet").unlink()
+    counts = job_counts(snakemake("-n", "table2", "--configfile", str(cfg), cwd=work, env=fake_env).stdout)
+    assert counts.get(f"eval_bundle_{name}") == 1 and "eval_run" not in counts and "train" not in counts, counts
+    # one run trains again (its slice changed): its eval bundle reruns, the other bundles do not
+    cfg2 = write_config(tmp_path / "eb2.yaml", resources__eval_bundle=2, grid__seeds=[0, 1],
+                        methods__grpo={"lr": 5e-4})
+    counts = job_counts(snakemake("-n", "table2", "--configfile", str(cfg2), cwd=work, env=fake_env).stdout)
+    grpo = [n for n, r in bundles.items() if any(x.startswith("grpo_") for x in r)]
+    assert counts.get("train") == 2 and sorted(k for k in counts if k.startswith("eval_bundle_")) == \
+        sorted(f"eval_bundle_{n}" for n in grpo), counts
 
 
 def test_run_grid_shares_artifacts_with_snakemake(tmp_path, fake_env, monkeypatch):

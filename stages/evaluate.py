@@ -6,14 +6,14 @@ across interruptions.
 
 Eval bundles (``resources.eval_bundle``, ``asym eval --runs a,b,...``, :func:`run_bundle`):
 several runs evaluated in one process, one run after another, each exactly as ``asym eval
---run`` evaluates it alone (its own engine, grader and progress note, the same threads), into
-its own evals/{run}/, so a run's samples and parts are bit-identical alone or in a bundle
-(tests/test_eval_bundle.py). What the bundle saves is the per-job fixed cost paid once for K
-runs: the process start and the imports (torch, transformers, math-verify); each run still
-loads its own benchmark tables and grader, as alone. The decoding is not stacked across runs as training bundles stack rollouts: the
-evaluation samples through ``train.engine``'s own engine, whose numerics (attention blocks,
-prompt widths per chunk) differ from the stacked decoder's, so a stacked eval would change
-every run's samples, alone included.
+--run`` evaluates it alone (its own engine, grader, benchmark tables and progress note, the
+same threads), into its own evals/{run}/, so a run's samples and parts are bit-identical
+alone or in a bundle (tests/stages/test_stage_evaluate.py). What the bundle saves is the
+per-job fixed cost, paid once for K runs: the process start and the imports (torch,
+transformers, math-verify). The decoding is not stacked across runs as training bundles
+stack rollouts: the evaluation samples through ``train.engine``'s own engine, whose numerics
+(attention blocks, prompt widths per chunk) differ from the stacked decoder's, so a stacked
+eval would change every run's samples, alone included.
 """
 
 from __future__ import annotations

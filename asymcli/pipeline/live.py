@@ -40,9 +40,12 @@ from typing import Any
 from ..progress import PROGRESS_FILE, note_state, read_note
 from .layout import BASE_RUN, Layout
 
-_RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
-_ERROR = re.compile(r"^Error in rule (\w+):\s*$")
-_ERROR_LINE = re.compile(r"^Error in rule (\w+), jobid: (\d+)")  # an interrupted job
+# A rule's name: a bundle's (train_bundle_/eval_bundle_{k}of{n}_{run id}) carries its first
+# run's id, whose numbers have dots, e.g. eval_bundle_2of3_asym_bp0.9_bn0.4_s0.
+_NAME = r"([\w.+-]+)"
+_RULE = re.compile(rf"^(?:local)?rule {_NAME}:\s*$")
+_ERROR = re.compile(rf"^Error in rule {_NAME}:\s*$")
+_ERROR_LINE = re.compile(rf"^Error in rule {_NAME}, jobid: (\d+)")  # an interrupted job
 _JOBID = re.compile(r"^\s+jobid: (\d+)\s*$")
 _OUTPUT = re.compile(r"^\s+output: (.*)$")
 _LOG = re.compile(r"^\s+log: ([^,\s]+)")

@@ -233,6 +233,31 @@ def test_a_bundle_job_shows_a_row_per_run(tmp_path):
     assert [r.split()[1] for r in rows] == ["grpo_s1", "reinforce_s1", "asym_bp0.9_bn0.4_s1"], rows
 
 
+EVAL_BUNDLE_LOG = """[Mon Dec  7 01:06:37 2026]
+localrule eval_bundle_2of3_asym_bp0.9_bn0.4_s0:
+    input: R/runs/asym_bp0.9_bn0.4_s0/metrics.parquet, R/runs/asym_bp0.9_bn0.4_s1/metrics.parquet
+    output: R/evals/asym_bp0.9_bn0.4_s0/samples.parquet, R/evals/asym_bp0.9_bn0.4_s1/samples.parquet
+    log: R/logs/eval/bundle_2of3_asym_bp0.9_bn0.4_s0.log
+    jobid: 12
+    resources: tmpdir=/tmp, gpu=0, runtime=120, mem_mb=4000, mem=4 GB, mem_mib=3815
+Shell command: asym eval --config R/config.resolved.yaml --runs asym_bp0.9_bn0.4_s0,asym_bp0.9_bn0.4_s1
+Error in rule eval_bundle_2of3_asym_bp0.9_bn0.4_s0, jobid: 12
+"""
+
+
+def test_an_eval_bundle_named_after_a_dotted_run_id_is_followed():
+    """A bundle's rule name carries its first run's id, dots and all (eval_bundle_2of3_asym_bp0.9_...)."""
+    st = live.SnakemakeLog(clock=lambda: 100.0)
+    for line in EVAL_BUNDLE_LOG.splitlines()[:-1]:
+        st.feed(line)
+    (job,) = st.running
+    assert job.rule == "eval_bundle_2of3_asym_bp0.9_bn0.4_s0" and job.label == job.rule
+    assert job.runs == [("eval", "asym_bp0.9_bn0.4_s0"), ("eval", "asym_bp0.9_bn0.4_s1")]
+    assert job.log == "R/logs/eval/bundle_2of3_asym_bp0.9_bn0.4_s0.log"
+    st.feed(EVAL_BUNDLE_LOG.splitlines()[-1])  # interrupted
+    assert st.jobs[12].state == "failed"
+
+
 def test_plain_output_has_one_line_per_event_and_periodic_status(tmp_path):
     clock = [1000.0]
     st = live.SnakemakeLog(clock=lambda: clock[0])

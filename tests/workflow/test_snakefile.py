@@ -40,7 +40,7 @@ def job_counts(output: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     block = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
     for line in block.splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())  # a bundle's name has dots: eval_bundle_2of3_asym_bp0.9_...
         if not m:
             break
         if m.group(1) != "total":
@@ -307,13 +307,23 @@ def test_dag_runs_then_reruns_only_what_changed(tmp_path, fake_env):
 
 def test_eval_bundles_run_as_one_job_and_rerun_as_runs(tmp_path, fake_env):
     """resources.eval_bundle: bundled runs are evaluated by one `asym eval --runs` job into
-    their own evals/{run}/; a second call does nothing; a retrained member reruns its bundle
-    (the others' parts are kept: tests/test_eval_bundle.py), a missing samples file too."""
+    their own evals/{run}/, with eval_runtime_min per run; a second call does nothing; a
+    retrained member reruns its bundle and no other (the others' parts are kept:
+    tests/stages/test_stage_evaluate.py), a missing samples file asked for too."""
     work = tmp_path / "work"
     work.mkdir()
     cfg = write_config(tmp_path / "eb.yaml", resources__eval_bundle=2, grid__seeds=[0, 1])
     bundles = pipeline.eval_bundles(load_config(cfg))
     assert sorted(len(v) for v in bundles.values()) == [2, 2, 2]  # 6 Table 2 runs
+    # a bundle job asks for eval_runtime_min per run (its runs are evaluated one after another)
+    runtime, rule, runtimes = load_config(cfg).resources.eval_runtime_min, None, {}
+    for line in snakemake("-n", "table2", "--configfile", str(cfg), cwd=work, env=fake_env).stdout.splitlines():
+        if m := re.match(r"^(?:local)?rule (\S+):$", line):
+            rule = m.group(1)
+        elif m := re.search(r"^\s+resources: .*\bruntime=(\d+)", line):
+            runtimes[rule] = int(m.group(1))
+    assert {r: t for r, t in runtimes.items() if r.startswith("eval")} == \
+        {"eval_base": runtime, **{f"eval_bundle_{n}": 2 * runtime for n in bundles}}, runtimes
     res = snakemake("--cores", "2", "table2", "--configfile", str(cfg), cwd=work, env=fake_env)
     assert res.returncode == 0, res.stderr[-4000:]
     ran = [c for c in calls(tmp_path) if c.startswith("eval")]
@@ -326,17 +336,20 @@ def test_eval_bundles_run_as_one_job_and_rerun_as_runs(tmp_path, fake_env):
             assert (results / "evals" / rid / "samples.parquet").exists()
     res = snakemake("-n", "table2", "--configfile", str(cfg), cwd=work, env=fake_env)
     assert "Nothing to be done" in res.stdout + res.stderr, res.stdout[-2000:]
-    name, rids = next(iter(bundles.items()))
-    (results / "evals" / rids[1] / "samples.parquet").unlink()
-    counts = job_counts(snakemake("-n", "table2", "--configfile", str(cfg), cwd=work, env=fake_env).stdout)
-    assert counts.get(f"eval_bundle_{name}") == 1 and "eval_run" not in counts and "train" not in counts, counts
     # one run trains again (its slice changed): its eval bundle reruns, the other bundles do not
     cfg2 = write_config(tmp_path / "eb2.yaml", resources__eval_bundle=2, grid__seeds=[0, 1],
                         methods__grpo={"lr": 5e-4})
     counts = job_counts(snakemake("-n", "table2", "--configfile", str(cfg2), cwd=work, env=fake_env).stdout)
     grpo = [n for n, r in bundles.items() if any(x.startswith("grpo_") for x in r)]
-    assert counts.get("train") == 2 and sorted(k for k in counts if k.startswith("eval_bundle_")) == \
-        sorted(f"eval_bundle_{n}" for n in grpo), counts
+    assert len(grpo) < len(bundles) and counts.get("train") == 2 and "eval_run" not in counts, counts
+    assert sorted(k for k in counts if k.startswith("eval_bundle_")) == sorted(f"eval_bundle_{n}" for n in grpo), counts
+    # a bundled run's missing samples file, asked for (Snakemake remakes a missing intermediate
+    # file only when something asks for it, not for a finished table2): its bundle's job alone
+    name, rids = next(iter(bundles.items()))
+    (results / "evals" / rids[1] / "samples.parquet").unlink()
+    target = str((results / "evals" / rids[1] / "samples.parquet").relative_to(work))
+    counts = job_counts(snakemake("-n", target, "--configfile", str(cfg), cwd=work, env=fake_env).stdout)
+    assert counts == {f"eval_bundle_{name}": 1}, counts
 
 
 def test_run_grid_shares_artifacts_with_snakemake(tmp_path, fake_env, monkeypatch):

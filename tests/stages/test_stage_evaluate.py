@@ -1,4 +1,4 @@
-"""Eval bundles (resources.eval_bundle, `asym eval --runs`): several runs evaluated in one
+"""Stage eval's bundles (resources.eval_bundle, `asym eval --runs`): several runs evaluated in one
 process, each run's samples and parts bit-identical to the run evaluated alone.
 
 The runs are random tiny models (no training: evaluation only reads checkpoints) saved as
@@ -24,9 +24,9 @@ from asymcli.config import ModelConfig, load_config
 from asymcli.errors import AsymError, ConfigError
 from asymcli.evaluation.evaluate import part_path
 from stages import evaluate as stage
-from tests.test_faults import MODEL
+from tests.cli.test_faults import MODEL
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 IDS = ["grpo_s0", "asym_bp0.9_bn0.4_s1", "pos_only_s2"]
 STEPS = {"grpo_s0": (2, 4), "asym_bp0.9_bn0.4_s1": (4,), "pos_only_s2": (4,)}  # eval.steps: all
 

@@ -172,18 +172,15 @@ def train(
     """Train one run (one method config + seed), or a bundle of runs; resumes from the latest checkpoints."""
     from stages import train as stage
 
-    from .config import check_beta, check_method, is_target, load_config, parse_run_id
+    from .config import check_beta, check_method, is_target, load_config
+    from .methods import parse_run_ids
 
     if runs is not None:
         if method != "asym" or beta_pos is not None or beta_neg is not None or seed is not None \
                 or target is not None or model is not None or out is not None or steps is not None:
             fail("--runs names the runs: drop --method/--beta-pos/--beta-neg/--seed/--target/--model/--out/--steps")
-        ids = [r.strip() for r in runs.split(",") if r.strip()]
-        if not ids:
-            fail("--runs is empty: give comma-separated run ids, e.g. grpo_s0,reinforce_s0")
-        for rid in ids:
-            parse_run_id(rid)  # a ConfigError naming the bad id
-        cfg = load_config(config)
+        ids = parse_run_ids(runs)
+        cfg = numerics(load_config(config))
         for path in stage.run_bundle(cfg, ids, prompts=prompts, progress=progress, fresh_on_change=fresh_on_change):
             typer.echo(str(path))
         return
@@ -227,7 +224,8 @@ def eval_(
     """Evaluate a run's checkpoints (or a model), or a bundle of runs, with Avg@k sampling into samples.parquet."""
     from stages import evaluate as stage
 
-    from .config import load_config, parse_run_id
+    from .config import load_config
+    from .methods import parse_run_ids
 
     step_sel: Any = None
     if steps is not None:
@@ -242,11 +240,7 @@ def eval_(
     if runs is not None:
         if run is not None or model is not None or run_id is not None or out is not None:
             fail("--runs names the runs: drop --run/--model/--run-id/--out")
-        ids = [r.strip() for r in runs.split(",") if r.strip()]
-        if not ids:
-            fail("--runs is empty: give comma-separated run ids, e.g. grpo_s0,reinforce_s0")
-        for rid in ids:
-            parse_run_id(rid)  # a ConfigError naming the bad id
+        ids = parse_run_ids(runs)
         cfg = numerics(load_config(config))
         for path in stage.run_bundle(cfg, ids, prompts=prompts, benchmarks=bench, steps=step_sel, progress=progress):
             typer.echo(str(path))

@@ -116,3 +116,14 @@ def parse_run_id(rid: str) -> tuple[str, float | None, float | None, int]:
         return head, None, None, seed
     except (ValueError, ConfigError):
         raise ConfigError(f"'{rid}' is not a run id (expected e.g. asym_bp0.9_bn0.4_s0, asym_adaptive_t0.9_s0 or grpo_s0)") from None
+
+
+def parse_run_ids(text: str) -> list[str]:
+    """The run ids of a ``--runs a,b,...`` option (train and eval bundles), each checked by
+    :func:`parse_run_id` (a ConfigError naming the bad id), so a typo fails before any work."""
+    ids = [r.strip() for r in text.split(",") if r.strip()]
+    if not ids:
+        raise ConfigError("--runs is empty: give comma-separated run ids, e.g. grpo_s0,reinforce_s0")
+    for rid in ids:
+        parse_run_id(rid)
+    return ids

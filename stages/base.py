@@ -59,19 +59,6 @@ def _device(cfg: Config) -> str:
     return cfg.train.device
 
 
-def train_rows(prompts: Path) -> list[dict[str, str]]:
-    rows = [r for r in artifacts.read_parquet(prompts, artifacts.PROMPTS).to_pylist() if r["split"] == "train"]
-    if not rows:
-        raise DataError(f"{prompts}: no rows with split == 'train'")
-    return rows
-
-
-def heldout_rows(prompts: Path) -> list[dict[str, str]]:
-    """The rows the trainer holds out (split heldout or test, as :func:`stages.train.load_splits`)."""
-    return [r for r in artifacts.read_parquet(prompts, artifacts.PROMPTS).to_pylist()
-            if r["split"] in ("heldout", "test")]
-
-
 def probe_rows(rows: list[dict[str, str]], n: int, seed: int) -> list[dict[str, str]]:
     """A fixed random subset of ``n`` training rows (all rows if fewer)."""
     if n >= len(rows):
@@ -218,11 +205,12 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     from asymcli.embedded import prebuilt, sft, tiny
     from asymcli.sampling.grade import make_grader
     from asymcli.sampling.models import encode_prompts, load_policy
+    from stages.train import load_splits  # the trainer's own split of the prompts (0.1 s of imports here)
 
     paths = default_paths(cfg)
     prompts = Path(prompts) if prompts else paths["prompts"]
     out_dir = Path(out_dir) if out_dir else paths["out_dir"]
-    rows = train_rows(prompts)
+    rows, heldout = load_splits(prompts)
     meta = artifacts.provenance(config_to_dict(cfg), stage="base", prompts=str(prompts))
     device = _device(cfg)
     t0 = time.perf_counter()
@@ -269,7 +257,7 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     counts = group_accuracy_counts(model, tokenizer, probe, cfg, seed=cfg.base.seed, per_family=per_family)
     G = cfg.train.group_size
     meta["base_accuracy"] = {fam: ok / n for fam, (ok, n) in per_family.items() if n}
-    constant = constant_answer_baseline(rows, heldout_rows(prompts), make_grader(cfg.grading))
+    constant = constant_answer_baseline(rows, heldout, make_grader(cfg.grading))
     meta["constant_answer"] = constant
     stats_rows = [{"k_correct": k, "groups": n, "group_size": G} for k, n in enumerate(counts)]
     stats_path = artifacts.write_parquet(out_dir / "base_stats.parquet", stats_rows, artifacts.BASE_STATS,

@@ -430,8 +430,8 @@ def base(
     out: Optional[Path] = typer.Option(None, help="Output folder (default: {results_dir}/base)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     write_prebuilt: bool = typer.Option(
-        False, "--write-prebuilt", help="Warm up from scratch, then ship the result as the prebuilt base "
-        "(asymcli/embedded/assets/default-base/) that configs with the same recipe start from."),
+        False, "--write-prebuilt", help="Warm up from scratch, then ship the result as a prebuilt base "
+        "(asymcli/embedded/assets/{name}-base[seed]/) that configs with the same recipe start from."),
     base_seed: Optional[int] = typer.Option(None, "--base-seed", help="Warm-up seed (overrides base.seed; "
                                             "one of grid.bases when a config has several bases)."),
 ) -> None:
@@ -451,7 +451,12 @@ def base(
     log = None if quiet else (lambda line: typer.echo(line, err=True))
     paths = stage.run(cfg, prompts, out, log=log, fresh=write_prebuilt)
     if write_prebuilt:
-        folder = stage.ship_prebuilt(cfg, paths)
+        # one shipped base per config (default-base), or per base seed of grid.bases (headline-base2)
+        several = base_seed is not None and len(cfg.grid.bases) > 1
+        name = f"{cfg.name}-base{base_seed}" if several else f"{cfg.name}-base"
+        rebuild = f"asym base --config {config or 'configs/default.yaml'}" + \
+            (f" --base-seed {base_seed}" if several else "") + " --write-prebuilt"
+        folder = stage.ship_prebuilt(cfg, paths, name, rebuild)
         typer.echo(f"prebuilt base written to {folder}", err=True)
     typer.echo(str(paths["model"]))
 

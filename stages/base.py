@@ -233,8 +233,8 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
             meta["base_source"] = f"prebuilt {recipe[:12]} ({shipped})"
             meta["warmup_platform"] = (prebuilt.manifest(shipped) or {}).get("platform")  # who warmed it up
             if log:
-                log(f"base: using the prebuilt warm-up shipped with asym (recipe {recipe[:12]}; "
-                    f"`{prebuilt.REBUILD_COMMAND}` rebuilds it)")
+                log(f"base: using the prebuilt warm-up shipped with asym (recipe {recipe[:12]}, {shipped.name}; "
+                    f"`{prebuilt.rebuild_command(shipped)}` rebuilds it)")
         else:
             tokenizer = tiny.build_tokenizer(cfg.model.max_position)
             model = tiny.build_model(cfg.model, tokenizer, seed=cfg.base.seed).to(device)
@@ -272,8 +272,9 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     return {"model": model_path, "sft_metrics": sft_path, "base_stats": stats_path}
 
 
-def ship_prebuilt(cfg: Config, paths: dict[str, Path]) -> Path:
-    """Ship a freshly warmed-up base (this stage's ``paths``) as the prebuilt base."""
+def ship_prebuilt(cfg: Config, paths: dict[str, Path], name: str, rebuild: str) -> Path:
+    """Ship a freshly warmed-up base (this stage's ``paths``) as the prebuilt base ``name``
+    (a folder of asymcli/embedded/assets/), recording ``rebuild``, the command that made it."""
     import torch
 
     from asymcli.embedded import prebuilt
@@ -285,4 +286,4 @@ def ship_prebuilt(cfg: Config, paths: dict[str, Path]) -> Path:
     info = {"torch": torch.__version__, "threads": cfg.base.threads, "seed": cfg.base.seed,
             "warmup_seconds": meta.get("seconds"), "git_commit": artifacts.git_commit(),
             "platform": meta.get("platform"), "numerics": config_to_dict(cfg.numerics)}
-    return prebuilt.write(Path(paths["model"]).parent, recipe, info)
+    return prebuilt.write(Path(paths["model"]).parent, recipe, info, prebuilt.folder_for(name), rebuild)

@@ -1,17 +1,22 @@
-"""The warmed-up tiny base shipped with asym, so the first command skips the warm-up.
+"""Warmed-up tiny bases shipped with asym, so a shipped config skips its warm-up.
 
 Why: the supervised warm-up of the embedded default is about 3.5 minutes of one CPU core,
-the largest part of the first `asym run-grid`. It is deterministic given its recipe (the
-task's training rows, the model shape, the warm-up settings and the thread count), so its
-result can be built once and shipped: the base stage uses it when the config's recipe hash
-equals the shipped one, and warms up from scratch otherwise (any change to the task, the
+the largest part of the first `asym run-grid`; the headline experiment warms up three more
+(about 10 of its minutes from empty). A warm-up is deterministic given its recipe (the
+task's training rows, the model shape, the warm-up settings, the seed and the thread count),
+and portable numerics make it the same bits on any x86-64 CPU (docs/reliability.md), so its
+result can be built once and shipped: the base stage uses a shipped base when the config's
+recipe hash equals its own, and warms up from scratch otherwise (any change to the task, the
 model or the base section, or ``base.prebuilt: false``).
 
-Layout: ``asymcli/embedded/assets/default-base/`` holds the HF model folder (``model/``), the
-warm-up curve (``sft_metrics.parquet``) and ``PREBUILT.json`` (recipe hash and what built it).
-Rebuild it with the one command::
+Layout: each ``asymcli/embedded/assets/{name}/`` holds the HF model folder (``model/``), the
+warm-up curve (``sft_metrics.parquet``) and ``PREBUILT.json`` (recipe hash, what built it and
+the command that rebuilds it): ``default-base`` (configs/default.yaml, also the mechanism and
+reasoning-free testbeds' base) and ``headline-base1..3`` (configs/headline.yaml's grid.bases).
+Rebuild one with the command in its manifest, e.g.::
 
     asym base --config configs/default.yaml --write-prebuilt
+    asym base --config configs/headline.yaml --base-seed 2 --write-prebuilt
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from typing import Any
 
 from .. import artifacts
 
-PREBUILT_DIR = Path(__file__).resolve().parent / "assets" / "default-base"
-#: another folder in its place (tests; a lab's own shipped base)
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+#: the default config's base
+PREBUILT_DIR = ASSETS_DIR / "default-base"
+#: one folder in place of the shipped ones (tests; a lab's own shipped base)
 ENV_DIR = "ASYM_PREBUILT_DIR"
 MANIFEST = "PREBUILT.json"
 REBUILD_COMMAND = "asym base --config configs/default.yaml --write-prebuilt"
@@ -56,8 +63,21 @@ def recipe_hash(config: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) ->
 
 
 def prebuilt_dir() -> Path:
-    """Where the prebuilt base lives: ``$ASYM_PREBUILT_DIR`` if set, else the shipped folder."""
+    """Where the default's prebuilt base lives: ``$ASYM_PREBUILT_DIR`` if set, else the shipped folder."""
     return Path(os.environ[ENV_DIR]) if os.environ.get(ENV_DIR) else PREBUILT_DIR
+
+
+def shipped_dirs() -> list[Path]:
+    """Every prebuilt base folder: ``$ASYM_PREBUILT_DIR`` alone if set, else each folder of
+    ``assets/`` that has a manifest, in name order."""
+    if os.environ.get(ENV_DIR):
+        return [Path(os.environ[ENV_DIR])]
+    return sorted(p.parent for p in ASSETS_DIR.glob(f"*/{MANIFEST}"))
+
+
+def folder_for(name: str) -> Path:
+    """Where ``--write-prebuilt`` ships a base called ``name`` (``$ASYM_PREBUILT_DIR`` if set)."""
+    return Path(os.environ[ENV_DIR]) if os.environ.get(ENV_DIR) else ASSETS_DIR / name
 
 
 def manifest(folder: Path | None = None) -> dict[str, Any] | None:
@@ -68,12 +88,18 @@ def manifest(folder: Path | None = None) -> dict[str, Any] | None:
 
 
 def find(recipe: str, folder: Path | None = None) -> Path | None:
-    """The shipped base folder if its recipe is ``recipe`` and its model is complete, else None."""
-    folder = folder or prebuilt_dir()
-    m = manifest(folder)
-    if not m or m.get("recipe") != recipe or not (folder / "model" / "config.json").exists():
-        return None
-    return folder
+    """The shipped base folder (``folder``, else any of :func:`shipped_dirs`) whose recipe is
+    ``recipe`` and whose model is complete, else None."""
+    for f in [folder] if folder else shipped_dirs():
+        m = manifest(f)
+        if m and m.get("recipe") == recipe and (f / "model" / "config.json").exists():
+            return f
+    return None
+
+
+def rebuild_command(folder: Path) -> str:
+    """The command that rebuilds the shipped base in ``folder`` (from its manifest)."""
+    return (manifest(folder) or {}).get("rebuild", REBUILD_COMMAND)
 
 
 def copy_model(src: Path, dest: Path) -> Path:
@@ -83,14 +109,16 @@ def copy_model(src: Path, dest: Path) -> Path:
     return dest
 
 
-def write(base_out: Path, recipe: str, info: Mapping[str, Any], folder: Path | None = None) -> Path:
+def write(base_out: Path, recipe: str, info: Mapping[str, Any], folder: Path | None = None,
+          rebuild: str = REBUILD_COMMAND) -> Path:
     """Ship the base stage's output ``base_out`` (model/ + sft_metrics.parquet) as the prebuilt
-    base with ``recipe``; replaces the folder atomically."""
+    base with ``recipe`` into ``folder`` (default: the default's); replaces the folder atomically.
+    ``rebuild`` is the command recorded for rebuilding it."""
     folder = folder or prebuilt_dir()
     with artifacts.atomic_folder(folder) as tmp:
         shutil.copytree(base_out / "model", tmp / "model")
         shutil.copy2(base_out / "sft_metrics.parquet", tmp / "sft_metrics.parquet")
-        (tmp / MANIFEST).write_text(json.dumps(dict(info, recipe=recipe, rebuild=REBUILD_COMMAND),
+        (tmp / MANIFEST).write_text(json.dumps(dict(info, recipe=recipe, rebuild=rebuild),
                                                indent=1, sort_keys=True) + "\n", encoding="utf-8")
         for p in tmp.rglob("*"):  # readable by everyone once installed
             p.chmod(0o755 if p.is_dir() else 0o644)

@@ -1,5 +1,6 @@
-"""The prebuilt base (asymcli/embedded/prebuilt.py): used only when the recipe matches, identical to a
-fresh warm-up, rebuilt by one command, and the shipped one matches configs/default.yaml."""
+"""The prebuilt bases (asymcli/embedded/prebuilt.py): used only when the recipe matches, identical to a
+fresh warm-up, rebuilt by one command, and the shipped ones match configs/default.yaml and
+configs/headline.yaml's three bases."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_write_prebuilt_then_reuse_gives_the_same_base(tmp_path, monkeypatch):
     out1 = asym("base", "--config", str(cfg), "--out", str(tmp_path / "b1"), "--write-prebuilt", env=env)
     assert "prebuilt base written to" in out1.stderr
     shipped = json.loads((tmp_path / "shipped" / prebuilt.MANIFEST).read_text())
-    assert shipped["rebuild"] == prebuilt.REBUILD_COMMAND and len(shipped["recipe"]) == 64
+    assert shipped["rebuild"] == f"asym base --config {cfg} --write-prebuilt" and len(shipped["recipe"]) == 64
 
     out2 = asym("base", "--config", str(cfg), "--out", str(tmp_path / "b2"), env=env)
     assert "using the prebuilt warm-up" in out2.stderr
@@ -93,3 +94,48 @@ def test_shipped_base_matches_the_default_recipe(tmp_path):
     assert prebuilt.find(recipe, prebuilt.PREBUILT_DIR) == prebuilt.PREBUILT_DIR, (
         f"the shipped base no longer matches configs/default.yaml: rebuild it with `{prebuilt.REBUILD_COMMAND}`")
     artifacts.read_parquet(prebuilt.PREBUILT_DIR / "sft_metrics.parquet")
+
+
+def _train_rows(cfg, tmp_path):
+    from stages import prep
+
+    prompts = prep.run(dataclasses.replace(cfg, results_dir=str(tmp_path / "r")), tmp_path / "prompts.parquet")
+    return [r for r in artifacts.read_parquet(prompts, artifacts.PROMPTS).to_pylist()
+            if r["split"] == "train" and r["solution"]]
+
+
+def test_shipped_bases_match_the_headline_recipes(tmp_path, monkeypatch):
+    """Each of grid.bases is shipped (assets/headline-base{s}/), found among every shipped folder
+    by its recipe alone, and its manifest names the command that rebuilds it."""
+    monkeypatch.delenv(prebuilt.ENV_DIR, raising=False)
+    cfg = load_config(REPO / "configs" / "headline.yaml")
+    rows = _train_rows(cfg, tmp_path)
+    assert cfg.grid.bases == [1, 2, 3]
+    for s in cfg.grid.bases:
+        c = dataclasses.replace(cfg, base=dataclasses.replace(cfg.base, seed=s))
+        folder = prebuilt.find(prebuilt.recipe_hash(config_to_dict(c), rows))
+        assert folder == prebuilt.ASSETS_DIR / f"headline-base{s}", (
+            f"base {s} of configs/headline.yaml is not shipped: "
+            f"`asym base --config configs/headline.yaml --base-seed {s} --write-prebuilt`")
+        m = prebuilt.manifest(folder)
+        assert m["seed"] == s and m["numerics"] == {"portable": True}
+        assert prebuilt.rebuild_command(folder) == \
+            f"asym base --config configs/headline.yaml --base-seed {s} --write-prebuilt"
+        artifacts.read_parquet(folder / "sft_metrics.parquet")
+    # the default's base is a different recipe (seed 0) and still the one found for it
+    assert prebuilt.find(prebuilt.recipe_hash(config_to_dict(cfg), rows)) == prebuilt.PREBUILT_DIR
+
+
+def test_find_looks_in_every_shipped_folder_and_nowhere_else(tmp_path, monkeypatch):
+    monkeypatch.delenv(prebuilt.ENV_DIR, raising=False)
+    monkeypatch.setattr(prebuilt, "ASSETS_DIR", tmp_path)
+    for name, recipe in (("a-base", "r1"), ("b-base2", "r2"), ("half-base", "r3")):
+        (tmp_path / name / "model").mkdir(parents=True)
+        (tmp_path / name / prebuilt.MANIFEST).write_text(json.dumps({"recipe": recipe}))
+        if name != "half-base":  # a folder without its model is never used
+            (tmp_path / name / "model" / "config.json").write_text("{}")
+    assert prebuilt.find("r1") == tmp_path / "a-base" and prebuilt.find("r2") == tmp_path / "b-base2"
+    assert prebuilt.find("r3") is None and prebuilt.find("r4") is None
+    assert prebuilt.rebuild_command(tmp_path / "a-base") == prebuilt.REBUILD_COMMAND  # older manifests
+    monkeypatch.setenv(prebuilt.ENV_DIR, str(tmp_path / "b-base2"))  # the override is the only folder
+    assert prebuilt.find("r1") is None and prebuilt.find("r2") == tmp_path / "b-base2"

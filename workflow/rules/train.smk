@@ -38,6 +38,10 @@ rule train:
         launcher=("torchrun --standalone --nproc_per_node %d -m asymcli.cli" % CFG.resources.train_gpus
                   if CFG.resources.train_gpus > 1 else "asym"),
     threads: CFG.resources.train_threads
+    # Training is the critical path: a free core takes a training job before an evaluation,
+    # and the evaluations fill the cores at the end (issue 31: the base's evaluation used to
+    # delay the second training bundle).
+    priority: 1
     resources:
         **TRAIN_RESOURCES,
     shell:
@@ -64,6 +68,7 @@ for _name, _rids in BUNDLES.items():
             runs=",".join(_rids),
             fingerprint=[pipeline.fingerprint(CFG, "train", rid) for rid in _rids],
         threads: CFG.resources.train_threads
+        priority: 1
         resources:
             **TRAIN_RESOURCES,
         shell:

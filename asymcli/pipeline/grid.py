@@ -169,6 +169,7 @@ def run_grid(plan: GridPlan, *, cores: str = "all", dry_run: bool = False,
         # Named as targets too: Snakemake does not rebuild a missing file when what is built
         # from it is up to date (a run's metrics.parquet under an up-to-date report).
         rebuild = rebuild_targets(set_aside_damage(plan, echo))
+        rebuild += [f for f in missing_targets(plan) if f not in rebuild]
         # Real runs keep the configfile beside the results (cluster jobs re-read it, and it
         # records what was asked for).
         cfgfile = layout.root / "run-grid.yaml"
@@ -279,6 +280,19 @@ def rebuild_targets(damage: Sequence[Any]) -> list[Path]:
         for p in ([d.path] if d.kind != "checkpoint" else []) + list(d.also):
             if p not in out:
                 out.append(p)
+    return out
+
+
+def missing_targets(plan: GridPlan) -> list[Path]:
+    """The target's per-run artifacts that are missing (a run folder deleted to retrain it):
+    each run's metrics.parquet and, for the targets that read evaluations, its samples.parquet.
+    Named to Snakemake as targets, because it does not rebuild a missing file when what is
+    built from it (the aggregate, the report) is present and up to date."""
+    layout = Layout.of(plan.cfg)
+    out: list[Path] = []
+    for rid in plan.runs:
+        files = [layout.metrics(rid)] + ([layout.samples(rid)] if plan.target != "figures" else [])
+        out += [f for f in files if not f.exists()]
     return out
 
 

@@ -318,3 +318,22 @@ def test_a_damaged_final_checkpoint_is_trained_again(finished, tmp_path):
     assert rows(run_dir / "metrics.parquet", TIMINGS) == want  # step 3 retrained from step 2: same numbers
     assert (run_dir / "damaged" / "step_000003" / "model.safetensors").stat().st_size == 300
     assert (run_dir / "damaged" / "metrics.parquet").exists()
+
+
+@pytest.mark.slow
+def test_a_deleted_run_is_trained_and_evaluated_again(finished, tmp_path):
+    """A run folder deleted to retrain it (and its evaluation) under a present report: run-grid
+    names the missing files to Snakemake, which would otherwise find 'Nothing to be done'."""
+    work = tmp_path / "work"
+    shutil.copytree(finished, work, symlinks=True)
+    res = work / "results"
+    metrics, samples = res / "runs" / "grpo_s0" / "metrics.parquet", res / "evals" / "grpo_s0" / "samples.parquet"
+    want_metrics, want_samples = rows(metrics, TIMINGS), rows(samples)
+    shutil.rmtree(res / "runs" / "grpo_s0")
+    shutil.rmtree(res / "evals" / "grpo_s0")
+    r = run_grid(work)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Nothing to be done" not in (res / "logs" / "run-grid.log").read_text()
+    assert rows(metrics, TIMINGS) == want_metrics and rows(samples) == want_samples  # the same run again
+    st = asym(work, "status", "--config", "tiny.yaml")
+    assert "pending" not in st.stdout and "3/3 evaluations done" in st.stdout, st.stdout

@@ -451,12 +451,7 @@ def base(
     log = None if quiet else (lambda line: typer.echo(line, err=True))
     paths = stage.run(cfg, prompts, out, log=log, fresh=write_prebuilt)
     if write_prebuilt:
-        # one shipped base per config (default-base), or per base seed of grid.bases (headline-base2)
-        several = base_seed is not None and len(cfg.grid.bases) > 1
-        name = f"{cfg.name}-base{base_seed}" if several else f"{cfg.name}-base"
-        rebuild = f"asym base --config {config or 'configs/default.yaml'}" + \
-            (f" --base-seed {base_seed}" if several else "") + " --write-prebuilt"
-        folder = stage.ship_prebuilt(cfg, paths, name, rebuild)
+        folder = stage.ship_prebuilt(cfg, paths, str(config or "configs/default.yaml"), base_seed)
         typer.echo(f"prebuilt base written to {folder}", err=True)
     typer.echo(str(paths["model"]))
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .config_fields import build_dataclass, check_fields, deep_merge, json_schema_of
+from .config_fields import build_dataclass, check_fields, deep_merge, default_of, json_schema_of
 # Re-exported: `from asymcli.config import TrainConfig, ...` keeps working everywhere.
 from .config_sections import (BaseConfig, BenchmarkSpec, Config, DeepSpeedConfig, EvalConfig,  # noqa: F401
                               GeneratorSpec, GradingConfig, GridConfig, ModelConfig, NumericsConfig, ReportConfig,
@@ -73,7 +73,16 @@ def run_settings(run: TrainConfig) -> dict[str, Any]:
     d = config_to_dict(run)
     if run.beta_schedule == "fixed":
         del d["beta_schedule"], d["schedule"]
+    for key in OMITTED_AT_DEFAULT:  # so runs made before the key existed keep their fingerprint
+        if d.get(key) == _TRAIN_DEFAULTS[key]:
+            del d[key]
     return d
+
+
+#: Train keys added after runs were committed: absent from a run's settings (its description
+#: and rerun fingerprint) while they hold their default, which is what those runs did.
+OMITTED_AT_DEFAULT = ("forward_tokens", "logprob_gain_every")
+_TRAIN_DEFAULTS = {f.name: default_of(f) for f in dataclasses.fields(TrainConfig) if f.name in OMITTED_AT_DEFAULT}
 
 
 def run_description(cfg: Config, run: TrainConfig) -> dict[str, Any]:

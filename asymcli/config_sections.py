@@ -134,6 +134,15 @@ class TrainConfig:
     mini_batch_prompts: int = setting(16, "PPO mini-batch, in prompts; divides prompts_per_step", ge=1)
     epochs: int = setting(1, "PPO epochs over each global batch", ge=1)
     micro_batch_seqs: int = setting(0, "sequences per forward pass for grad accumulation; 0 = whole mini-batch")
+    forward_tokens: int = setting(
+        16384, "padded tokens per forward group in the update and the log-prob passes: rows sorted by length, "
+               "each group as wide as its longest row. Smaller pads less (2048: a third less update time on the "
+               "testbed's CPU step) but regroups the float sums of the weight gradients, so a run's numbers "
+               "depend on it; 16384 is the value every committed run was made with", ge=1)
+    logprob_gain_every: int = setting(
+        1, "the post-update forward over the correct rollouts that measures the log-prob gain (Fig. 2 d, h): "
+           "every N steps and the last; 0 = never (logprob_gain_correct is NaN on other steps). A diagnostic: "
+           "it changes no trained number", ge=0)
     group_size: int = setting(8, "G rollouts per prompt", ge=2, hint="a group needs at least two rollouts")
     lr: float = setting(5e-5, "AdamW peak learning rate", gt=0, le=1)
     warmup_steps: int = setting(10, "steps of the linear learning-rate warm-up")

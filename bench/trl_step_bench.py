@@ -9,8 +9,10 @@ interleaved (one asym step after each TRL step, so load from other jobs hits bot
   that both sides see the same prompt token ids);
 - the same reward: the project's grader (asymcli.grading.Grader) is TRL's reward function;
 - the same work per step: the default config's 32 prompts x G = 8 = 256 completions, sampled
-  at temperature 1.0, top_p 1.0, at most 48 new tokens, with HF ``generate`` (asym's default
-  ``hf`` engine; TRL without vLLM); the old log-probs of the batch; then 2 optimizer steps of
+  at temperature 1.0, top_p 1.0, at most 48 new tokens (asym: the config's engine, the default's
+  ``static``, i.e. its stacked decoder as a bundle of one, and its forwards in 2048-token length
+  groups, ``train.forward_tokens``; TRL: HF ``generate``, without vLLM); the old log-probs of the
+  batch; then 2 optimizer steps of
   128 completions (asym: 2 mini-batches of 16 prompts; TRL: per_device_train_batch_size 128,
   steps_per_generation 2, num_iterations 1, gradient_accumulation_steps 1, which makes TRL
   compute old log-probs too); token-mean loss (asym ``token-mean``; TRL ``loss_type="dapo"``),
@@ -212,8 +214,8 @@ def main() -> None:
     p.add_argument("--method", default="grpo", help="asym's method (GRPO, as TRL's; the estimator does not change the cost)")
     p.add_argument("--threads", default="1,2", help="comma list; each in its own child process")
     p.add_argument("--steps", type=int, default=5, help="timed steps per side (after one warm-up step each)")
-    p.add_argument("--engine", choices=["hf", "static"], help="asym's rollout engine (default: the config's, hf for "
-                   "the default); static on the CPU is the stacked decoder of a bundle of one")
+    p.add_argument("--engine", choices=["hf", "static"], help="asym's rollout engine (default: the config's, static "
+                   "for the default: the stacked decoder of a bundle of one; hf was the default's before issue 31)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:

@@ -272,13 +272,25 @@ def run(cfg: Config, prompts: Path | None = None, out_dir: Path | None = None,
     return {"model": model_path, "sft_metrics": sft_path, "base_stats": stats_path}
 
 
-def ship_prebuilt(cfg: Config, paths: dict[str, Path], name: str, rebuild: str) -> Path:
-    """Ship a freshly warmed-up base (this stage's ``paths``) as the prebuilt base ``name``
-    (a folder of asymcli/embedded/assets/), recording ``rebuild``, the command that made it."""
+def shipped_name(cfg: Config, config_path: str, base_seed: int | None) -> tuple[str, str]:
+    """The shipped folder's name and the command that rebuilds it: one base per config
+    (``default-base``), or one per base seed of ``grid.bases`` (``headline-base2``)."""
+    several = base_seed is not None and len(cfg.grid.bases) > 1
+    name = f"{cfg.name}-base{base_seed}" if several else f"{cfg.name}-base"
+    rebuild = (f"asym base --config {config_path}" + (f" --base-seed {base_seed}" if several else "")
+               + " --write-prebuilt")
+    return name, rebuild
+
+
+def ship_prebuilt(cfg: Config, paths: dict[str, Path], config_path: str, base_seed: int | None = None) -> Path:
+    """Ship a freshly warmed-up base (this stage's ``paths``, made from ``config_path``) as a
+    prebuilt base (a folder of asymcli/embedded/assets/ named by :func:`shipped_name`), recording
+    the command that rebuilds it."""
     import torch
 
     from asymcli.embedded import prebuilt
 
+    name, rebuild = shipped_name(cfg, config_path, base_seed)
     if cfg.model.kind != "tiny":
         raise ConfigError("--write-prebuilt ships a warmed-up tiny model; model.kind is 'hf'")
     meta = artifacts.read_metadata(paths["sft_metrics"])

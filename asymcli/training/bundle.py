@@ -154,7 +154,7 @@ class Bundle:
             rollout_s_k = rollout_s + time.perf_counter() - t0
             t1 = time.perf_counter()
             upd = t.update(step, sb)
-            new_logp = t.logprobs_after_update(sb)
+            new_logp = t.logprobs_after_update(sb, step)
             rows[id(t)] = t.step_row(step, sb, upd, new_logp, rollout_s_k, time.perf_counter() - t1, t_start)
         due = [t for t in ts if t.eval_due(step)]
         if due:

@@ -48,7 +48,7 @@ def schedule_signals(sb: StepBatch, group_size: int) -> dict[str, Any]:
             "p_hist": [t[f"p_hist/{k}"] for k in range(G + 1)]}
 
 
-def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor, group_size: int) -> dict[str, Any]:
+def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor | None, group_size: int) -> dict[str, Any]:
     """The step's rollout diagnostics over the WHOLE batch, every rank's share included.
 
     Each rank contributes sums and counts (tokens, groups, mixed groups, correct
@@ -56,7 +56,8 @@ def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor, group_size: int) -> 
     tokens, kappa_B the mean over all mixed groups of the batch (Appendix E), the
     solved fractions and histograms cover all prompts, and the log-prob gain all correct
     rollouts. A rank's groups are whole (prompts are sharded, not rollouts), so group
-    statistics need no communication before the sums. ``new_logp``: [N, T] after the update.
+    statistics need no communication before the sums. ``new_logp``: [N, T] after the update,
+    or None on a step that does not measure the log-prob gain (its columns are NaN).
     """
     G = group_size
     mask = sb.batch.resp_mask
@@ -65,7 +66,8 @@ def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor, group_size: int) -> 
     hist = M.group_accuracy_hist(sb.rewards, sb.group_ids, G)  # groups per number correct k
     n_mixed = n_groups - hist[0] - hist[G]
     kappa = M.kappa_batch(sb.old_logp, mask, sb.rewards, sb.group_ids)  # mean over this rank's mixed groups
-    gain_seq, gain_tok = M.logprob_gain_correct(new_logp, sb.old_logp, mask, correct)
+    gain_seq, gain_tok = (M.logprob_gain_correct(new_logp, sb.old_logp, mask, correct) if new_logp is not None
+                          else (float("nan"), float("nan")))
     n_correct = float(correct.sum())
     tok_correct = float(mask[correct].sum())
     tokens = float(mask.sum())
@@ -75,8 +77,8 @@ def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor, group_size: int) -> 
         "groups": n_groups, "none": float(hist[0]), "all": float(hist[G]), "mixed": n_mixed,
         "kappa": kappa * n_mixed if n_mixed else 0.0,
         "correct": n_correct, "tok_correct": tok_correct,
-        "gain_seq": gain_seq * n_correct if n_correct else 0.0,
-        "gain_tok": gain_tok * tok_correct if tok_correct else 0.0,
+        "gain_seq": gain_seq * n_correct if n_correct and new_logp is not None else 0.0,
+        "gain_tok": gain_tok * tok_correct if tok_correct and new_logp is not None else 0.0,
         "adv_pos": float(sb.advantages.clamp(min=0).sum()), "adv_neg": float((-sb.advantages).clamp(min=0).sum()),
     }
     w_pos, w_neg = M.advantage_mass_hist(sb.rewards, sb.group_ids, sb.advantages, G)
@@ -100,8 +102,8 @@ def step_diagnostics(sb: StepBatch, new_logp: torch.Tensor, group_size: int) -> 
         "none_solved_frac": ratio("none", "groups"),
         "all_solved_frac": ratio("all", "groups"),
         "mixed_frac": ratio("mixed", "groups"),
-        "logprob_gain_correct": ratio("gain_seq", "correct"),
-        "logprob_gain_correct_tok": ratio("gain_tok", "tok_correct"),
+        "logprob_gain_correct": ratio("gain_seq", "correct") if new_logp is not None else float("nan"),
+        "logprob_gain_correct_tok": ratio("gain_tok", "tok_correct") if new_logp is not None else float("nan"),
         "adv_pos_mass": t["adv_pos"],
         "adv_neg_mass": t["adv_neg"],
         "response_len_mean": ratio("tokens", "seqs"),

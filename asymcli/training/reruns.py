@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import artifacts
-from ..config import Config, config_to_dict, parse_run_id, resolve_run, run_description
+from ..config import OMITTED_AT_DEFAULT, Config, config_to_dict, parse_run_id, resolve_run, run_description
 
 #: Run settings that may differ between a checkpoint and the run resuming from it: they
 #: decide how and how long the run executes, not what it computes. Any other difference
@@ -73,6 +73,9 @@ def config_changes(saved: dict[str, Any] | None, now: dict[str, Any],
             diffs += [f"grading.{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             continue
         a, b = saved.get(section) or {}, now.get(section) or {}
+        if section == "run":  # keys a description leaves out at their default (config.OMITTED_AT_DEFAULT)
+            absent = {k: defaults["run"][k] for k in OMITTED_AT_DEFAULT}
+            a, b = {**absent, **a}, {**absent, **b}
         for key in sorted(set(a) | set(b)):
             if section == "run" and key in free_keys:
                 continue

@@ -303,10 +303,14 @@ class Trainer(CheckpointMixin):
         later[first] = False
         return self._logprobs_of_rows(batch, later.nonzero().flatten())
 
-    def logprobs_after_update(self, sb: StepBatch) -> torch.Tensor:
+    def logprobs_after_update(self, sb: StepBatch, step: int) -> torch.Tensor | None:
         """Log-probs [N, T] of the step's responses under the updated policy, for the log-prob
         gain on correct rollouts (Fig. 2 d, h), its only reader: computed on the correct rows
-        alone (zero elsewhere), so a step at accuracy p pays p of a full forward."""
+        alone (zero elsewhere), so a step at accuracy p pays p of a full forward. None on the
+        steps ``train.logprob_gain_every`` skips: a forward only a diagnostic reads runs when asked."""
+        every = self.train_cfg.logprob_gain_every
+        if not every or (step % every and step != self.train_cfg.steps):
+            return None
         return self._logprobs_of_rows(sb.batch, (sb.rewards > 0.5).nonzero().flatten())[0]
 
     def _logprobs_of_rows(self, batch: PackedBatch, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,7 +329,8 @@ class Trainer(CheckpointMixin):
         with torch.no_grad(), self.backend.compute(), self.autocast():
             for s in range(0, batch.input_ids.shape[0], chunk_rows):
                 sub = batch.select(slice(s, s + chunk_rows)).to(self.device)
-                lp, ent = response_logprobs(model, sub, temperature=self.train_cfg.temperature or 1.0)
+                lp, ent = response_logprobs(model, sub, temperature=self.train_cfg.temperature or 1.0,
+                                            max_tokens=self.train_cfg.forward_tokens)
                 T = batch.resp_ids.shape[1]
                 lps.append(torch.nn.functional.pad(lp.float().cpu(), (0, T - lp.shape[1])))
                 ents.append(torch.nn.functional.pad(ent.float().cpu(), (0, T - ent.shape[1])))
@@ -352,7 +357,8 @@ class Trainer(CheckpointMixin):
                     sub = sb.batch.select(idx).to(self.device)
                     with self.backend.compute():
                         with self.autocast():
-                            logp, ent = response_logprobs(self.model, sub, temperature=run.temperature or 1.0)
+                            logp, ent = response_logprobs(self.model, sub, temperature=run.temperature or 1.0,
+                                                          max_tokens=run.forward_tokens)
                         if self._pending is not None and _epoch == 0 and rows is first_rows:
                             # The first mini-batch's old log-probs: this forward's, before any step.
                             w = logp.shape[1]
@@ -468,13 +474,13 @@ class Trainer(CheckpointMixin):
         sb, timing = self.rollout(step)
         t_update = time.perf_counter()
         upd = self.update(step, sb)
-        new_logp = self.logprobs_after_update(sb)
+        new_logp = self.logprobs_after_update(sb, step)
         row = self.step_row(step, sb, upd, new_logp, timing["rollout_s"], time.perf_counter() - t_update, t_start)
         if self.eval_due(step):
             self._evaluate(step, row)
         return row
 
-    def step_row(self, step: int, sb: StepBatch, upd: dict[str, Any], new_logp: torch.Tensor, rollout_s: float,
+    def step_row(self, step: int, sb: StepBatch, upd: dict[str, Any], new_logp: torch.Tensor | None, rollout_s: float,
                  update_s: float, t_start: float) -> dict[str, Any]:
         """The step's metrics row (evaluation columns NaN until :meth:`_evaluate` fills them)."""
         diag = self.diagnostics(sb, new_logp)
@@ -516,7 +522,7 @@ class Trainer(CheckpointMixin):
                 "entropy_target": self.schedule.target if self.schedule is not None else math.nan,
                 "schedule_saturated": self.schedule.saturated if self.schedule is not None else math.nan}
 
-    def diagnostics(self, sb: StepBatch, new_logp: torch.Tensor) -> dict[str, Any]:
+    def diagnostics(self, sb: StepBatch, new_logp: torch.Tensor | None) -> dict[str, Any]:
         """The step's rollout diagnostics over the whole batch (:func:`.diagnostics.step_diagnostics`)."""
         return step_diagnostics(sb, new_logp, self.train_cfg.group_size)
 

@@ -31,17 +31,23 @@ def test_paper_configs_exist():
     assert set(PAPER) == {"qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base"}
 
 
+#: What the default sets in its train section: the CPU's fast path (issue 31), nothing else.
+FAST_PATH = {"engine": "static", "forward_tokens": 2048}
+
+
 def test_default_config_is_minimal():
-    """Only the grid/eval/report sections (and name/results_dir): tuning a dataclass
-    default carries over to the embedded default config."""
+    """The grid/eval/report sections (and name/results_dir), the fast path's two train keys and
+    the bundle size: tuning any other dataclass default carries over to the embedded default."""
     raw = yaml.safe_load((CONFIGS / "default.yaml").read_text())
-    assert set(raw) <= {"name", "results_dir", "eval", "grid", "report"}
+    assert set(raw) <= {"name", "results_dir", "eval", "grid", "report", "train", "resources"}
+    assert raw["train"] == FAST_PATH and raw["resources"] == {"train_bundle": 2}
     defaults = Config()
     for key in ("report",):
         for k, v in raw.get(key, {}).items():
             assert hasattr(getattr(defaults, key), k)
     cfg = load_config(CONFIGS / "default.yaml")
-    assert cfg.train == defaults.train and cfg.model == defaults.model and cfg.task == defaults.task
+    assert cfg.train == dataclasses.replace(defaults.train, **FAST_PATH)
+    assert cfg.model == defaults.model and cfg.task == defaults.task
 
 
 def test_default_config_is_the_quick_comparison():
@@ -55,7 +61,10 @@ def test_default_config_is_the_quick_comparison():
 def test_paper_cpu_config_covers_table2_the_figures_and_the_claims():
     cfg = load_config(CONFIGS / "paper-cpu.yaml")
     default = load_config(CONFIGS / "default.yaml")
-    assert (cfg.task, cfg.model, cfg.base, cfg.train) == (default.task, default.model, default.base, default.train)
+    # the default's task, base and run settings, except the fast path (its committed runs predate it)
+    assert (cfg.task, cfg.model, cfg.base) == (default.task, default.model, default.base)
+    assert cfg.train == Config().train and dataclasses.replace(cfg.train, **FAST_PATH) == default.train
+    assert cfg.results_dir != default.results_dir  # else the shared runs would retrain back and forth
     assert {"reinforce", "grpo", "grpo_ent", "clip_higher", "dr_grpo", "pos_only", "neg_only"} <= set(cfg.grid.methods)
     assert {"reinforce_ent", "ent_decrease", "ent_increase"} <= set(cfg.grid.methods)
     assert [0.9, 0.4] in cfg.grid.betas and [0.7, 0.7] in cfg.grid.betas

@@ -176,3 +176,16 @@ def test_base_run_records_and_reports_the_constant_answer(built, tmp_path):
                             "prompts (9/12); 100% of held-out prompts (3/3)")
     acc = artifacts.read_metadata(out["base_stats"])["base_accuracy"]["t1"]
     assert any(line.startswith("base: warning: on t1") for line in lines) == (acc <= 0.75)
+
+
+def test_shipped_name_one_per_config_or_per_base_seed():
+    from stages.base import shipped_name
+
+    default = config_from_dict({"name": "default"})
+    assert shipped_name(default, "configs/default.yaml", None) == (
+        "default-base", "asym base --config configs/default.yaml --write-prebuilt")
+    bases = config_from_dict({"name": "headline", "grid": {"bases": [1, 2, 3]}})
+    assert shipped_name(bases, "configs/headline.yaml", 2) == (
+        "headline-base2", "asym base --config configs/headline.yaml --base-seed 2 --write-prebuilt")
+    # one base seed given to a one-base config: still that config's single shipped base
+    assert shipped_name(default, "c.yaml", 5)[0] == "default-base"

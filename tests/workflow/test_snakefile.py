@@ -122,7 +122,9 @@ def test_dry_run_default_config_all_targets(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout + res.stderr)
     cfg = load_config(pipeline.DEFAULT_CONFIG)
-    assert counts["train"] == len(pipeline.all_runs(cfg))
+    bundles = pipeline.train_bundles(cfg)  # the default trains GRPO and AsymGRPO as a bundle of two
+    assert counts.get("train", 0) + sum(len(v) for v in bundles.values()) == len(pipeline.all_runs(cfg))
+    assert sum(v for k, v in counts.items() if k.startswith("train_bundle_")) == len(bundles)
     for rule in ("aggregate_table2", "aggregate_grid", "aggregate_curves", "report_table2",
                  "report_grid", "report_figures", "report_index"):
         assert counts[rule] == 1

@@ -42,6 +42,10 @@ if CFG.model.kind == "tiny":
             base_seed=lambda w: f"--base-seed {w.b}" if BASES else "",
             fingerprint=lambda w: pipeline.fingerprint(CFG, "base", base=int(w.b) if BASES else None),
         threads: CFG.base.threads or workflow.cores  # alone in the DAG while it runs
+        # before training (priority 1) and evaluations (0): a base unblocks its seeds' runs.
+        # Without it the headline's third base (a 7-s prebuilt copy) waited for a core behind
+        # an evaluation and delayed its 24 runs by about 30 s (docs/benchmarks.md).
+        priority: 2
         resources:
             **TRAIN_RESOURCES,
         shell:

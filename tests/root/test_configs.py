@@ -32,7 +32,7 @@ def test_paper_configs_exist():
 
 
 #: What the default sets in its train section: the CPU's fast path (issue 31), nothing else.
-FAST_PATH = {"engine": "static", "forward_tokens": 2048}
+FAST_PATH = {"engine": "static", "forward_tokens": 2048, "logprob_gain_every": 10}
 
 
 def test_default_config_is_minimal():

@@ -200,3 +200,12 @@ class ProgressBar:
     def __exit__(self, *exc: Any) -> None:
         if self._p is not None:
             self._p.__exit__(*exc)
+
+
+def step_info(row: dict[str, Any]) -> str:
+    """A training step's bar text: reward, entropy and (when measured) test accuracy."""
+    info = f"reward {row['reward_mean']:.3f}  entropy {row['entropy']:.3f}"
+    acc = row.get("eval_greedy_acc", float("nan"))
+    if acc == acc:  # not NaN
+        info += f"  test acc {acc:.3f}"
+    return info

@@ -48,7 +48,7 @@ from ..algorithm.schedule import ScheduleSettings, ScheduleState, schedule_step
 from ..config import Config, TrainConfig, run_description
 from ..engines.base import RolloutEngine, SamplingParams, make_engine
 from ..errors import ConfigError, NumericalError
-from ..progress import ProgressBar
+from ..progress import ProgressBar, step_info
 from ..sampling.curves import CurveSet, spread_rows
 from ..sampling.engine import engine_kwargs
 from ..sampling.grade import decode_and_grade, make_grader
@@ -304,10 +304,9 @@ class Trainer(CheckpointMixin):
         return self._logprobs_of_rows(batch, later.nonzero().flatten())
 
     def logprobs_after_update(self, sb: StepBatch, step: int) -> torch.Tensor | None:
-        """Log-probs [N, T] of the step's responses under the updated policy, for the log-prob
-        gain on correct rollouts (Fig. 2 d, h), its only reader: computed on the correct rows
-        alone (zero elsewhere), so a step at accuracy p pays p of a full forward. None on the
-        steps ``train.logprob_gain_every`` skips: a forward only a diagnostic reads runs when asked."""
+        """Log-probs [N, T] under the updated policy for the log-prob gain on correct rollouts
+        (Fig. 2 d, h), its only reader: on the correct rows alone (zero elsewhere); None on the
+        steps ``train.logprob_gain_every`` skips (a diagnostic-only forward runs when asked)."""
         every = self.train_cfg.logprob_gain_every
         if not every or (step % every and step != self.train_cfg.steps):
             return None
@@ -329,8 +328,8 @@ class Trainer(CheckpointMixin):
         with torch.no_grad(), self.backend.compute(), self.autocast():
             for s in range(0, batch.input_ids.shape[0], chunk_rows):
                 sub = batch.select(slice(s, s + chunk_rows)).to(self.device)
-                lp, ent = response_logprobs(model, sub, temperature=self.train_cfg.temperature or 1.0,
-                                            max_tokens=self.train_cfg.forward_tokens)
+                run = self.train_cfg
+                lp, ent = response_logprobs(model, sub, temperature=run.temperature or 1.0, max_tokens=run.forward_tokens)
                 T = batch.resp_ids.shape[1]
                 lps.append(torch.nn.functional.pad(lp.float().cpu(), (0, T - lp.shape[1])))
                 ents.append(torch.nn.functional.pad(ent.float().cpu(), (0, T - ent.shape[1])))
@@ -572,7 +571,7 @@ class Trainer(CheckpointMixin):
             for step in range(self.start_step, run.steps + 1):
                 row = self.train_step(step)
                 if bar.enabled:
-                    bar.update(step, _bar_info(row))
+                    bar.update(step, step_info(row))
                 self.end_step(step, row)
         return self.finish()
 
@@ -596,10 +595,3 @@ class Trainer(CheckpointMixin):
                 + (f"last good checkpoint is step {self.last_good_step} in {self.ckpt_dir}" if self.last_good_step
                    else "no checkpoint was written yet"))
 
-
-def _bar_info(row: dict[str, Any]) -> str:
-    """The progress bar's text for one step: reward, entropy and (when measured) test accuracy."""
-    info = f"reward {row['reward_mean']:.3f}  entropy {row['entropy']:.3f}"
-    if not math.isnan(row.get("eval_greedy_acc", float("nan"))):
-        info += f"  test acc {row['eval_greedy_acc']:.3f}"
-    return info

@@ -26,6 +26,7 @@ import platform as _platform
 import re
 import sys
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 #: What portable mode sets (overriding any value already in the environment): torch's
@@ -69,6 +70,40 @@ def _cpuinfo() -> tuple[str, set[str]]:
     except OSError:
         pass
     return model or _platform.processor() or _platform.machine(), flags
+
+
+def _cpu_identity() -> dict[str, str]:
+    """``{"cpu_id": "family 25 model 1 stepping 1", "cpu_caches": "L1d 32K, L2 512K, L3 32768K"}``
+    where Linux tells them. Why recorded: the model name alone ("AMD EPYC") named two AVX2 machines
+    whose `hf`-engine runs differed in their last bits (docs/reliability.md); kernel choices can
+    follow the CPU generation and its cache sizes, which the instruction-set pin does not fix."""
+    out: dict[str, str] = {}
+    ident: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("cpu family", "model", "stepping") and key not in ident:
+                    ident[key] = value.strip()
+                if not line.strip() and ident:
+                    break
+    except OSError:
+        pass
+    if ident:
+        out["cpu_id"] = " ".join(f"{k.replace('cpu ', '')} {ident[k]}" for k in ("cpu family", "model", "stepping")
+                                 if k in ident)
+    caches = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index[0-9]*")):
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        if kind != "Instruction":
+            caches.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    if caches:
+        out["cpu_caches"] = ", ".join(caches)
+    return out
 
 
 def has_avx2() -> bool | None:
@@ -164,6 +199,7 @@ def platform_info() -> dict[str, Any]:
         "machine": _platform.machine(),
         "cpu_flags": " ".join(f for f in SIMD_FLAGS if f in flags),
         "cpus": os.cpu_count(),
+        **_cpu_identity(),
         "os": f"{_platform.system()} {_platform.release()}",
         "python": _platform.python_version(),
         "numpy": _version("numpy"),
@@ -196,7 +232,10 @@ def label(info: Mapping[str, Any] | None) -> str:
         parts.append("portable")
     if info.get("gpu"):
         parts.append(str(info["gpu"]))
-    return f"{', '.join(parts)} on {info.get('cpu') or '?'}"
+    cpu = info.get("cpu") or "?"
+    if info.get("cpu_id"):  # recorded since 2026-12-07; older records name the model only
+        cpu += f" ({info['cpu_id']})"
+    return f"{', '.join(parts)} on {cpu}"
 
 
 def mixed_note(platforms: Mapping[str, Mapping[str, Any] | None], what: str = "runs") -> str | None:

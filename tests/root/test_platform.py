@@ -204,3 +204,19 @@ def test_status_and_claims_say_when_runs_come_from_different_platforms(tmp_path)
                                   for r in ("grpo_s0", "reinforce_s0", "asym_bp0.9_bn0.4_s0")})
     assert note and "2 platforms" in note
     assert sorted(len(v) for v in groups.values()) == [1, 2]
+
+
+def test_the_cpu_generation_and_caches_are_recorded_and_named():
+    """The model name alone ("AMD EPYC") named two AVX2 machines whose hf-engine runs differed."""
+    from pathlib import Path
+
+    from asymcli.platform import label, platform_info
+
+    info = platform_info()
+    if "cpu family" in Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else False:
+        assert info["cpu_id"].startswith("family ") and " model " in info["cpu_id"]
+        assert f"({info['cpu_id']})" in label(info)
+    old = {"torch": "2.13.0+cpu", "torch_capability": "AVX2", "threads": 1, "portable": True, "cpu": "AMD EPYC"}
+    assert label(old) == "torch 2.13.0+cpu AVX2, 1 thread(s), portable on AMD EPYC"
+    assert label({**old, "cpu_id": "family 25 model 1 stepping 1"}) == (
+        "torch 2.13.0+cpu AVX2, 1 thread(s), portable on AMD EPYC (family 25 model 1 stepping 1)")

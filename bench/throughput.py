@@ -11,6 +11,7 @@ prints the wall times and, last, ``bundled vs separate: X.XX× runs per hour``.
 
     python bench/throughput.py            # 12 runs x 30 steps (about 15-20 min on 2 cores)
     python bench/throughput.py --quick    # 4 runs x 8 steps (under 5 min)
+    python bench/throughput.py --forward-tokens 2048   # both modes on the default's CPU fast path
     git worktree add --detach /tmp/asym-before 05bb4f3   # the code before bundles
     python bench/throughput.py --separate-src /tmp/asym-before   # bundles vs the old one-per-process
 
@@ -73,6 +74,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, help="number of runs (even; default 12, quick 4)")
     ap.add_argument("--steps", type=int, help="steps per run (default 30, quick 8)")
     ap.add_argument("--parallel", type=int, default=2, help="processes at a time (default 2: the cores here)")
+    ap.add_argument("--forward-tokens", type=int, help="train.forward_tokens of both modes (default: the testbed's, "
+                    "16384, one group; 2048 is the CPU fast path of configs/default.yaml)")
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     ap.add_argument("--separate-src", type=Path, default=ROOT,
                     help="source tree whose code trains the separate runs (default: this one); e.g. a worktree of "
@@ -86,6 +89,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     cfg = yaml.safe_load((ROOT / "configs" / "mechanism.yaml").read_text())
     cfg["train"].update(steps=steps, eval_every=max(1, steps // 2), checkpoint_every=0)
+    if args.forward_tokens:
+        cfg["train"]["forward_tokens"] = args.forward_tokens
     cfg.pop("resources", None)  # the bundles are given here (--runs); an older --separate-src knows no train_bundle
     ids = [f"{METHODS[i % len(METHODS)]}_s{i // len(METHODS)}" for i in range(n)]
     cfgs = {}
@@ -113,7 +118,8 @@ def main() -> None:
     bun_cmds = [["train", "--config", str(cfgs["bundled"]), "--runs", ",".join(ids[k * per:(k + 1) * per]), *common]
                 for k in range(args.parallel)]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"{n} runs x {steps} steps of configs/mechanism.yaml; work folder {work}", flush=True)
+          f"{n} runs x {steps} steps of configs/mechanism.yaml (train.forward_tokens "
+          f"{cfg['train'].get('forward_tokens', 16384)}); work folder {work}", flush=True)
     src = args.separate_src.resolve()
     t_sep = timed_pool(sep_cmds, [logs / f"sep_{r}.log" for r in ids], args.parallel, src)
     label = "" if src == ROOT else f" (code of {src})"

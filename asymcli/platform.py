@@ -53,9 +53,11 @@ SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "av
               "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    """(CPU model name, its flags) from /proc/cpuinfo; ("", set()) where there is none."""
-    model, flags = "", set()
+def _cpuinfo() -> tuple[str, set[str], dict[str, str]]:
+    """(CPU model name, its flags, its identity) from the first CPU of /proc/cpuinfo; ("", set(),
+    {}) where there is none. The identity is ``{"cpu family": "25", "model": "1", "stepping": "1"}``
+    (x86 lists those before the flags)."""
+    model, flags, ident = "", set(), {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -65,31 +67,22 @@ def _cpuinfo() -> tuple[str, set[str]]:
                     model = value.strip()
                 elif key in ("flags", "Features") and not flags:
                     flags = set(value.split())
+                elif key in ("cpu family", "model", "stepping") and key not in ident:
+                    ident[key] = value.strip()
                 if model and flags:
                     break
     except OSError:
         pass
-    return model or _platform.processor() or _platform.machine(), flags
+    return model or _platform.processor() or _platform.machine(), flags, ident
 
 
-def _cpu_identity() -> dict[str, str]:
+def _cpu_identity(ident: dict[str, str]) -> dict[str, str]:
     """``{"cpu_id": "family 25 model 1 stepping 1", "cpu_caches": "L1d 32K, L2 512K, L3 32768K"}``
-    where Linux tells them. Why recorded: the model name alone ("AMD EPYC") named two AVX2 machines
-    whose `hf`-engine runs differed in their last bits (docs/reliability.md); kernel choices can
-    follow the CPU generation and its cache sizes, which the instruction-set pin does not fix."""
+    from :func:`_cpuinfo`'s identity and Linux's cache sizes, where it tells them. Why recorded: the
+    model name alone ("AMD EPYC") named two AVX2 machines whose `hf`-engine runs differed in their
+    last bits (docs/reliability.md); kernel choices can follow the CPU generation and its cache
+    sizes, which the instruction-set pin does not fix."""
     out: dict[str, str] = {}
-    ident: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("cpu family", "model", "stepping") and key not in ident:
-                    ident[key] = value.strip()
-                if not line.strip() and ident:
-                    break
-    except OSError:
-        pass
     if ident:
         out["cpu_id"] = " ".join(f"{k.replace('cpu ', '')} {ident[k]}" for k in ("cpu family", "model", "stepping")
                                  if k in ident)
@@ -110,7 +103,7 @@ def has_avx2() -> bool | None:
     """Whether this CPU has AVX2 and FMA (what portable mode pins); None where unknown."""
     if _platform.machine().lower() not in ("x86_64", "amd64"):
         return False
-    _, flags = _cpuinfo()
+    _, flags, _ = _cpuinfo()
     if not flags:
         return None
     return {"avx2", "fma"} <= flags
@@ -193,13 +186,13 @@ def _version(dist: str) -> str:
 def platform_info() -> dict[str, Any]:
     """The platform this process computes on (JSON data). torch's capability, BLAS and
     threads are read only when torch is already loaded (the stages that compute load it)."""
-    model, flags = _cpuinfo()
+    model, flags, ident = _cpuinfo()
     info: dict[str, Any] = {
         "cpu": model,
         "machine": _platform.machine(),
         "cpu_flags": " ".join(f for f in SIMD_FLAGS if f in flags),
         "cpus": os.cpu_count(),
-        **_cpu_identity(),
+        **_cpu_identity(ident),
         "os": f"{_platform.system()} {_platform.release()}",
         "python": _platform.python_version(),
         "numpy": _version("numpy"),

@@ -297,13 +297,16 @@ class GradingConfig:
 
 @dataclass
 class NumericsConfig:
-    """CPU numerics: the same numbers on any machine (asymcli/platform.py, docs/reliability.md)."""
+    """CPU numerics: the same numbers on other machines of a CPU vendor (asymcli/platform.py,
+    docs/reliability.md)."""
 
     portable: bool = setting(
         True, "pin torch's, MKL's and oneDNN's CPU kernels to AVX2 in every stage (ATEN_CPU_CAPABILITY=avx2, "
               "MKL_CBWR=AVX2, ONEDNN_MAX_CPU_ISA=AVX2, set before torch loads) and the evaluation's threads "
-              "(resources.eval_threads), so that a config and seed give bit-identical artifacts on any x86-64 "
-              "CPU with AVX2; false = each CPU's fastest kernels (results then depend on the CPU)")
+              "(resources.eval_threads), so that a config and seed give bit-identical artifacts on x86-64 "
+              "CPUs with AVX2 of one vendor (MKL honours its branch only on Intel CPUs: AMD and Intel "
+              "machines part; docs/reliability.md); false = each CPU's fastest kernels (results then "
+              "depend on the CPU)")
 
 
 @dataclass

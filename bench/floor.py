@@ -455,6 +455,11 @@ def main() -> None:
             c, w = pt.step(step)
             step += 1
             fl, f, n = step_floor(pt.last_batch, run, trainer, g, n_params)
+            if "post_update_logprobs" not in c:
+                # train.logprob_gain_every skipped the diagnostic pass on this step: its floor is 0 too
+                fl["total"] -= fl["post_update_logprobs"]
+                f["total"] -= f["post_update_logprobs"]
+                fl["post_update_logprobs"] = f["post_update_logprobs"] = 0.0
             cpu_s.append(c)
             wall_s.append(w)
             floors.append(fl)
@@ -470,7 +475,8 @@ def main() -> None:
     measured_wall = {k: med(wall_s, k) for k in keys}
     floor = {k: med(floors, k) for k in keys}
     flops_med = {k: med(flops, k) for k in keys}
-    ratio = {k: statistics.median(c[k] / f[k] for c, f in zip(cpu_s, floors)) for k in keys if floor[k] > 0}
+    ratio = {k: statistics.median(c.get(k, 0.0) / f[k] for c, f in zip(cpu_s, floors) if f[k] > 0)
+             for k in keys if floor[k] > 0}
     gemm = GemmTimes()
     ref_M, ref_K, ref_N = 8192, 64, 256
     ref_gflops = 2 * ref_M * ref_K * ref_N / gemm.linear(ref_M, ref_K, ref_N) / 1e9
@@ -498,7 +504,7 @@ def main() -> None:
           f"({rows_exec} rows x {steps_exec} steps)")
     print(f"# reference: F.linear {ref_M}x{ref_K}x{ref_N} at {ref_gflops:.0f} GFLOP/s (CPU time); one trivial ATen op "
           f"call {disp * 1e6:.2f} us; the sampler alone, {rows_exec} rows x {steps_exec + 1} draws: {samp:.3f} s")
-    print(f"# measured = CPU seconds of the process (1 torch thread), wall in parentheses; floor = FLOPs at the "
+    print(f"# measured = CPU seconds of the process ({a.threads} torch thread{'s' if a.threads > 1 else ''}), wall in parentheses; floor = FLOPs at the "
           f"throughput timed at the same shapes (CPU seconds)")
     print()
     print("| part | measured s (wall) | floor s | ratio | GFLOP | floor GFLOP/s |")

@@ -11,10 +11,13 @@ process): "native" (the portable variables removed from the environment: this CP
 kernels) and "portable" (asymcli.platform.PORTABLE_ENV set before torch loads). Rounds
 alternate native, portable, native, ... so that load from other processes hits both alike.
 Prints one JSON line: each mode's capability and median step time, and the ratio
-portable / native (> 1: portable is slower).
+portable / native (> 1: portable is slower). ``--compatible`` adds a third mode, the pin with
+``MKL_CBWR=COMPATIBLE`` (MKL's SSE2 branch, the only one its documentation promises gives the
+same results on Intel and other vendors' CPUs: docs/reliability.md, "Across CPU vendors").
 
     python bench/portable_cost.py                 # 3 rounds x 15 timed steps per mode
     python bench/portable_cost.py --rounds 5 --steps 30
+    python bench/portable_cost.py --compatible
 """
 
 from __future__ import annotations
@@ -78,8 +81,10 @@ def run_mode(mode: str, steps: int, warmup: int) -> dict:
     from asymcli.platform import MARKER, OVERRIDDEN, PORTABLE_ENV
 
     env = {k: v for k, v in os.environ.items() if k not in PORTABLE_ENV and k not in (MARKER, OVERRIDDEN)}
-    if mode == "portable":
+    if mode in ("portable", "compatible"):
         env.update(PORTABLE_ENV)
+    if mode == "compatible":
+        env["MKL_CBWR"] = "COMPATIBLE"
     env["OMP_NUM_THREADS"] = "1"
     out = subprocess.run([sys.executable, __file__, "--child", "--steps", str(steps), "--warmup", str(warmup)],
                          env=env, capture_output=True, text=True, check=True)
@@ -91,6 +96,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--compatible", action="store_true", help="also time the pin with MKL_CBWR=COMPATIBLE")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
@@ -98,9 +104,10 @@ def main() -> None:
         return
     from asymcli.platform import platform_info
 
-    res: dict[str, dict] = {"native": {"times": []}, "portable": {"times": []}}
+    modes = ("native", "portable", "compatible") if a.compatible else ("native", "portable")
+    res: dict[str, dict] = {m: {"times": []} for m in modes}
     for _ in range(a.rounds):
-        for mode in ("native", "portable"):
+        for mode in modes:
             r = run_mode(mode, a.steps, a.warmup)
             res[mode]["capability"] = r["capability"]
             res[mode]["times"] += r["times"]
@@ -112,6 +119,8 @@ def main() -> None:
         "native_capability": res["native"]["capability"], "portable_capability": res["portable"]["capability"],
         "native_median_s": round(med["native"], 4), "portable_median_s": round(med["portable"], 4),
         "ratio_portable_over_native": round(med["portable"] / med["native"], 3),
+        **({"compatible_median_s": round(med["compatible"], 4),
+            "ratio_compatible_over_portable": round(med["compatible"] / med["portable"], 3)} if a.compatible else {}),
     }))
 
 

@@ -19,9 +19,11 @@ Why a run's numbers do not depend on its bundle (tests/training/test_bundle.py c
   summation order when the padding moves, so the padding never depends on the bundle;
 - each run draws its sampling noise from its own generator, seeded as it would be alone;
 - finished rows leave the decode batch (:func:`_repack`), so a slice's row count m depends
-  on the bundle; a row's values do not, because a product of m >= 4 rows gives every row
-  the bits it gets in any other m >= 4 (MKL's 1-3-row kernel rounds otherwise, so slices
-  keep at least 4 rows).
+  on the bundle; a row's values do not, where a product gives every row the bits it gets in
+  any other m >= 4 at any place (MKL on the AMD EPYCs: its 1-3-row kernel rounds otherwise,
+  so slices keep at least 4 rows). Where it does not (MKL's AVX2 branch on an Intel Xeon
+  rounds a row by the row count and its place in 6-row blocks), :func:`compaction_exact`
+  finds it at the first call and every row decodes to the end instead.
 
 So a run alone is a bundle of one through this same code: :class:`asymcli.training.bundle.Bundle`.
 """
@@ -123,6 +125,44 @@ def after_attention(x: Tensor, att: Tensor, lw: qf.LayerWeights, geo: qf.Geometr
 #: Compacting costs one copy of the KV cache; it pays once this many of a slice's rows are done.
 MIN_ROWS = 4
 
+_EXACT: dict[tuple, bool] = {}
+
+
+def compaction_exact(sw: StackedWeights, rows: int, matmul: Any = torch.matmul) -> bool:
+    """Whether dropping finished rows leaves every running row's bits as they are, on this
+    machine, for these weights' products: each product of ``rows`` rows must give the rows of
+    any window of m in [MIN_ROWS, rows) of them the same bits alone (its first and its last m
+    rows are tried, so both the row count and a row's place change).
+
+    Why a check and not a rule: which row counts and places a BLAS kernel rounds alike is the
+    kernel's business. MKL on the AMD EPYCs measured here: every m >= 4 alike (so slices keep
+    MIN_ROWS); MKL's AVX2 branch on an Intel Xeon: a row's bits follow the row count and its
+    place in 6-row blocks, and for a 105-wide output most counts below 56 differ. Compaction
+    is a speed-up that must change no bit (a run alone = the run in a bundle), so where the
+    check fails every row decodes to the end. Deterministic inputs from a private generator
+    (no draw from the runs' streams); about 0.1 s once per process and shape set."""
+    layers = sw.w.layers
+    shapes = sorted({(int(t.shape[-1]), int(t.shape[-2])) for lw in layers
+                     for t in (lw.wq, lw.wk, lw.wv, lw.wo, lw.w_gate, lw.w_up, lw.w_down)}
+                    | {(int(sw.w.lm_head.shape[-1]), int(sw.w.lm_head.shape[-2]))})
+    key = (tuple(shapes), rows, torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(), matmul)
+    if key not in _EXACT:
+        g = torch.Generator().manual_seed(0)
+        ok = True
+        for i, o in shapes:
+            x = torch.randn(1, rows, i, generator=g)
+            wt = torch.randn(1, o, i, generator=g).transpose(1, 2)  # as linear(): a transposed view
+            full = matmul(x, wt)
+            for m in range(MIN_ROWS, rows):
+                if any(not torch.equal(matmul(x[:, a:a + m].contiguous(), wt), full[:, a:a + m])
+                       for a in (0, rows - m)):
+                    ok = False
+                    break
+            if not ok:
+                break
+        _EXACT[key] = ok
+    return _EXACT[key]
+
 
 def _repack(act: Tensor, m: int, K: int, rows: int, done: Tensor, kc: Tensor, vc: Tensor
             ) -> tuple[Tensor, int, Tensor, Tensor]:
@@ -176,7 +216,8 @@ def generate_stacked(models: list[Any], prompts: list[list[list[int]]],
     decoding stops at the first step where every row is done (on the CPU the check costs
     nothing); together 40% less decode time at the testbed's shapes (docs/benchmarks.md).
     ``compact`` drops finished rows from the batch as they finish (:func:`_repack`), another
-    30% of the generation at those shapes, with the same bits (``False``: every row decodes to
+    30% of the generation at those shapes, with the same bits, where :func:`compaction_exact`
+    says this machine's products allow it (``False``, or where they do not: every row decodes to
     the end, the reference the tests compare with).
     """
     K = len(models)
@@ -222,6 +263,7 @@ def _chunk(sw: StackedWeights, geo: qf.Geometry, prompts: list[list[list[int]]],
     K, w = sw.K, sw.w
     B = len(part)
     rows = _round_rows(B)
+    compact = compact and compaction_exact(sw, rows)
     R = K * rows
     S = params.max_new_tokens
     mode = sampling_mode(params)

@@ -4,6 +4,9 @@ Rows finish at different steps here because several token ids stop a row (a rand
 draws one of 6 stop ids out of 50 about every 8 tokens), so the decoder compacts its batch
 many times, down to slices of 1-3 running rows padded to the 4-row minimum. Each run's
 tokens and log-probs must equal the uncompacted decoder's, bit for bit, alone and in a bundle.
+On a machine whose products round a row by the row count or its place (MKL's AVX2 branch on an
+Intel Xeon), ``compaction_exact`` turns compaction off and these comparisons hold trivially; the
+tests at the end check that switch.
 """
 
 from __future__ import annotations
@@ -69,3 +72,41 @@ def test_repack_keeps_at_least_four_rows_per_slice():
     assert m2 == sk.MIN_ROWS
     assert act.tolist() == [3, 3, 3, 3, 16, 16, 16, 16]
     assert kc2[0, :, 0, 0, 0].tolist() == [3.0, 3.0, 3.0, 3.0, 16.0, 16.0, 16.0, 16.0]
+
+
+def _rows_differ_by_count(x, w):
+    """A product whose rows round by the number of rows beside them (as MKL's AVX2 branch on an
+    Intel Xeon does for some counts)."""
+    return torch.matmul(x, w) + x.shape[1] * 1e-6
+
+
+def _row_by_row(x, w):
+    return torch.cat([torch.matmul(x[:, i:i + 1], w) for i in range(x.shape[1])], 1)
+
+
+def test_compaction_check_finds_rows_that_round_by_their_neighbours():
+    sw = sk.stack_weights([tiny_model("qwen3", seed=0)])
+    assert sk.compaction_exact(sw, 16, matmul=_rows_differ_by_count) is False
+    assert sk.compaction_exact(sw, 16, matmul=_row_by_row) is True
+    # the answer is this machine's: cached per shape set, row count, capability and threads
+    assert sk.compaction_exact(sw, 16) is sk.compaction_exact(sw, 16)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_decoder_compacts_only_where_the_check_allows(monkeypatch, exact):
+    calls = []
+    real = sk._repack
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(sk, "compaction_exact", lambda sw, rows, matmul=None: exact)
+    monkeypatch.setattr(sk, "_repack", spy)
+    models = [tiny_model("qwen3", seed=0)]
+    params = [SamplingParams(n=8, max_new_tokens=40, seed=11, temperature=1.0)]
+    out = _decode(models, params, compact=True)
+    assert bool(calls) is exact
+    if not exact:  # no compaction: the uncompacted reference itself
+        monkeypatch.setattr(sk, "compaction_exact", lambda sw, rows, matmul=None: True)
+        assert out == _decode(models, params, compact=False)

@@ -1,8 +1,8 @@
 """Which CPU kernels give this machine's bits: a fingerprint per kernel and shape, to diff across machines.
 
 Why (docs/reliability.md, "Across CPU vendors"): under ``numerics.portable`` three AMD EPYCs gave
-the static engine's runs bit for bit, and an Intel Xeon gave the default config's runs bit for bit
-but not the mechanism testbed's. The pin fixes the instruction set of torch's own kernels
+the static engine's runs bit for bit, and an Intel Xeon gave the default config's Table 2 byte for
+byte but none of the mechanism testbed's runs. The pin fixes the instruction set of torch's own kernels
 (``ATEN_CPU_CAPABILITY``), but MKL documents that its branch setting (``MKL_CBWR``) other than
 AUTO or COMPATIBLE holds only on Intel processors, so the BLAS under every matrix product may take
 another code path on another vendor's CPU. This script hashes the output bits of the kernels a
@@ -14,7 +14,7 @@ run uses, at the shapes the shipped configs reach, so that two machines' files n
 
 Inputs are built from integer arithmetic (no random-number kernel in them), so a probe differs
 only if its own kernel does. The portable pin is applied before torch loads, as the CLI does;
-``--no-portable`` probes the CPU's native kernels. One thread (a run's setting). About 20 s.
+``--no-portable`` probes the CPU's native kernels. One thread (a run's setting). About 10 s.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def probes() -> dict[str, str]:
     # rounded one (0 under MKL's AVX2 branch on an Intel Xeon; 26,670 of 4M under its AUTO branch
     # there, 685,046 under COMPATIBLE): the optimizer's sqrt reads these bits
     w = det((1_000_000,), 21, 1.0).abs() * torch.pow(10.0, (torch.arange(1_000_000) % 14 - 12).float())
-    out["vml sqrt [1M]"] = digest(w.sqrt())
-    out["vml sqrt: not correctly rounded (count)"] = str(int((w.sqrt() != w.double().sqrt().float()).sum()))
+    root = w.sqrt()
+    out["vml sqrt [1M]"] = digest(root)
+    out["vml sqrt: not correctly rounded (count)"] = str(int((root != w.double().sqrt().float()).sum()))
     y = det((1_000_000,), 22, 40.0)
     out["vml exp/log/tanh/cos/sin [1M]"] = digest(y.exp(), y.abs().add(1e-30).log(), y.tanh(), y.cos(), y.sin())
     # one AdamW step with gradient clipping, as the trainer runs it
